@@ -1,0 +1,46 @@
+"""The `tape` backend: Dynamo calls `tape(gm, example_inputs)` once per captured graph.
+
+Registered through the `torch_dynamo_backends` entry point (pyproject.toml); this module must
+not call `register_backend` itself, or torch >= 2.5 fails with "duplicate name".
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+import torch._guards
+
+from . import tracker
+from .config import Config
+from .lower import lower
+from .runtime import CompiledGraph
+
+
+def tape(gm: torch.fx.GraphModule, example_inputs, **kwargs):
+    options = kwargs.pop("options", None)
+    kwargs.pop("mode", None)  # modes tune inductor; the tape has one way to run
+    if kwargs:
+        raise TypeError(f"tape backend: unexpected arguments {sorted(kwargs)}")
+    config = Config.from_options(options)
+    return compile_graph(gm, example_inputs, config)
+
+
+def compile_graph(gm, example_inputs, config: Config) -> CompiledGraph:
+    start = time.perf_counter()
+    fake_mode = torch._guards.detect_fake_mode(example_inputs)
+    if fake_mode is None:
+        from torch._subclasses.fake_tensor import FakeTensorMode
+
+        fake_mode = FakeTensorMode()
+    lowered = lower(gm, example_inputs, fake_mode, strict=config.strict)
+    compiled = CompiledGraph(lowered, name=gm.__class__.__name__)
+    wrt = tuple(
+        i
+        for i in compiled.differentiable_inputs
+        if isinstance(example_inputs[i], torch.Tensor) and example_inputs[i].requires_grad
+    )
+    if wrt:
+        compiled.plan(wrt)  # the backward tape is built at compile time
+    tracker.graph_compiled(gm, example_inputs, compiled, time.perf_counter() - start)
+    return compiled

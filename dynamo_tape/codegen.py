@@ -1,0 +1,175 @@
+"""Tapes become straight-line Python functions.
+
+`generate` is a pure step from a tape to `(source, globals)`; `compile_source` turns that into
+a function registered with `linecache`, so tracebacks show the generated line and users can
+read the code (`CompiledTape.source`). Each entry is one line calling its ATen overload's C++
+callable; each value is dropped right after its last use; sizes that are symbolic (dynamic
+shapes) are bound once from the inputs and written as Python expressions.
+"""
+
+from __future__ import annotations
+
+import itertools
+import linecache
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch.utils._sympy.printers import PythonPrinter
+
+from .ir import Tape, TapeEntry, Variable, op_name
+
+_SYM = torch.SymInt | torch.SymFloat | torch.SymBool
+_file_ids = itertools.count()
+
+
+@dataclass
+class CompiledTape:
+    fn: object
+    source: str
+    filename: str
+    line_entries: dict[int, TapeEntry] = field(default_factory=dict)
+
+    def entry_at(self, tb) -> TapeEntry | None:
+        """The tape entry whose generated line raised, from a traceback."""
+        while tb is not None:
+            if tb.tb_frame.f_code.co_filename == self.filename:
+                return self.line_entries.get(tb.tb_lineno)
+            tb = tb.tb_next
+        return None
+
+
+def symbols_of(tape: Tape) -> list:
+    """Free symbols (s0, s1...) of the sizes a tape's inputs carry, in a fixed order."""
+    found = {}
+    for v in tape.inputs:
+        for s in _sym_sizes(v):
+            for sym in s.node.expr.free_symbols:
+                found.setdefault(str(sym), sym)
+    return [found[k] for k in sorted(found)]
+
+
+def _sym_sizes(v: Variable):
+    if isinstance(v.meta, _SYM):
+        yield v.meta
+    elif isinstance(v.meta, torch.Tensor):
+        yield from (s for s in v.meta.shape if isinstance(s, torch.SymInt))
+
+
+def generate(tape: Tape, name: str, params: list, returns, symbols=None):
+    """Source of `def name(*params)` running `tape`; `returns` is a nested tuple of Variables
+    and constants. Symbols are bound from the params' sizes, or when `symbols` (a list) is
+    given, from a trailing `syms` parameter holding their values in that order."""
+    w = _Writer()
+    names = [p.name for p in params]
+    if symbols is not None:
+        names.append("syms")
+    lines = [f"def {name}({', '.join(names)}):"]
+    if symbols is not None:
+        if symbols:
+            lines.append(f"    {', '.join(map(str, symbols))}, = syms")
+    else:
+        lines += [f"    {line}" for line in _bind_symbols(params)]
+
+    last_use = {}
+    for i, e in enumerate(tape.entries):
+        for v in e.inputs:
+            last_use[v] = i
+    kept = {v for v in _flat(returns) if isinstance(v, Variable)}
+    line_entries = {}
+    for i, e in enumerate(tape.entries):
+        call = w.call(e)
+        outs = [v.name if v is not None else "_" for v in e.outputs]
+        if e.single_output or (not isinstance(e.op, torch._ops.OpOverload) and len(outs) == 1):
+            target = outs[0] if isinstance(e.op, torch._ops.OpOverload) else f"{outs[0]}, "
+        else:
+            target = ", ".join(outs) + ("," if len(outs) == 1 else "")
+        lines.append(f"    {target} = {call}  # {e.source or ''}".rstrip(" #"))
+        line_entries[len(lines)] = e
+        dead = [v.name for v in e.inputs if last_use.get(v) == i and v not in kept]
+        dead += [v.name for v in e.outputs if v is not None and v not in last_use and v not in kept]
+        if dead:
+            lines.append(f"    del {', '.join(dict.fromkeys(dead))}")
+    lines.append(f"    return {w.value(returns)}")
+    return "\n".join(lines) + "\n", w.globals, line_entries
+
+
+def compile_source(source: str, globals_: dict, name: str, label: str, line_entries=None):
+    filename = f"<dynamo_tape {label} #{next(_file_ids)}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    namespace = dict(globals_)
+    exec(compile(source, filename, "exec"), namespace)
+    return CompiledTape(namespace[name], source, filename, line_entries or {})
+
+
+def compile_tape(tape: Tape, name: str, params: list, returns, symbols=None) -> CompiledTape:
+    source, globals_, line_entries = generate(tape, name, params, returns, symbols)
+    return compile_source(source, globals_, name, f"{tape.name} {name}", line_entries)
+
+
+def _bind_symbols(params):
+    bound = set()
+    for p in params:
+        if isinstance(p.meta, torch.SymInt) and _is_symbol(p.meta) and str(p.meta) not in bound:
+            bound.add(str(p.meta))
+            yield f"{p.meta.node.expr} = {p.name}"
+        elif isinstance(p.meta, torch.Tensor):
+            for d, s in enumerate(p.meta.shape):
+                if isinstance(s, torch.SymInt) and _is_symbol(s) and str(s) not in bound:
+                    bound.add(str(s))
+                    yield f"{s.node.expr} = {p.name}.size({d})"
+
+
+def _is_symbol(s) -> bool:
+    return s.node.expr.is_Symbol
+
+
+def _flat(x):
+    if isinstance(x, list | tuple):
+        for i in x:
+            yield from _flat(i)
+    else:
+        yield x
+
+
+class _Writer:
+    """Writes calls and constants as Python text; anything without a literal form becomes a
+    named global."""
+
+    def __init__(self):
+        self.globals = {"torch": torch, "math": math}
+        self._names = {}
+        self._printer = PythonPrinter()
+
+    def bind(self, obj, hint: str) -> str:
+        key = id(obj)
+        if key not in self._names:
+            name = f"{hint}_{len(self._names)}"
+            self._names[key] = name
+            self.globals[name] = obj
+        return self._names[key]
+
+    def call(self, e: TapeEntry) -> str:
+        if isinstance(e.op, torch._ops.OpOverload):
+            fn = self.bind(e.op._op, op_name(e.op).replace(".", "_"))
+        else:
+            fn = self.bind(e.op, getattr(e.op, "__name__", "fn"))
+        parts = [self.value(a) for a in e.args]
+        parts += [f"{k}={self.value(a)}" for k, a in e.kwargs.items()]
+        return f"{fn}({', '.join(parts)})"
+
+    def value(self, a) -> str:
+        if isinstance(a, Variable):
+            return a.name
+        if isinstance(a, _SYM):
+            return f"({self._printer.doprint(a.node.expr)})"
+        if a is None or isinstance(a, bool | int | str):
+            return repr(a)
+        if isinstance(a, float):
+            return repr(a) if math.isfinite(a) else f"float({str(a)!r})"
+        if isinstance(a, list):
+            return "[" + ", ".join(self.value(x) for x in a) + "]"
+        if isinstance(a, tuple):
+            inner = ", ".join(self.value(x) for x in a)
+            return f"({inner},)" if len(a) == 1 else f"({inner})"
+        return self.bind(a, "c")

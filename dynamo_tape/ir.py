@@ -1,0 +1,261 @@
+"""The tape: plain data with one printer.
+
+A `Tape` is a straight list of `TapeEntry`s over named `Variable`s:
+
+- every Variable is bound once, either as a tape input or as an output of one entry;
+- entries are in execution order, and an entry only reads Variables bound before it;
+- `outputs` name existing Variables (or hold constants such as ints);
+- an entry's `args`/`kwargs` follow its ATen schema in full (defaults filled in), with a
+  Variable wherever a tensor flows and plain Python values (ints, SymInts, dtypes...) for
+  constants;
+- `propagate` is the entry's vector-Jacobian rule, looked up when the entry is created, so a
+  missing rule is known at compile time. `kind` says where the rule came from: "rule" (this
+  project's table), "fallback" (the generic torch.autograd VJP) or "nondiff" (no gradient).
+
+Variables carry a `meta`: a fake tensor for tensors (dtype, shape, device), or the SymInt /
+number for scalars. Operators on Variables record new entries onto the tape being built (see
+`record.py`), which is how rules write backward tapes.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+_DTYPE_NAMES = {
+    torch.float64: "f64",
+    torch.float32: "f32",
+    torch.float16: "f16",
+    torch.bfloat16: "bf16",
+    torch.complex64: "c64",
+    torch.complex128: "c128",
+    torch.int64: "i64",
+    torch.int32: "i32",
+    torch.int16: "i16",
+    torch.int8: "i8",
+    torch.uint8: "u8",
+    torch.bool: "b8",
+}
+
+
+def short_dtype(dtype: torch.dtype) -> str:
+    return _DTYPE_NAMES.get(dtype, str(dtype).removeprefix("torch."))
+
+
+def sym_text(value) -> str:
+    """An int or SymInt as text: `8`, `s77`, `2*s77`."""
+    if isinstance(value, torch.SymInt | torch.SymFloat | torch.SymBool):
+        return str(value.node.expr)
+    return str(value)
+
+
+class Variable:
+    """A named value on a tape; `meta` gives its type (see the module docstring)."""
+
+    __slots__ = ("name", "meta")
+
+    def __init__(self, name: str, meta: Any):
+        self.name = name
+        self.meta = meta
+
+    @property
+    def is_tensor(self) -> bool:
+        return isinstance(self.meta, torch.Tensor)
+
+    @property
+    def shape(self):
+        return self.meta.shape
+
+    @property
+    def dtype(self):
+        return self.meta.dtype
+
+    def dim(self) -> int:
+        return self.meta.dim()
+
+    def type_text(self) -> str:
+        if self.is_tensor:
+            dims = ",".join(sym_text(s) for s in self.meta.shape)
+            return f"{short_dtype(self.meta.dtype)}[{dims}]"
+        return type(self.meta).__name__.lower().removeprefix("sym")
+
+    def __repr__(self) -> str:
+        return self.name
+
+    # Operators record onto the current tape; they are what rules are written in.
+    def __add__(self, other):
+        return _record.add(self, other)
+
+    def __radd__(self, other):
+        return _record.add(self, other)
+
+    def __sub__(self, other):
+        return _record.sub(self, other)
+
+    def __rsub__(self, other):
+        return _record.rsub(self, other)
+
+    def __mul__(self, other):
+        return _record.mul(self, other)
+
+    def __rmul__(self, other):
+        return _record.mul(self, other)
+
+    def __truediv__(self, other):
+        return _record.div(self, other)
+
+    def __rtruediv__(self, other):
+        return _record.rdiv(self, other)
+
+    def __neg__(self):
+        return _record.neg(self)
+
+    def __pow__(self, exponent):
+        return _record.pow(self, exponent)
+
+    def __getattr__(self, name):
+        # `g.sum(...)`, `x.t()`... : any method in record.METHODS.
+        method = _record.METHODS.get(name)
+        if method is None:
+            raise AttributeError(f"Variable has no operation {name!r}")
+        return lambda *args, **kwargs: method(self, *args, **kwargs)
+
+
+def op_name(op) -> str:
+    """`addmm` for a default overload, `sum.dim_IntList` otherwise, a callable's own name."""
+    if isinstance(op, torch._ops.OpOverload):
+        packet = op._schema.name.split("::")[-1]
+        overload = op._overloadname
+        return packet if overload == "default" else f"{packet}.{overload}"
+    return getattr(op, "name", None) or getattr(op, "__name__", repr(op))
+
+
+@dataclass(eq=False)
+class TapeEntry:
+    op: Any  # an ATen OpOverload, or a callable such as the generic fallback VJP
+    args: list
+    kwargs: dict
+    outputs: list  # Variables (None where an output is unused)
+    propagate: Any = None  # rule(g, y, *args, **kwargs) -> one cotangent per positional arg
+    kind: str = "rule"  # "rule" | "fallback" | "nondiff"
+    source: str | None = None  # the user's file:line that produced this entry
+
+    @property
+    def single_output(self) -> bool:
+        """Rules see `g`, `y` as one Variable for ops returning one Tensor, tuples otherwise."""
+        if not isinstance(self.op, torch._ops.OpOverload):
+            return False
+        returns = self.op._schema.returns
+        return len(returns) == 1 and str(returns[0].type) == "Tensor"
+
+    @property
+    def inputs(self) -> list[Variable]:
+        return [v for v in _flat(self.args) + _flat(list(self.kwargs.values())) if _is_var(v)]
+
+    def text(self) -> str:
+        outs = " ".join(
+            f"{v.name}:{v.type_text()}" if v is not None else "_" for v in self.outputs
+        )
+        positional, defaults = _schema(self.op)
+        operands, params = [], []
+        for i, a in enumerate(self.args):
+            name = positional[i] if i < len(positional) else str(i)
+            if _is_var(a) or (isinstance(a, list | tuple) and a and all(map(_is_var, a))):
+                operands.append(_value_text(a))
+            elif name not in defaults or not _same(defaults[name], a):
+                params.append(f"{name}={_value_text(a)}")
+        for k, a in self.kwargs.items():
+            if k not in defaults or not _same(defaults[k], a):
+                params.append(f"{k}={_value_text(a)}")
+        line = f"{outs} = {op_name(self.op)}"
+        if operands:
+            line += " " + " ".join(operands)
+        if params:
+            line += " [" + ", ".join(params) + "]"
+        return line
+
+
+@dataclass(eq=False)
+class Tape:
+    name: str
+    inputs: list[Variable] = field(default_factory=list)
+    entries: list[TapeEntry] = field(default_factory=list)
+    outputs: list = field(default_factory=list)
+
+    def text(self) -> str:
+        head = ", ".join(f"{v.name}:{v.type_text()}" for v in self.inputs)
+        lines = [f"{self.name}({head}):"]
+        lines += [f"  {e.text()}" for e in self.entries]
+        lines.append(f"  return ({', '.join(_value_text(o) for o in self.outputs)},)")
+        return "\n".join(lines)
+
+    __str__ = text
+
+    def variables(self):
+        yield from self.inputs
+        for e in self.entries:
+            yield from (v for v in e.outputs if v is not None)
+
+
+class Namer:
+    """Hands out v0, v1, ...: one Namer per compiled graph, so the forward and backward tapes
+    of a graph never reuse a name."""
+
+    def __init__(self):
+        self._count = itertools.count()
+
+    def __call__(self, meta) -> Variable:
+        return Variable(f"v{next(self._count)}", meta)
+
+
+def _is_var(v) -> bool:
+    return isinstance(v, Variable)
+
+
+def _flat(values) -> list:
+    out = []
+    for v in values:
+        if isinstance(v, list | tuple):
+            out.extend(_flat(v))
+        else:
+            out.append(v)
+    return out
+
+
+def _schema(op) -> tuple[list[str], dict]:
+    """An op's positional argument names and its defaults (for printing only what differs)."""
+    if not isinstance(op, torch._ops.OpOverload):
+        return [], {}
+    args = op._schema.arguments
+    positional = [a.name for a in args if not a.kwarg_only]
+    defaults = {a.name: a.default_value for a in args if a.has_default_value()}
+    return positional, defaults
+
+
+def _same(default, value) -> bool:
+    if isinstance(value, torch.SymInt | torch.SymFloat | torch.SymBool | Variable):
+        return False
+    try:
+        return type(default) is type(value) and bool(default == value)
+    except Exception:
+        return False
+
+
+def _value_text(a) -> str:
+    if _is_var(a):
+        return a.name
+    if isinstance(a, list | tuple):
+        return "[" + ", ".join(_value_text(x) for x in a) + "]"
+    if isinstance(a, torch.SymInt | torch.SymFloat | torch.SymBool):
+        return sym_text(a)
+    if isinstance(a, torch.dtype):
+        return short_dtype(a)
+    if isinstance(a, torch.Tensor):
+        return f"tensor:{short_dtype(a.dtype)}{list(a.shape)}"
+    return repr(a)
+
+
+from . import record as _record  # noqa: E402  (record builds on the classes above)

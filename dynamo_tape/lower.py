@@ -1,0 +1,130 @@
+"""Lowering: Dynamo's torch-level FX graph -> a functional ATen graph -> a forward Tape.
+
+The ATen graph comes from `aot_export_module` on the fake tensors of Dynamo's own fake mode,
+with a decomposition table; it is functional, and reports which inputs the graph mutates
+(BatchNorm's running statistics, `x.add_(1)`): their new values are extra outputs, listed in
+`Lowered.mutations`, that the runtime copies back.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from dataclasses import dataclass, field
+
+import torch
+import torch.fx
+from torch._decomp import core_aten_decompositions
+from torch._functorch.aot_autograd import aot_export_module
+
+from .ir import Namer, Tape, TapeEntry, Variable
+from .rules import lookup
+
+aten = torch.ops.aten
+
+
+class LoweringError(RuntimeError):
+    """The graph could not be lowered to a tape."""
+
+
+@dataclass
+class Lowered:
+    tape: Tape  # outputs: mutated inputs' new values first, then the user outputs
+    namer: Namer
+    fake_mode: object
+    mutations: list[int] = field(default_factory=list)  # input index per leading output
+    aten_graph: torch.fx.GraphModule | None = None
+
+    @property
+    def user_outputs(self) -> list:
+        return self.tape.outputs[len(self.mutations) :]
+
+
+def decompositions():
+    table = dict(core_aten_decompositions())
+    return table
+
+
+def to_aten(gm: torch.fx.GraphModule, example_inputs, fake_mode):
+    fakes = [fake_mode.from_tensor(x) if isinstance(x, torch.Tensor) else x for x in example_inputs]
+    with fake_mode:
+        return aot_export_module(gm, fakes, trace_joint=False, decompositions=decompositions())
+
+
+def lower(gm: torch.fx.GraphModule, example_inputs, fake_mode, strict: bool) -> Lowered:
+    try:
+        aten_gm, signature = to_aten(gm, example_inputs, fake_mode)
+    except Exception as e:  # noqa: BLE001 - reported to the user with the cause attached
+        raise LoweringError(f"could not lower the graph to ATen: {type(e).__name__}: {e}") from e
+    tape, namer = to_tape(aten_gm, strict)
+    names = [n.name for n in aten_gm.graph.find_nodes(op="placeholder")]
+    outputs = list(signature.user_inputs_to_mutate.items())
+    mutations = [names.index(input_name) for _, input_name in outputs]
+    return Lowered(tape, namer, fake_mode, mutations, aten_gm)
+
+
+_SYMBOLIC = (torch.SymInt, torch.SymFloat, torch.SymBool, int, float, bool)
+
+
+def to_tape(gm: torch.fx.GraphModule, strict: bool, name: str = "forward") -> tuple[Tape, Namer]:
+    namer = Namer()
+    tape = Tape(name)
+    env: dict[torch.fx.Node, object] = {}
+
+    def value(a):
+        return torch.fx.node.map_arg(a, lambda n: env[n])
+
+    for node in gm.graph.nodes:
+        meta = node.meta.get("val")
+        if node.op == "placeholder":
+            env[node] = namer(meta)
+            tape.inputs.append(env[node])
+        elif node.op == "get_attr":
+            env[node] = getattr(gm, node.target)  # a constant tensor
+        elif node.op == "output":
+            tape.outputs = list(value(node.args[0]))
+        elif node.target is operator.getitem and isinstance(env[node.args[0]], list):
+            env[node] = env[node.args[0]][node.args[1]]
+        elif isinstance(node.target, torch._ops.OpOverload) and not _is_scalar(meta):
+            env[node] = _entry(tape, namer, node, value, meta, strict)
+        elif _is_scalar(meta):
+            # size arithmetic (sym_size, s0 * 2...): its value is a SymInt expression, which
+            # the code generator writes out in terms of the input sizes
+            env[node] = meta
+        else:
+            raise LoweringError(
+                f"unsupported node {node.format_node()}{_where(source_of(node))}"
+            )
+    return tape, namer
+
+
+def _is_scalar(meta) -> bool:
+    return isinstance(meta, _SYMBOLIC)
+
+
+def _entry(tape, namer, node, value, meta, strict):
+    from .record import normalize
+
+    args, kwargs = normalize(node.target, value(node.args), value(node.kwargs))
+    several = isinstance(meta, tuple | list)
+    outputs = [namer(m) if isinstance(m, torch.Tensor) else None for m in (meta if several else [meta])]
+    entry = TapeEntry(node.target, args, kwargs, outputs, source=source_of(node))
+    entry.propagate, entry.kind = lookup(entry, strict=strict)
+    tape.entries.append(entry)
+    return outputs if several else outputs[0]
+
+
+_FRAME = re.compile(r'File "([^"]+)", line (\d+), in (\S+)')
+
+
+def source_of(node: torch.fx.Node) -> str | None:
+    """`file:line in function` of the user code that produced a node (its innermost frame)."""
+    frames = _FRAME.findall(node.meta.get("stack_trace") or "")
+    if not frames:
+        return None
+    filename, line, fn = frames[-1]
+    return f"{filename}:{line} in {fn}"
+
+
+def _where(source):
+    return f" (from {source})" if source else ""

@@ -1,0 +1,239 @@
+"""Recording: operations on Variables append entries to the tape being built.
+
+Rules are written with these operations, so running a rule records its math onto the
+backward tape instead of computing it. `recording(tape, ...)` makes a tape current; `call(op,
+*args)` records any ATen overload; the functions below are the shorthand that rules read in.
+Output metadata comes from running the op on the inputs' fake tensors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+from torch.utils._pytree import tree_map
+
+from .ir import Namer, Tape, TapeEntry, Variable
+
+aten = torch.ops.aten
+
+
+@dataclass
+class Recorder:
+    tape: Tape
+    namer: Namer
+    fake_mode: object
+    source: str | None = None  # the user's file:line the recorded entries come from
+
+
+_current: list[Recorder] = []
+
+
+@contextlib.contextmanager
+def recording(tape: Tape, namer: Namer, fake_mode):
+    recorder = Recorder(tape, namer, fake_mode)
+    _current.append(recorder)
+    try:
+        with fake_mode or contextlib.nullcontext():
+            yield recorder
+    finally:
+        _current.pop()
+
+
+def current() -> Recorder:
+    if not _current:
+        raise RuntimeError("Variable operations record onto a tape; none is being recorded")
+    return _current[-1]
+
+
+def normalize(op, args, kwargs) -> tuple[list, dict]:
+    """Positional args for every positional schema argument, kwargs for keyword-only ones,
+    defaults filled in: rules then see one fixed signature per overload."""
+    if not isinstance(op, torch._ops.OpOverload):
+        return list(args), dict(kwargs)
+    positional, keyword = [], {}
+    for i, a in enumerate(op._schema.arguments):
+        if a.kwarg_only:
+            if a.name in kwargs:
+                keyword[a.name] = kwargs[a.name]
+            elif a.has_default_value():
+                keyword[a.name] = a.default_value
+        elif i < len(args):
+            positional.append(args[i])
+        elif a.name in kwargs:
+            positional.append(kwargs[a.name])
+        elif a.has_default_value():
+            positional.append(a.default_value)
+        else:
+            raise TypeError(f"{op}: missing argument {a.name!r}")
+    return positional, keyword
+
+
+def metas(tree):
+    return tree_map(lambda v: v.meta if isinstance(v, Variable) else v, tree)
+
+
+def call(op, *args, **kwargs):
+    """Record `op(*args, **kwargs)`; returns a Variable, or a list of them for ops that return
+    several tensors."""
+    from .rules import lookup  # rules import this module
+
+    rec = current()
+    args, kwargs = normalize(op, args, kwargs)
+    meta_args, meta_kwargs = metas((args, kwargs))
+    out = op(*meta_args, **meta_kwargs)
+    several = isinstance(out, tuple | list)
+    outputs = [rec.namer(m) if isinstance(m, torch.Tensor) else None for m in (out if several else [out])]
+    entry = TapeEntry(op, args, kwargs, outputs, source=rec.source)
+    entry.propagate, entry.kind = lookup(entry, strict=False)
+    rec.tape.entries.append(entry)
+    return outputs if several else outputs[0]
+
+
+# The shorthand rules are written in. Scalars may stand for either operand where ATen allows.
+def add(x, y):
+    return call(aten.add.Tensor, x, y)
+
+
+def sub(x, y):
+    return call(aten.sub.Tensor, x, y)
+
+
+def rsub(x, c):
+    return call(aten.rsub.Scalar, x, c)
+
+
+def mul(x, y):
+    return call(aten.mul.Tensor, x, y)
+
+
+def div(x, y):
+    return call(aten.div.Tensor, x, y)
+
+
+def rdiv(x, c):
+    return mul(call(aten.reciprocal.default, x), c)
+
+
+def neg(x):
+    return call(aten.neg.default, x)
+
+
+def pow(x, exponent):
+    if isinstance(exponent, Variable):
+        return call(aten.pow.Tensor_Tensor, x, exponent)
+    return call(aten.pow.Tensor_Scalar, x, exponent)
+
+
+def where(cond, x, y):
+    if not isinstance(y, Variable):
+        y = call(aten.scalar_tensor.default, y, dtype=x.dtype, device=x.meta.device)
+    if not isinstance(x, Variable):
+        x = call(aten.scalar_tensor.default, x, dtype=y.dtype, device=y.meta.device)
+    return call(aten.where.self, cond, x, y)
+
+
+def sum(x, dims=None, keepdim=False):
+    return call(aten.sum.dim_IntList, x, list(dims) if dims is not None else None, keepdim)
+
+
+def reshape(x, shape):
+    if list(x.shape) == list(shape):
+        return x
+    return call(aten.reshape.default, x, list(shape))
+
+
+def expand(x, shape):
+    if list(x.shape) == list(shape):
+        return x
+    return call(aten.expand.default, x, list(shape))
+
+
+def permute(x, dims):
+    return call(aten.permute.default, x, list(dims))
+
+
+def transpose(x, d0=-2, d1=-1):
+    dims = list(range(x.dim()))
+    dims[d0], dims[d1] = dims[d1], dims[d0]
+    return permute(x, dims)
+
+
+def t(x):
+    return transpose(x, 0, 1) if x.dim() == 2 else x
+
+
+def unsqueeze(x, dim):
+    return call(aten.unsqueeze.default, x, dim)
+
+
+def squeeze(x, dims):
+    return call(aten.squeeze.dims, x, list(dims))
+
+
+def to(x, dtype):
+    if x.dtype == dtype:
+        return x
+    return call(aten._to_copy.default, x, dtype=dtype)
+
+
+def mm(x, y):
+    return call(aten.mm.default, x, y)
+
+
+def bmm(x, y):
+    return call(aten.bmm.default, x, y)
+
+
+def zeros_like(x):
+    return call(aten.zeros_like.default, x)
+
+
+def sum_to(g, shape):
+    """Sum `g` over the dimensions that broadcasting added or expanded to reach `shape`: done
+    once, by the engine, when cotangents are accumulated."""
+    shape = list(shape)
+    if list(g.shape) == shape:
+        return g
+    lead = g.dim() - len(shape)
+    dims = list(range(lead))
+    dims += [lead + i for i, s in enumerate(shape) if s == 1 and g.shape[lead + i] != 1]
+    if dims:
+        g = sum(g, dims, keepdim=True)
+    return reshape(g, shape)
+
+
+_UNARY = {
+    "exp": aten.exp.default,
+    "log": aten.log.default,
+    "sqrt": aten.sqrt.default,
+    "rsqrt": aten.rsqrt.default,
+    "sin": aten.sin.default,
+    "cos": aten.cos.default,
+    "tanh": aten.tanh.default,
+    "sigmoid": aten.sigmoid.default,
+    "sign": aten.sign.default,
+    "abs": aten.abs.default,
+    "reciprocal": aten.reciprocal.default,
+    "clone": aten.clone.default,
+}
+
+
+def _unary(op):
+    return lambda x: call(op, x)
+
+
+METHODS = {
+    "sum": sum,
+    "reshape": reshape,
+    "view": reshape,
+    "expand": expand,
+    "permute": permute,
+    "transpose": transpose,
+    "t": t,
+    "unsqueeze": unsqueeze,
+    "squeeze": squeeze,
+    "to": to,
+    **{name: _unary(op) for name, op in _UNARY.items()},
+}

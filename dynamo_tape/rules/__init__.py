@@ -1,0 +1,87 @@
+"""The rule table: one vector-Jacobian rule per ATen overload.
+
+Convention for every rule: `rule(g, y, *args, **kwargs)` gets `g`, the cotangent of the
+entry's output (a tuple, possibly holding None, for ops with several outputs), `y`, the output
+Variable(s), and the op's arguments exactly as the schema lists them (Variables for tensors,
+constants otherwise). It returns one cotangent per positional argument, None for none; a
+shorter tuple leaves the rest None. Rules never reduce broadcast dimensions or cast dtypes:
+the engine does that once, when it accumulates cotangents (see autodiff.py).
+
+An op that no rule covers still gives the right gradient: `lookup` hands out the generic
+`torch.autograd` fallback (counted and reported), or raises `UnsupportedOpError` when the
+user asked for `options={"fallback": "error"}`.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+from . import linalg, nn, pointwise, reductions, views
+from .fallback import autograd_vjp
+
+RULES: dict = {}
+for _family in (pointwise, reductions, views, linalg, nn):
+    RULES.update(_family.RULES)
+
+aten = torch.ops.aten
+
+# Ops whose gradient is zero (or undefined) everywhere: they need no rule. Ops whose inputs or
+# outputs are all integer or boolean are recognised by dtype and need no entry here.
+NONDIFFERENTIABLE = {
+    aten.sign.default,
+    aten.floor.default,
+    aten.ceil.default,
+    aten.round.default,
+    aten.round.decimals,
+    aten.trunc.default,
+    aten.frac.default,
+    aten.zeros_like.default,
+    aten.ones_like.default,
+    aten.empty_like.default,
+    aten.full_like.default,
+    aten.rand_like.default,
+    aten.randn_like.default,
+    aten.bernoulli.default,
+    aten.bernoulli.p,
+    aten.detach.default,
+    aten.lift_fresh_copy.default,
+    aten.new_zeros.default,
+    aten.new_ones.default,
+    aten.new_empty.default,
+    aten.new_full.default,
+    aten.new_empty_strided.default,
+    aten.scalar_tensor.default,
+    aten.empty_strided.default,
+}
+
+
+class UnsupportedOpError(RuntimeError):
+    """An op has no rule of this project's and the generic fallback was switched off."""
+
+
+def is_differentiable(meta) -> bool:
+    return isinstance(meta, torch.Tensor) and (meta.is_floating_point() or meta.is_complex())
+
+
+def lookup(entry, strict: bool):
+    """(propagate, kind) for a new entry; see the module docstring."""
+    op = entry.op
+    if op in NONDIFFERENTIABLE or not (
+        any(is_differentiable(v.meta) for v in entry.inputs)
+        and any(v is not None and is_differentiable(v.meta) for v in entry.outputs)
+    ):
+        return None, "nondiff"
+    rule = RULES.get(op)
+    if rule is not None:
+        return rule, "rule"
+    if strict:
+        from ..ir import op_name
+
+        where = f" (from {entry.source})" if entry.source else ""
+        raise UnsupportedOpError(
+            f"no tape rule for aten.{op_name(op)}{where}, and options={{'fallback': 'error'}} "
+            "forbids the generic torch.autograd fallback"
+        )
+    return functools.partial(autograd_vjp, op), "fallback"

@@ -1,0 +1,66 @@
+"""The generic fallback: the vector-Jacobian product of one op, computed by torch.autograd.
+
+It makes any differentiable op correct on day one. The backward tape gets one entry whose op
+is an `AutogradVJP`; since that entry has no rule either, differentiating it (double backward)
+falls back again, which works because the VJP builds a graph whenever grad mode is on.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.utils._pytree import tree_flatten, tree_unflatten
+
+from .. import record
+from ..ir import Variable, op_name
+
+
+class AutogradVJP:
+    def __init__(self, op, n_outputs: int):
+        self.op = op
+        self.n_outputs = n_outputs
+        self.name = f"vjp[{op_name(op)}]"
+        self.__name__ = "vjp_" + op_name(op).replace(".", "_")
+
+    def __call__(self, args, cotangents, **kwargs):
+        flat, spec = tree_flatten(args)
+        positions = [i for i, a in enumerate(flat) if _differentiable(a)]
+        outer_grad = torch.is_grad_enabled()  # on when this VJP is itself being differentiated
+        with torch.enable_grad():
+            inputs = [
+                flat[i] if flat[i].requires_grad else flat[i].detach().requires_grad_()
+                for i in positions
+            ]
+            for i, x in zip(positions, inputs):
+                flat[i] = x
+            out = self.op(*tree_unflatten(flat, spec), **kwargs)
+            outs = list(out) if isinstance(out, tuple | list) else [out]
+            pairs = [
+                (o, g) for o, g in zip(outs, cotangents) if g is not None and _differentiable(o)
+            ]
+            grads = torch.autograd.grad(
+                [o for o, _ in pairs],
+                inputs,
+                [g for _, g in pairs],
+                allow_unused=True,
+                materialize_grads=True,
+                create_graph=outer_grad,
+            )
+        return list(grads)
+
+
+def _differentiable(x) -> bool:
+    return isinstance(x, torch.Tensor) and (x.is_floating_point() or x.is_complex())
+
+
+def autograd_vjp(op, g, y, *args, **kwargs):
+    """Rule used for ops without one of their own: records one AutogradVJP entry."""
+    gs = list(g) if isinstance(g, tuple) else [g]
+    flat, spec = tree_flatten(list(args))
+    diff = [i for i, a in enumerate(flat) if isinstance(a, Variable) and _differentiable(a.meta)]
+    vjp = AutogradVJP(op, len(gs))
+    grads = record.call(vjp, list(args), gs, **kwargs)
+    # Put each cotangent back where its input was; everything else gets None.
+    per_flat = [None] * len(flat)
+    for i, gi in zip(diff, grads):
+        per_flat[i] = gi
+    return tuple(tree_unflatten(per_flat, spec))
