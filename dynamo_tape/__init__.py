@@ -6,12 +6,29 @@
 
 from __future__ import annotations
 
-from .ir import Tape, TapeEntry, Variable
-from .tracker import last_compiled
+import importlib
+
+# Exports load on first use (PEP 562): pytest imports this package for the plugin entry point
+# in every run, and importing torch there would cost seconds when the plugin is not used.
+_EXPORTS = {
+    "Tape": "ir",
+    "TapeEntry": "ir",
+    "Variable": "ir",
+    "TapeCounter": "tracker",
+    "track": "tracker",
+}
+
+
+def __getattr__(name):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
 
 
 def last_tapes() -> str:
     """The forward tape and the backward tape(s) of the last graph compiled, as text."""
+    from .tracker import last_compiled
+
     compiled = last_compiled()
     if compiled is None:
         return "(no graph compiled yet)"
@@ -21,4 +38,4 @@ def last_tapes() -> str:
     return "\n\n".join(parts)
 
 
-__all__ = ["Tape", "TapeEntry", "Variable", "last_tapes"]
+__all__ = ["Tape", "TapeCounter", "TapeEntry", "Variable", "last_tapes", "track"]

@@ -23,7 +23,13 @@ def tape(gm: torch.fx.GraphModule, example_inputs, **kwargs):
     if kwargs:
         raise TypeError(f"tape backend: unexpected arguments {sorted(kwargs)}")
     config = Config.from_options(options)
-    return compile_graph(gm, example_inputs, config)
+    start = time.perf_counter()
+    try:
+        return compile_graph(gm, example_inputs, config)
+    except Exception as e:
+        # Dynamo turns this into an error or a silent eager fallback: the tracker reports it
+        tracker.graph_failed(gm, example_inputs, e, time.perf_counter() - start)
+        raise
 
 
 def compile_graph(gm, example_inputs, config: Config) -> CompiledGraph:

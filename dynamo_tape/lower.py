@@ -33,6 +33,9 @@ class Lowered:
     namer: Namer
     fake_mode: object
     mutations: list[int] = field(default_factory=list)  # input index per leading output
+    # user output position -> input index, for outputs that ARE an input (`self.n += 1` makes
+    # Dynamo return the buffer itself): the caller gets that very tensor back, as in eager
+    returns_input: dict[int, int] = field(default_factory=dict)
     aten_graph: torch.fx.GraphModule | None = None
 
     @property
@@ -60,7 +63,21 @@ def lower(gm: torch.fx.GraphModule, example_inputs, fake_mode, strict: bool) -> 
     names = [n.name for n in aten_gm.graph.find_nodes(op="placeholder")]
     outputs = list(signature.user_inputs_to_mutate.items())
     mutations = [names.index(input_name) for _, input_name in outputs]
-    return Lowered(tape, namer, fake_mode, mutations, aten_gm)
+    returns_input = outputs_that_are_inputs(gm)
+    return Lowered(tape, namer, fake_mode, mutations, returns_input, aten_gm)
+
+
+def outputs_that_are_inputs(gm: torch.fx.GraphModule) -> dict[int, int]:
+    # In Dynamo's graph an in-place op's result carries its input's own fake tensor.
+    inputs = [n.meta.get("example_value") for n in gm.graph.find_nodes(op="placeholder")]
+    (output,) = gm.graph.find_nodes(op="output")
+    found = {}
+    for position, node in enumerate(torch.utils._pytree.tree_leaves(output.args[0])):
+        value = node.meta.get("example_value") if isinstance(node, torch.fx.Node) else None
+        for index, x in enumerate(inputs):
+            if isinstance(value, torch.Tensor) and value is x:
+                found[position] = index
+    return found
 
 
 _SYMBOLIC = (torch.SymInt, torch.SymFloat, torch.SymBool, int, float, bool)

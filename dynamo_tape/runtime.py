@@ -83,7 +83,10 @@ class CompiledGraph:
             with torch.no_grad():
                 for index, new in zip(self.lowered.mutations, outs[:n]):
                     args[index].copy_(new)
-        return tuple(outs[n:])
+        outs = list(outs[n:])
+        for position, index in self.lowered.returns_input.items():
+            outs[position] = args[index]
+        return tuple(outs)
 
 
 def run(code: CompiledTape, args):
@@ -107,8 +110,10 @@ class _TapeFunction(torch.autograd.Function):
         tensors = [s for s in saved if isinstance(s, torch.Tensor)]
         ctx.others = [None if isinstance(s, torch.Tensor) else s for s in saved]
         ctx.save_for_backward(*tensors)
+        # outputs no gradient flows back from (a buffer's `+= 1`) must not require one
+        flowing = set(plan.backward.cotangent_of)
         ctx.mark_non_differentiable(
-            *(o for o in outs if isinstance(o, torch.Tensor) and not is_differentiable(o))
+            *(o for i, o in enumerate(outs) if isinstance(o, torch.Tensor) and i not in flowing)
         )
         return tuple(outs)
 

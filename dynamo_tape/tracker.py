@@ -1,13 +1,388 @@
-"""Records every graph the backend compiles (filled out by the tracker issue)."""
+"""Records every graph the backend compiles: graphs, graph breaks, splits and recompiles.
+
+The backend calls `graph_compiled` (or `graph_failed`) once per graph Dynamo hands it. What
+Dynamo knows about that graph is read at that moment, from torch 2.13:
+
+- `gm.compile_subgraph_reason` (`reason`, `user_stack`, `graph_break`): why the graph ended;
+  `user_stack` runs from the compiled frame to the innermost (inlined) user frame;
+- `CompileContext.current_compile_id()`: "frame/recompile" ("0/1" is frame 0's second compile);
+- the frame being compiled: the instruction translator's code object (`user_stack[0]` is not
+  it: after a break it names the original function, not the `torch_dynamo_resume_in_*` frame);
+- the recompile reason (the guard that failed): the metrics of the compile in progress, which
+  `get_compilation_metrics()[i].recompile_reason` reports only once the compile has finished.
+
+A break site is counted by (file, line, kind) of the innermost user frame, once however often
+it is compiled or called; `counters["graph_break"]` instead counts every compile attempt.
+Graphs compiled by the same Dynamo compile (same compile id) under DDPOptimizer are DDP bucket
+splits. Nothing is recorded unless a `TapeCounter` or `track()` is active, except the last
+compiled graph (for `last_tapes()`) and the structured-trace artifacts (free without a trace).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import sys
+from dataclasses import asdict, dataclass, field, fields
+
+import torch
+import torch._guards
+
+from .ir import op_name
+
 _last: list = []
+_active: list[Tracked] = []
+_TORCH_DIR = os.path.dirname(torch.__file__) + os.sep
+_DDP_OPTIMIZER_FILE = os.path.join("_dynamo", "backends", "distributed.py")
+
+
+@dataclass
+class GraphRecord:
+    compile_id: str
+    frame: str  # the code object Dynamo compiled (a `torch_dynamo_resume_in_*` after a break)
+    dynamo_ops: int  # call nodes of Dynamo's graph: CompileCounter's op_count
+    forward_entries: int
+    fallback_ops: list[dict]  # {"op", "source"} of forward entries whose VJP is torch.autograd's
+    compile_seconds: float
+    ended_by: str  # Dynamo's reason for ending the graph, in one line
+    ddp_bucket: bool = False  # one of several graphs DDPOptimizer made from one Dynamo graph
+    not_on_tape: str | None = None  # why the tape could not compile it (then Dynamo's fallback)
+    compiled: object = field(default=None, repr=False, compare=False)  # the CompiledGraph
+
+    @property
+    def plans(self) -> list:
+        return list(self.compiled.plans.values()) if self.compiled is not None else []
+
+    @property
+    def backward_entries(self) -> int:
+        # backward tapes are built per set of inputs requiring grad; the first is the one built
+        # at compile time
+        return len(self.plans[0].backward.tape.entries) if self.plans else 0
+
+    @property
+    def saved_bytes(self) -> int:
+        return sum(_nbytes(v.meta) for v in self.plans[0].backward.saved) if self.plans else 0
+
+    def tapes(self) -> list[str]:
+        if self.compiled is None:
+            return []
+        return [self.compiled.tape.text()] + [p.backward.tape.text() for p in self.plans]
+
+    def as_dict(self) -> dict:
+        row = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "compiled"}
+        row.update(backward_entries=self.backward_entries, saved_bytes=self.saved_bytes)
+        row["tapes"] = self.tapes()
+        return row
+
+
+@dataclass
+class BreakSite:
+    filename: str
+    lineno: int
+    function: str
+    reason: str  # Dynamo's full text; `kind` is its first line
+    count: int = 1  # graphs compiled that ended here (once per compile, not per call)
+
+    @property
+    def kind(self) -> str:
+        return _first_line(self.reason)
+
+    @property
+    def short_reason(self) -> str:
+        return one_line(self.reason)
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "kind": self.kind, "short_reason": self.short_reason}
+
+
+@dataclass
+class Recompile:
+    compile_id: str
+    frame: str
+    reason: str  # the guard that failed, as Dynamo words it
+
+
+@dataclass
+class Split:
+    kind: str  # "graph break" | "DDP bucket split" | "fallback op" | "graph not on tape"
+    frame: str
+    where: str  # file:line, or the compile id
+    reason: str
+    count: int = 1
+
+
+class Tracked:
+    """What a tracking session saw; `TapeCounter` and `track()` both give one."""
+
+    def __init__(self):
+        self.clear()
+
+    def clear(self) -> None:
+        self.graphs: list[GraphRecord] = []
+        self._breaks: dict[tuple, BreakSite] = {}
+        self.recompiles: list[Recompile] = []
+
+    # CompileCounter's meaning: one frame per backend call, op_count sums its graphs' call nodes
+    @property
+    def frame_count(self) -> int:
+        return len(self.graphs)
+
+    @property
+    def op_count(self) -> int:
+        return sum(g.dynamo_ops for g in self.graphs)
+
+    @property
+    def graph_count(self) -> int:
+        return len(self.graphs)
+
+    @property
+    def breaks(self) -> list[BreakSite]:
+        return list(self._breaks.values())
+
+    @property
+    def graph_break_count(self) -> int:
+        return len(self._breaks)
+
+    @property
+    def recompile_count(self) -> int:
+        return len(self.recompiles)
+
+    @property
+    def fallback_op_count(self) -> int:
+        return sum(len(g.fallback_ops) for g in self.graphs)
+
+    @property
+    def splits(self) -> list[Split]:
+        splits = []
+        frames = {g.frame for g in self.graphs}
+        for b in self._breaks.values():
+            resume = f"torch_dynamo_resume_in_{b.function}_at_{b.lineno}"
+            resumed = f"; resumes in {resume}" if any(f.startswith(resume) for f in frames) else ""
+            where = f"{b.filename}:{b.lineno}"
+            splits.append(
+                Split("graph break", b.function, where, b.short_reason + resumed, b.count)
+            )
+        buckets: dict[str, list[GraphRecord]] = {}
+        for g in self.graphs:
+            if g.ddp_bucket:
+                buckets.setdefault(g.compile_id, []).append(g)
+            if g.not_on_tape:
+                splits.append(Split("graph not on tape", g.frame, g.compile_id, g.not_on_tape))
+        for compile_id, graphs in buckets.items():
+            reason = f"DDPOptimizer compiled Dynamo's graph as {len(graphs)} bucket graphs"
+            splits.append(
+                Split("DDP bucket split", graphs[0].frame, compile_id, reason, len(graphs))
+            )
+        fallbacks: dict[tuple, Split] = {}
+        for g in self.graphs:
+            for op in g.fallback_ops:
+                key = (g.frame, op["op"], op["source"])
+                if key in fallbacks:
+                    fallbacks[key].count += 1
+                else:
+                    reason = (
+                        f"no tape rule for aten.{op['op']}: its VJP runs through torch.autograd"
+                    )
+                    fallbacks[key] = Split("fallback op", g.frame, op["source"] or "?", reason)
+        return splits + list(fallbacks.values())
+
+    def add(self, record: GraphRecord, break_site: BreakSite | None, recompile: Recompile | None):
+        self.graphs.append(record)
+        if break_site is not None:
+            key = (break_site.filename, break_site.lineno, break_site.kind)
+            if key in self._breaks:
+                self._breaks[key].count += 1
+            else:
+                self._breaks[key] = break_site
+        if recompile is not None and all(
+            r.compile_id != recompile.compile_id for r in self.recompiles
+        ):
+            self.recompiles.append(recompile)
+
+    def summary(self) -> dict:
+        return {
+            "graphs": self.graph_count,
+            "dynamo_ops": self.op_count,
+            "graph_break_sites": self.graph_break_count,
+            "splits": len(self.splits),
+            "recompiles": self.recompile_count,
+            "fallback_ops": self.fallback_op_count,
+            "graphs_not_on_tape": sum(1 for g in self.graphs if g.not_on_tape),
+            "compile_seconds": round(sum(g.compile_seconds for g in self.graphs), 4),
+        }
+
+    def as_dict(self) -> dict:
+        return {
+            "summary": self.summary(),
+            "graphs": [g.as_dict() for g in self.graphs],
+            "breaks": [b.as_dict() for b in self.breaks],
+            "splits": [asdict(s) for s in self.splits],
+            "recompiles": [asdict(r) for r in self.recompiles],
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.as_dict(), indent=1)
+
+    def report(self, title: str = "dynamo-tape compile report") -> str:
+        from .report import markdown
+
+        return markdown(self.as_dict(), title)
+
+
+class TapeCounter(Tracked):
+    """A backend like Dynamo's `CompileCounter` that compiles on the tape and records."""
+
+    def __init__(self, options: dict | None = None):
+        self.options = options
+        super().__init__()
+
+    def __call__(self, gm, example_inputs, **kwargs):
+        from .backend import tape
+
+        if self.options is not None:
+            kwargs.setdefault("options", self.options)
+        _active.append(self)
+        try:
+            return tape(gm, example_inputs, **kwargs)
+        finally:
+            _active.remove(self)
+
+
+@contextlib.contextmanager
+def track():
+    """Record every `backend="tape"` compile inside the block."""
+    tracked = Tracked()
+    _active.append(tracked)
+    try:
+        yield tracked
+    finally:
+        _active.remove(tracked)
+
+
+# ---- hooks called by the backend ---------------------------------------------------------
 
 
 def graph_compiled(gm, example_inputs, compiled, seconds: float) -> None:
     _last[:] = [compiled]
+    compile_id = torch._guards.CompileContext.current_compile_id()
+    _trace_tapes(compiled, compile_id)
+    if not _active:
+        return
+    fallbacks = [
+        {"op": op_name(e.op), "source": e.source}
+        for e in compiled.tape.entries
+        if e.kind == "fallback"
+    ]
+    record = _record(gm, compile_id, seconds, len(compiled.tape.entries), fallbacks)
+    record.compiled = compiled
+    _add(gm, record)
+
+
+def graph_failed(gm, example_inputs, error: Exception, seconds: float) -> None:
+    if not _active:
+        return
+    compile_id = torch._guards.CompileContext.current_compile_id()
+    record = _record(gm, compile_id, seconds, 0, [])
+    record.not_on_tape = f"{type(error).__name__}: {_first_line(str(error))}"
+    _add(gm, record)
 
 
 def last_compiled():
     return _last[0] if _last else None
+
+
+def _record(gm, compile_id, seconds, forward_entries, fallbacks) -> GraphRecord:
+    reason = getattr(gm, "compile_subgraph_reason", None)
+    return GraphRecord(
+        compile_id=str(compile_id) if compile_id is not None else "-",
+        frame=_compiled_frame_name() or type(gm).__name__,
+        dynamo_ops=sum(1 for n in gm.graph.nodes if "call" in n.op),
+        forward_entries=forward_entries,
+        fallback_ops=fallbacks,
+        compile_seconds=seconds,
+        ended_by=one_line(reason.reason) if reason is not None else "",
+        ddp_bucket=_inside_ddp_optimizer(),
+    )
+
+
+def _add(gm, record: GraphRecord) -> None:
+    # DDPOptimizer marks its bucket boundaries as breaks inside torch: they are splits instead
+    site = None if record.ddp_bucket else _break_site(getattr(gm, "compile_subgraph_reason", None))
+    compile_id = torch._guards.CompileContext.current_compile_id()
+    recompile = None
+    if compile_id is not None and compile_id.frame_compile_id:
+        recompile = Recompile(record.compile_id, record.frame, _recompile_reason())
+    for tracked in _active:
+        # each session keeps its own counts, so each gets its own copy of the break site
+        copy = BreakSite(**asdict(site)) if site is not None else None
+        tracked.add(record, copy, recompile)
+
+
+def _break_site(reason) -> BreakSite | None:
+    if reason is None or not reason.graph_break or not reason.user_stack:
+        return None
+    user = [f for f in reason.user_stack if not f.filename.startswith(_TORCH_DIR)]
+    frame = (user or list(reason.user_stack))[-1]
+    return BreakSite(frame.filename, frame.lineno, frame.name, reason.reason.strip())
+
+
+def _compiled_frame_name() -> str | None:
+    from torch._dynamo.symbolic_convert import InstructionTranslator
+
+    try:
+        tx = InstructionTranslator.current_tx()
+    except AttributeError:  # not inside a Dynamo compile (the backend was called directly)
+        return None
+    return tx.f_code.co_name if tx is not None else None
+
+
+def _recompile_reason() -> str:
+    import torch._dynamo.utils
+
+    metrics = getattr(torch._dynamo.utils.get_metrics_context(), "_metrics", {})
+    return metrics.get("recompile_reason") or "(torch gave no reason)"
+
+
+def _inside_ddp_optimizer() -> bool:
+    frame = sys._getframe()
+    while frame is not None:
+        if frame.f_code.co_filename.endswith(_DDP_OPTIMIZER_FILE):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _trace_tapes(compiled, compile_id) -> None:
+    """Put the tapes into torch's structured trace (TORCH_TRACE=dir, rendered by tlparse)."""
+    tapes = [("dynamo_tape_forward", compiled.tape)]
+    tapes += [("dynamo_tape_backward", p.backward.tape) for p in compiled.plans.values()]
+    for name, tape in tapes:
+        torch._logging.trace_structured(
+            "artifact",
+            metadata_fn=lambda name=name: {"name": name, "encoding": "string"},
+            payload_fn=tape.text,
+            compile_id=compile_id,
+        )
+
+
+def _nbytes(meta) -> int:
+    if not isinstance(meta, torch.Tensor):
+        return 0
+    numel = meta.numel()
+    if isinstance(numel, torch.SymInt):
+        numel = numel.node.hint if numel.node.has_hint() else 0
+    return int(numel) * meta.element_size()
+
+
+def _first_line(text: str) -> str:
+    lines = [line.strip() for line in str(text).strip().splitlines()]
+    return lines[0] if lines else ""
+
+
+def one_line(reason: str) -> str:
+    """Dynamo's first line, with its `Explanation:` line when it gives one."""
+    lines = [line.strip() for line in str(reason).strip().splitlines() if line.strip()]
+    explanation = next((x for x in lines if x.startswith("Explanation:")), None)
+    head = lines[0] if lines else ""
+    return f"{head}: {explanation.removeprefix('Explanation:').strip()}" if explanation else head

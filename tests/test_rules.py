@@ -236,5 +236,6 @@ def test_rules_without_a_case_are_listed():
     cased = {p.values[0] for p in CASES} | set(TESTED_ELSEWHERE)
     missing = sorted(op_name(op) for op in set(RULES) - cased)
     if missing:
-        warnings.warn(f"rules without a case in tests/test_rules.py: {', '.join(missing)}")
+        listing = ", ".join(missing)
+        warnings.warn(f"rules without a case in tests/test_rules.py: {listing}", stacklevel=1)
     assert not {op_name(op) for op in FOUNDATION} & set(missing)
