@@ -46,7 +46,9 @@ def compile_graph(gm, example_inputs, config: Config) -> CompiledGraph:
         for i in compiled.differentiable_inputs
         if isinstance(example_inputs[i], torch.Tensor) and example_inputs[i].requires_grad
     )
-    if wrt:
-        compiled.plan(wrt)  # the backward tape is built at compile time
+    # the backward tape is built at compile time; Dynamo compiles a graph under no_grad again
+    # for grad mode (it guards on it), so that graph never needs one
+    if wrt and torch.is_grad_enabled():
+        compiled.plan(wrt)
     tracker.graph_compiled(gm, example_inputs, compiled, time.perf_counter() - start)
     return compiled
