@@ -15,14 +15,15 @@ from torch.utils._pytree import tree_map
 from dynamo_tape.check import check_rule
 from dynamo_tape.ir import op_name
 from dynamo_tape.record import mm
-from dynamo_tape.rules import RULES
+from dynamo_tape.rules import RULES, nn
 
 aten = torch.ops.aten
 
 
 class Spec:
-    """A float64 tensor drawn when the case runs: `T` normal, `P` positive (log, sqrt, pow
-    bases), `A` away from zero (divisors, relu's kink), `M` a boolean mask."""
+    """A tensor drawn when the case runs: float64 `T` normal, `P` positive (log, sqrt, pow
+    bases), `A` away from zero (divisors, relu's kink); `F` float32 normal (dtype promotion),
+    `Z` int64 (not differentiable), `M` a boolean mask."""
 
     def __init__(self, kind, *shape):
         self.kind, self.shape = kind, shape
@@ -35,13 +36,17 @@ class Spec:
             return x.sign() * (x.abs() + 0.5)
         if self.kind == "M":
             return x > 0
+        if self.kind == "F":
+            return x.float()
+        if self.kind == "Z":
+            return (x * 3).long()
         return x
 
     def __repr__(self):
         return self.kind + "x".join(map(str, self.shape)) if self.shape else self.kind + "0d"
 
 
-T, P, A, M = (lambda *shape, kind=k: Spec(kind, *shape) for k in "TPAM")
+T, P, A, F, Z, M = (lambda *shape, kind=k: Spec(kind, *shape) for k in "TPAFZM")
 
 # amax/amin split the cotangent evenly between tied extremes
 TIES = torch.tensor([[1.0, 3.0, 3.0], [2.0, 2.0, -1.0]], dtype=torch.float64)
@@ -59,6 +64,7 @@ CASES = [
     case(aten.add.Tensor, T(2, 1), T(1, 3), alpha=2.5),
     case(aten.add.Tensor, T(), T(3)),
     case(aten.add.Tensor, T(3), 2.0),
+    case(aten.add.Tensor, F(3, 4), T(4)),
     case(aten.sub.Tensor, T(3, 4), T(3, 1)),
     case(aten.sub.Tensor, T(), T(2, 3), alpha=-0.5),
     case(aten.rsub.Scalar, T(3, 4), 2.0, alpha=3.0),
@@ -66,10 +72,13 @@ CASES = [
     case(aten.mul.Tensor, T(3, 4), T(3, 1)),
     case(aten.mul.Tensor, T(), T(2, 3)),
     case(aten.mul.Tensor, T(3), 1.5),
+    case(aten.mul.Scalar, T(3, 4), -0.5),
+    case(aten.mul.Tensor, T(3, 4), Z(4)),
     case(aten.div.Tensor, T(3, 4), A(3, 4)),
     case(aten.div.Tensor, T(3, 4), A(4)),
     case(aten.div.Tensor, T(), A(3)),
     case(aten.div.Tensor, T(3), 4.0),
+    case(aten.div.Tensor, F(3), A()),
     case(aten.neg.default, T(3, 4)),
     case(aten.neg.default, T()),
     case(aten.pow.Tensor_Scalar, T(3, 4), 2),
@@ -112,10 +121,12 @@ CASES = [
     case(aten.sum.dim_IntList, T(2, 3, 4), [-1, 0], keepdim=True),
     case(aten.sum.dim_IntList, T(3, 4), None),
     case(aten.sum.dim_IntList, T(), []),
+    case(aten.sum.dim_IntList, T(3, 4), [1], dtype=torch.float32),
     case(aten.mean.default, T(3, 4)),
     case(aten.mean.dim, T(3, 4), [0]),
     case(aten.mean.dim, T(2, 3, 4), [2, 0], True),
     case(aten.mean.dim, T(2, 3), [-1], keepdim=True),
+    case(aten.mean.dim, F(2, 3), [0], dtype=torch.float64),
     case(aten.amax.default, T(3, 4), [1]),
     case(aten.amax.default, T(2, 3, 4), [-1, 0], keepdim=True),
     case(aten.amax.default, T(3, 4)),
@@ -183,7 +194,7 @@ FOUNDATION = {
 }  # fmt: skip
 
 # Rules whose cases live in another test file (name the file when adding one).
-TESTED_ELSEWHERE: dict = {}
+TESTED_ELSEWHERE: dict = {op: "tests/test_rules_nn.py" for op in nn.RULES}
 
 
 def draw(args, kwargs, seed):
