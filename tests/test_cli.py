@@ -1,0 +1,67 @@
+"""`dynamo-tape report SCRIPT [ARGS...] --out DIR` on scripts written to a temporary folder."""
+
+import importlib.metadata
+import json
+import subprocess
+import sys
+import textwrap
+
+from dynamo_tape import cli
+
+SCRIPT = """\
+import sys
+import torch
+
+def with_print(x):
+    y = x.sin() * 2
+    print("in the middle")
+    return y.cos()
+
+def no_backend_named(x):
+    return x.exp() + 1
+
+with open("argv.json", "w") as f:
+    import json
+    json.dump(sys.argv[1:], f)
+torch.compile(with_print, backend="tape")(torch.randn(3))
+torch.compile(no_backend_named)(torch.randn(3))  # "tape" only with --backend-default
+sys.exit(3)
+"""
+
+
+def test_report_of_a_script_run_like_cprofile(tmp_path):
+    (tmp_path / "job.py").write_text(SCRIPT)
+    command = [sys.executable, "-m", "dynamo_tape.cli", "report", "job.py", "--lr", "0.1"]
+    command += ["--out", "out", "--backend-default"]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 3, done.stderr  # the script's own exit code
+    assert "in the middle" in done.stdout
+    assert json.loads((tmp_path / "argv.json").read_text()) == ["--lr", "0.1"]
+    data = json.loads((tmp_path / "out" / "job.json").read_text())
+    frames = [g["frame"] for g in data["graphs"]]
+    assert frames == ["with_print", "torch_dynamo_resume_in_with_print_at_6", "no_backend_named"]
+    (site,) = data["breaks"]
+    assert (site["filename"], site["lineno"]) == (str(tmp_path / "job.py"), 6)
+    text = (tmp_path / "out" / "job.md").read_text()
+    for heading in ("Summary", "Graphs", "Graph-break sites", "Splits", "Recompiles", "Tapes"):
+        assert f"\n## {heading}\n" in text
+    assert text.count("forward(") == 3  # each graph's forward tape
+
+
+def test_options_may_also_come_before_the_script(tmp_path, monkeypatch):
+    script = tmp_path / "tiny.py"
+    script.write_text(
+        textwrap.dedent("""\
+        import torch
+        torch.compile(lambda x: x * 2, backend="tape")(torch.randn(2))
+        """)
+    )
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["report", "--out", str(tmp_path / "r"), str(script)]) == 0
+    assert json.loads((tmp_path / "r" / "tiny.json").read_text())["summary"]["graphs"] == 1
+
+
+def test_console_script_is_declared():
+    (entry,) = [e for e in importlib.metadata.entry_points(group="console_scripts")
+                if e.name == "dynamo-tape"]  # fmt: skip
+    assert entry.load() is cli.main
