@@ -189,7 +189,8 @@ class Tape:
         head = ", ".join(f"{v.name}:{v.type_text()}" for v in self.inputs)
         lines = [f"{self.name}({head}):"]
         lines += [f"  {e.text()}" for e in self.entries]
-        lines.append(f"  return ({', '.join(_value_text(o) for o in self.outputs)},)")
+        outs = ", ".join(_value_text(o) for o in self.outputs)
+        lines.append(f"  return ({outs}{',' if len(self.outputs) == 1 else ''})")  # a tuple
         return "\n".join(lines)
 
     __str__ = text

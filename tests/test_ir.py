@@ -40,7 +40,7 @@ backward(v1:f32[10], v2:f32[10], v4:f32[10]):
   v5:f32[10] = mul.Tensor v4 v1
   v6:f32[10] = mul.Tensor v4 v2
   v7:f32[10] = add.Tensor v6 v5
-  return (v5, v7,)""",
+  return (v5, v7)""",
     )
 
 
