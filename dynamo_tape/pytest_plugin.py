@@ -38,16 +38,16 @@ def tape_counter():
 
 
 class RunReport:
+    """Tracks each test on its own and keeps only plain data (no compiled graphs, no tapes)."""
+
+    SECTIONS = ("graphs", "breaks", "splits", "recompiles")
+
     def __init__(self, out_dir: str):
         self.out_dir = out_dir
         self.rows: list[dict] = []
+        self.run: dict[str, list] = {section: [] for section in self.SECTIONS}
         self.outcomes: dict[str, str] = {}
-
-    def pytest_sessionstart(self, session):
-        from .tracker import track
-
-        self.session_tracking = track()
-        self.run = self.session_tracking.__enter__()
+        self.written = None
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_protocol(self, item, nextitem):
@@ -55,9 +55,12 @@ class RunReport:
 
         with track() as tracked:  # setup, call and teardown: fixtures may compile too
             yield
+        data = tracked.as_dict(tapes=False)
+        for section in self.SECTIONS:
+            for entry in data[section]:
+                self.run[section].append({"test": item.nodeid, **entry})
         row = {"test": item.nodeid, "outcome": self.outcomes.get(item.nodeid, "?")}
-        row.update(tracked.summary())
-        self.rows.append(row)
+        self.rows.append({**row, **data["summary"]})
 
     def pytest_runtest_logreport(self, report):
         if report.when == "call" or report.outcome != "passed":
@@ -66,9 +69,13 @@ class RunReport:
     def pytest_sessionfinish(self, session):
         from .report import write_run
 
-        self.session_tracking.__exit__(None, None, None)
-        md_path, _ = write_run(self.rows, self.run.as_dict(), self.out_dir, "pytest")
-        self.written = md_path
+        keys = [k for k in self.rows[0] if k not in ("test", "outcome")] if self.rows else []
+        summary = {"tests": len(self.rows)}
+        summary.update({key: round(sum(row[key] for row in self.rows), 4) for key in keys})
+        self.written, _ = write_run(
+            self.rows, {"summary": summary, **self.run}, self.out_dir, "pytest"
+        )
 
     def pytest_terminal_summary(self, terminalreporter):
-        terminalreporter.write_line(f"dynamo-tape: compile report written to {self.written}")
+        if self.written:
+            terminalreporter.write_line(f"dynamo-tape: compile report written to {self.written}")

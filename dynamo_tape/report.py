@@ -87,6 +87,14 @@ def table(rows, headers) -> str:
     return tabulate(rows, headers=headers, tablefmt="github") if rows else "(none)"
 
 
+def _table(items: list[dict], rows, headers) -> str:
+    """A test run's items carry the test they came from: it becomes the first column."""
+    if items and "test" in items[0]:
+        rows = [(item["test"], *row) for item, row in zip(items, rows, strict=True)]
+        headers = ["test", *headers]
+    return table(rows, headers)
+
+
 def _summary(summary: dict) -> str:
     return table([(_SUMMARY_NAMES.get(k, k), v) for k, v in summary.items()], ["", "value"])
 
@@ -117,7 +125,7 @@ def _graphs(graphs: list[dict]) -> str:
         "compile s",
         "graph ended by",
     ]
-    return table(rows, headers)
+    return _table(graphs, rows, headers)
 
 
 def _breaks(breaks: list[dict]) -> str:
@@ -131,7 +139,7 @@ def _breaks(breaks: list[dict]) -> str:
         for b in breaks
     ]
     note = "\n\nCount: graphs compiled that ended at the site. Full reasons are in the JSON."
-    return table(rows, ["site", "function", "count", "reason"]) + (note if rows else "")
+    return _table(breaks, rows, ["site", "function", "count", "reason"]) + (note if rows else "")
 
 
 def _splits(splits: list[dict]) -> str:
@@ -145,12 +153,12 @@ def _splits(splits: list[dict]) -> str:
         )
         for s in splits
     ]
-    return table(rows, ["kind", "frame", "where", "count", "reason"])
+    return _table(splits, rows, ["kind", "frame", "where", "count", "reason"])
 
 
 def _recompiles(recompiles: list[dict]) -> str:
     rows = [(r["compile_id"], f"`{r['frame']}`", _cell(_one_line(r["reason"]))) for r in recompiles]
-    return table(rows, ["compile id", "frame", "guard that failed"])
+    return _table(recompiles, rows, ["compile id", "frame", "guard that failed"])
 
 
 def _tapes(graphs: list[dict]) -> str:

@@ -69,10 +69,11 @@ class GraphRecord:
             return []
         return [self.compiled.tape.text()] + [p.backward.tape.text() for p in self.plans]
 
-    def as_dict(self) -> dict:
+    def as_dict(self, tapes: bool = True) -> dict:
         row = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "compiled"}
         row.update(backward_entries=self.backward_entries, saved_bytes=self.saved_bytes)
-        row["tapes"] = self.tapes()
+        if tapes:
+            row["tapes"] = self.tapes()
         return row
 
 
@@ -212,10 +213,10 @@ class Tracked:
             "compile_seconds": round(sum(g.compile_seconds for g in self.graphs), 4),
         }
 
-    def as_dict(self) -> dict:
+    def as_dict(self, tapes: bool = True) -> dict:
         return {
             "summary": self.summary(),
-            "graphs": [g.as_dict() for g in self.graphs],
+            "graphs": [g.as_dict(tapes) for g in self.graphs],
             "breaks": [b.as_dict() for b in self.breaks],
             "splits": [asdict(s) for s in self.splits],
             "recompiles": [asdict(r) for r in self.recompiles],
