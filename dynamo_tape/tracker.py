@@ -12,7 +12,9 @@ Dynamo knows about that graph is read at that moment, from torch 2.13:
   `get_compilation_metrics()[i].recompile_reason` reports only once the compile has finished.
 
 A break site is counted by (file, line, kind) of the innermost user frame, once however often
-it is compiled or called; `counters["graph_break"]` instead counts every compile attempt.
+it is compiled or called; `counters["graph_break"]` instead counts every compile attempt. A
+break with no graph before it never reaches the backend; its resume frame
+(`torch_dynamo_resume_in_<fn>_at_<line>`) still names its line, so it is counted from there.
 Graphs compiled by the same Dynamo compile (same compile id) under DDPOptimizer are DDP bucket
 splits. Nothing is recorded unless a `TapeCounter` or `track()` is active, except the last
 compiled graph (for `last_tapes()`) and the structured-trace artifacts (free without a trace).
@@ -23,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import sys
 from dataclasses import asdict, dataclass, field, fields
 
@@ -48,6 +51,7 @@ class GraphRecord:
     ended_by: str  # Dynamo's reason for ending the graph, in one line
     ddp_bucket: bool = False  # one of several graphs DDPOptimizer made from one Dynamo graph
     not_on_tape: str | None = None  # why the tape could not compile it (then Dynamo's fallback)
+    frame_file: str = ""  # the compiled frame's file
     compiled: object = field(default=None, repr=False, compare=False)  # the CompiledGraph
 
     @property
@@ -122,6 +126,7 @@ class Tracked:
     def clear(self) -> None:
         self.graphs: list[GraphRecord] = []
         self._breaks: dict[tuple, BreakSite] = {}
+        self._user_lines: set[tuple[str, int]] = set()  # every user frame a break passed through
         self.recompiles: list[Recompile] = []
 
     # CompileCounter's meaning: one frame per backend call, op_count sums its graphs' call nodes
@@ -188,18 +193,26 @@ class Tracked:
                     fallbacks[key] = Split("fallback op", g.frame, op["source"] or "?", reason)
         return splits + list(fallbacks.values())
 
-    def add(self, record: GraphRecord, break_site: BreakSite | None, recompile: Recompile | None):
+    def add(self, record: GraphRecord, facts: _CompileFacts):
         self.graphs.append(record)
-        if break_site is not None:
-            key = (break_site.filename, break_site.lineno, break_site.kind)
-            if key in self._breaks:
-                self._breaks[key].count += 1
-            else:
-                self._breaks[key] = break_site
+        self._user_lines.update(facts.user_lines)
+        resumed = facts.resumed_site
+        if resumed is not None and (resumed.filename, resumed.lineno) not in self._user_lines:
+            self._count_break(BreakSite(**asdict(resumed)))
+        if facts.break_site is not None:  # each session counts on its own copy
+            self._count_break(BreakSite(**asdict(facts.break_site)))
+        recompile = facts.recompile
         if recompile is not None and all(
             r.compile_id != recompile.compile_id for r in self.recompiles
         ):
             self.recompiles.append(recompile)
+
+    def _count_break(self, site: BreakSite) -> None:
+        key = (site.filename, site.lineno, site.kind)
+        if key in self._breaks:
+            self._breaks[key].count += 1
+        else:
+            self._breaks[key] = site
 
     def summary(self) -> dict:
         return {
@@ -295,47 +308,73 @@ def last_compiled():
 
 def _record(gm, compile_id, seconds, forward_entries, fallbacks) -> GraphRecord:
     reason = getattr(gm, "compile_subgraph_reason", None)
+    code = _compiled_code()
     return GraphRecord(
         compile_id=str(compile_id) if compile_id is not None else "-",
-        frame=_compiled_frame_name() or type(gm).__name__,
+        frame=code.co_name if code is not None else type(gm).__name__,
         dynamo_ops=sum(1 for n in gm.graph.nodes if "call" in n.op),
         forward_entries=forward_entries,
         fallback_ops=fallbacks,
         compile_seconds=seconds,
         ended_by=one_line(reason.reason) if reason is not None else "",
         ddp_bucket=_inside_ddp_optimizer(),
+        frame_file=code.co_filename if code is not None else "",
     )
 
 
+@dataclass
+class _CompileFacts:
+    """What one backend call tells every active session besides its GraphRecord."""
+
+    break_site: BreakSite | None  # where the graph ended at a break, in the user's code
+    user_lines: list[tuple[str, int]]  # every user frame on the way to that break
+    resumed_site: BreakSite | None  # the break a resume frame continues after
+    recompile: Recompile | None
+
+
+_UNSEEN_BREAK = (
+    "graph break seen only from its resume frame: the frame compiled no graph before it, so "
+    "Dynamo's reason never reached the backend (TORCH_LOGS=graph_breaks shows it)"
+)
+_RESUME_FRAME = re.compile(r"torch_dynamo_resume_in_(.+)_at_(\d+)")
+
+
 def _add(gm, record: GraphRecord) -> None:
+    site, user_lines, resumed = None, [], None
     # DDPOptimizer marks its bucket boundaries as breaks inside torch: they are splits instead
-    site = None if record.ddp_bucket else _break_site(getattr(gm, "compile_subgraph_reason", None))
+    if not record.ddp_bucket:
+        site, user_lines = _break_site(getattr(gm, "compile_subgraph_reason", None))
+        match = _RESUME_FRAME.fullmatch(record.frame)
+        if match:
+            function, line = match.groups()
+            resumed = BreakSite(record.frame_file, int(line), function, _UNSEEN_BREAK)
     compile_id = torch._guards.CompileContext.current_compile_id()
     recompile = None
     if compile_id is not None and compile_id.frame_compile_id:
         recompile = Recompile(record.compile_id, record.frame, _recompile_reason())
+    facts = _CompileFacts(site, user_lines, resumed, recompile)
     for tracked in _active:
-        # each session keeps its own counts, so each gets its own copy of the break site
-        copy = BreakSite(**asdict(site)) if site is not None else None
-        tracked.add(record, copy, recompile)
+        tracked.add(record, facts)
 
 
-def _break_site(reason) -> BreakSite | None:
+def _break_site(reason) -> tuple[BreakSite | None, list[tuple[str, int]]]:
     if reason is None or not reason.graph_break or not reason.user_stack:
-        return None
+        return None, []
     user = [f for f in reason.user_stack if not f.filename.startswith(_TORCH_DIR)]
     frame = (user or list(reason.user_stack))[-1]
-    return BreakSite(frame.filename, frame.lineno, frame.name, reason.reason.strip())
+    site = BreakSite(frame.filename, frame.lineno, frame.name, reason.reason.strip())
+    return site, [(f.filename, f.lineno) for f in user]
 
 
-def _compiled_frame_name() -> str | None:
+def _compiled_code():
+    """The code object Dynamo is compiling, or None outside a Dynamo compile."""
     from torch._dynamo.symbolic_convert import InstructionTranslator
 
     try:
         tx = InstructionTranslator.current_tx()
-    except AttributeError:  # not inside a Dynamo compile (the backend was called directly)
+    except AttributeError:  # the backend was called directly
         return None
-    return tx.f_code.co_name if tx is not None else None
+    return tx.f_code if tx is not None else None
 
 
 def _recompile_reason() -> str:

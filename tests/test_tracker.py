@@ -25,6 +25,24 @@ def with_print(x, n):
     return y.cos() + 1
 
 
+def prints_first(x):
+    print("before any op")
+    y = x.sin()
+    print("between ops")
+    return y.cos()
+
+
+def breaks_inside(y):
+    torch._dynamo.graph_break()
+    return y * 2
+
+
+def calls_a_breaking_function(x):
+    y = x.sin()
+    z = breaks_inside(y)
+    return z.cos()
+
+
 def data_dependent(x):
     y = x * 2
     if y.sum() > 0:
@@ -140,6 +158,33 @@ def test_print_is_one_break_site_however_often_compiled_or_called():
     (split,) = counter.splits
     assert split.kind == "graph break" and split.where == f"{__file__}:{line}"
     assert resume in split.reason
+
+
+def test_a_break_before_any_op_is_found_from_its_resume_frame():
+    counter = TapeCounter()
+    f = torch.compile(prints_first, backend=counter)
+    f(torch.randn(3))
+    f(torch.randn(3))
+    first, second = line_of(prints_first, "before any op"), line_of(prints_first, "between ops")
+    # no graph ends at the first print (nothing ran before it), so the backend only sees the
+    # frame that resumes after it
+    assert [g.frame for g in counter.graphs] == [
+        f"torch_dynamo_resume_in_prints_first_at_{first}",
+        f"torch_dynamo_resume_in_prints_first_at_{second}",
+    ]
+    sites = sorted((b.lineno, b.function, b.count) for b in counter.breaks)
+    assert sites == [(first, "prints_first", 1), (second, "prints_first", 1)]
+    assert all(b.filename == __file__ for b in counter.breaks)
+
+
+def test_a_break_in_a_called_function_is_one_site_in_that_function():
+    counter = TapeCounter()
+    torch.compile(calls_a_breaking_function, backend=counter)(torch.randn(3))
+    # Dynamo resumes both the callee and the caller after the break: still one site
+    assert len([g for g in counter.graphs if g.frame.startswith("torch_dynamo_resume")]) == 2
+    (site,) = counter.breaks
+    line = line_of(breaks_inside, "graph_break()")
+    assert (site.filename, site.lineno, site.function) == (__file__, line, "breaks_inside")
 
 
 def test_data_dependent_branch_breaks_at_the_if():
