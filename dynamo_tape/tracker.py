@@ -160,38 +160,46 @@ class Tracked:
 
     @property
     def splits(self) -> list[Split]:
-        splits = []
+        return self._break_splits() + self._graph_splits() + self._fallback_splits()
+
+    def _break_splits(self) -> list[Split]:
         frames = {g.frame for g in self.graphs}
+        splits = []
         for b in self._breaks.values():
             resume = f"torch_dynamo_resume_in_{b.function}_at_{b.lineno}"
-            resumed = f"; resumes in {resume}" if any(f.startswith(resume) for f in frames) else ""
-            where = f"{b.filename}:{b.lineno}"
+            reason = b.short_reason + (f"; resumes in {resume}" if resume in frames else "")
             splits.append(
-                Split("graph break", b.function, where, b.short_reason + resumed, b.count)
+                Split("graph break", b.function, f"{b.filename}:{b.lineno}", reason, b.count)
             )
-        buckets: dict[str, list[GraphRecord]] = {}
+        return splits
+
+    def _graph_splits(self) -> list[Split]:
+        """Graphs the tape could not compile, and graphs DDPOptimizer cut at bucket boundaries."""
+        splits, buckets = [], {}
         for g in self.graphs:
-            if g.ddp_bucket:
-                buckets.setdefault(g.compile_id, []).append(g)
             if g.not_on_tape:
                 splits.append(Split("graph not on tape", g.frame, g.compile_id, g.not_on_tape))
+            if g.ddp_bucket:
+                buckets.setdefault(g.compile_id, []).append(g)
         for compile_id, graphs in buckets.items():
             reason = f"DDPOptimizer compiled Dynamo's graph as {len(graphs)} bucket graphs"
             splits.append(
                 Split("DDP bucket split", graphs[0].frame, compile_id, reason, len(graphs))
             )
-        fallbacks: dict[tuple, Split] = {}
+        return splits
+
+    def _fallback_splits(self) -> list[Split]:
+        """One row per fallback op and source line, counted over the graphs that hold it."""
+        splits: dict[tuple, Split] = {}
         for g in self.graphs:
             for op in g.fallback_ops:
                 key = (g.frame, op["op"], op["source"])
-                if key in fallbacks:
-                    fallbacks[key].count += 1
-                else:
-                    reason = (
-                        f"no tape rule for aten.{op['op']}: its VJP runs through torch.autograd"
-                    )
-                    fallbacks[key] = Split("fallback op", g.frame, op["source"] or "?", reason)
-        return splits + list(fallbacks.values())
+                if key in splits:
+                    splits[key].count += 1
+                    continue
+                reason = f"no tape rule for aten.{op['op']}: its VJP runs through torch.autograd"
+                splits[key] = Split("fallback op", g.frame, op["source"] or "?", reason)
+        return list(splits.values())
 
     def add(self, record: GraphRecord, facts: _CompileFacts):
         self.graphs.append(record)
