@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from . import record
 from .ir import Namer, Tape, Variable
-from .rules import is_differentiable
+from .rules import NONDIFFERENTIABLE_OUTPUTS, is_differentiable
 
 
 @dataclass
@@ -72,7 +72,12 @@ def _depends_on(tape: Tape, wrt) -> set:
     active = {w for w in wrt if is_differentiable(w.meta)}
     for e in tape.entries:
         if e.kind != "nondiff" and any(v in active for v in e.inputs):
-            active.update(v for v in e.outputs if v is not None and is_differentiable(v.meta))
+            state = NONDIFFERENTIABLE_OUTPUTS.get(e.op, ())
+            active.update(
+                v
+                for k, v in enumerate(e.outputs)
+                if v is not None and k not in state and is_differentiable(v.meta)
+            )
     return active
 
 

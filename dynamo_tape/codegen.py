@@ -84,6 +84,8 @@ def generate(tape: Tape, name: str, params: list, returns, symbols=None):
             target = outs[0] if isinstance(e.op, torch._ops.OpOverload) else f"{outs[0]}, "
         else:
             target = ", ".join(outs) + ("," if len(outs) == 1 else "")
+        if isinstance(e.op, torch._ops.OpOverload) and not e.op._schema.returns:
+            target = "_"  # returns None (`_assert_tensor_metadata`): nothing to unpack
         lines.append(f"    {target} = {call}  # {e.source or ''}".rstrip(" #"))
         line_entries[len(lines)] = e
         dead = [v.name for v in e.inputs if last_use.get(v) == i and v not in kept]

@@ -15,7 +15,8 @@ from torch.utils._pytree import tree_map
 from dynamo_tape.check import check_rule
 from dynamo_tape.ir import op_name
 from dynamo_tape.record import mm
-from dynamo_tape.rules import RULES, nn
+from dynamo_tape.rules import RULES
+from dynamo_tape.rules import nn as nn_rules
 
 aten = torch.ops.aten
 
@@ -194,7 +195,7 @@ FOUNDATION = {
 }  # fmt: skip
 
 # Rules whose cases live in another test file (name the file when adding one).
-TESTED_ELSEWHERE: dict = {op: "tests/test_rules_nn.py" for op in nn.RULES}
+TESTED_ELSEWHERE: dict = {op: "tests/test_rules_nn.py" for op in nn_rules.RULES}
 
 
 def draw(args, kwargs, seed):

@@ -57,6 +57,13 @@ NONDIFFERENTIABLE = {
 }
 
 
+# Outputs that carry no gradient although the op's inputs do: BatchNorm's updated running
+# statistics are state, updated outside autograd in eager too.
+NONDIFFERENTIABLE_OUTPUTS = {
+    aten._native_batch_norm_legit_functional.default: (3, 4),
+}
+
+
 class UnsupportedOpError(RuntimeError):
     """An op has no rule of this project's and the generic fallback was switched off."""
 

@@ -1,0 +1,153 @@
+"""The rules of rules/nn.py against torch.autograd: float64, a random cotangent, one table.
+
+Same harness as tests/test_rules.py (`check_rule`, the tensor specs). Ops whose eager autograd
+cannot run on a one-op tape with every float input requiring a gradient (batch norm's running
+statistics, dropout's random draw) are checked through the backend instead, on a compiled
+function against eager with the RNG seeded alike.
+"""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from test_rules import A, M, Spec, T, case, draw
+
+from dynamo_tape.check import check_rule
+from dynamo_tape.rules import RULES, nn
+
+aten = torch.ops.aten
+
+
+class Index(Spec):
+    """int64 indices in [0, high), repeats allowed; `unique=True` draws distinct ones."""
+
+    def __init__(self, high, *shape, unique=False):
+        super().__init__("I", *shape)
+        self.high, self.unique = high, unique
+
+    def draw(self, generator):
+        if self.unique:
+            n = torch.Size(self.shape).numel()
+            return torch.randperm(self.high, generator=generator)[:n].reshape(self.shape)
+        return torch.randint(0, self.high, self.shape, generator=generator)
+
+    def __repr__(self):
+        return f"I{self.high}:{'x'.join(map(str, self.shape))}"
+
+
+CASES = [
+    # convolution: stride, padding, groups, with and without bias, transposed
+    case(aten.convolution.default, T(2, 4, 7, 7), T(6, 2, 3, 3), T(6), [2, 2], [1, 1], [1, 1],
+         False, [0, 0], 2),
+    case(aten.convolution.default, T(2, 3, 6, 6), T(4, 3, 1, 1), None, [1, 1], [0, 0], [1, 1],
+         False, [0, 0], 1),
+    case(aten.convolution.default, T(2, 4, 5, 5), T(4, 3, 3, 3), T(3), [2, 2], [1, 1], [1, 1],
+         True, [1, 1], 1),
+    # normalisation, softmax, activations
+    case(aten.native_layer_norm.default, T(3, 4, 5), [5], T(5), T(5), 1e-5),
+    case(aten.native_layer_norm.default, T(3, 4, 5), [4, 5], None, None, 1e-5),
+    case(aten._softmax.default, T(3, 5), 1, False),
+    case(aten._softmax.default, T(2, 3, 4), 0, False),
+    case(aten._log_softmax.default, T(3, 5), 1, False),
+    case(aten._log_softmax.default, T(2, 3, 4), -2, False),
+    case(aten.gelu.default, T(3, 4)),
+    case(aten.gelu.default, T(3, 4), approximate="tanh"),
+    case(aten.silu.default, T(3, 4)),
+    # embedding, pooling, dropout in eval
+    case(aten.embedding.default, T(10, 4), Index(10, 3, 5)),
+    case(aten.embedding.default, T(10, 4), Index(10, 20), 2),
+    case(aten.max_pool2d_with_indices.default, A(2, 3, 6, 6), [2, 2], [2, 2]),
+    case(aten.max_pool2d_with_indices.default, A(2, 3, 7, 7), [3, 3], [2, 2], [1, 1], [1, 1],
+         True),
+    case(aten._adaptive_avg_pool2d.default, T(2, 3, 6, 6), [1, 1]),
+    case(aten._adaptive_avg_pool2d.default, T(2, 3, 7, 5), [3, 2]),
+    case(aten.avg_pool2d.default, T(2, 3, 6, 6), [2, 2], [2, 2]),
+    case(aten.avg_pool2d.default, T(2, 3, 7, 7), [3, 3], [2, 2], [1, 1], True, False),
+    case(aten.native_dropout.default, T(3, 4), 0.3, False),
+    case(aten.native_dropout_backward.default, T(3, 4), M(3, 4), 1.25),
+    # indexing and masking
+    case(aten.gather.default, T(3, 5), 1, Index(5, 3, 7)),
+    case(aten.scatter_add.default, T(3, 5), 1, Index(5, 3, 4), T(3, 4)),
+    case(aten.index.Tensor, T(5, 4), [Index(5, 7)]),
+    case(aten.index.Tensor, T(5, 4, 3), [None, Index(4, 2, 3)]),
+    case(aten.index_put.default, T(6, 4), [Index(6, 3, unique=True)], T(3, 4)),
+    case(aten.index_put.default, T(6, 4), [Index(6, 5)], T(4), True),
+    case(aten.masked_fill.Scalar, T(3, 4), M(3, 4), -2.5),
+    case(aten.masked_fill.Tensor, T(3, 4), M(3, 1), T()),
+    # joining and splitting
+    case(aten.cat.default, [T(2, 3), T(4, 3)]),
+    case(aten.cat.default, [T(2, 3), T(2, 1), T(2, 2)], -1),
+    case(aten.split.Tensor, T(5, 4), 2),
+    case(aten.split_with_sizes.default, T(3, 7), [2, 5], 1),
+    case(aten.unbind.int, T(3, 4), 1),
+    case(aten.stack.default, [T(3, 4), T(3, 4)], 1),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("op, args, kwargs", CASES)
+def test_nn_rule(op, args, kwargs):
+    args, kwargs = draw(args, kwargs, seed=0)
+    result = check_rule(op, args, kwargs)
+    assert result.kind == "rule", f"{op} ran the {result.kind} path, not a rule of ours"
+    assert result.ok, result.message
+
+
+# --- through the backend: stateful and random ops, and outputs left without a cotangent --------
+
+
+def batch_norm_train(x, w, b, running_mean, running_var):
+    return F.batch_norm(x, running_mean, running_var, w, b, training=True, momentum=0.3)
+
+
+def batch_norm_eval(x, w, b, running_mean, running_var):
+    return F.batch_norm(x, running_mean, running_var, w, b, training=False)
+
+
+def dropout_train(x, w, b, running_mean, running_var):
+    return F.dropout(x * w[:, None, None], p=0.4, training=True) + b[:, None, None]
+
+
+def one_piece_of_a_split(x, w, b, running_mean, running_var):
+    a, _, c = x.split([1, 3, 1], dim=2)  # the middle piece gets no cotangent
+    return a.sin() * c + w[:, None, None] * b[:, None, None]
+
+
+@pytest.mark.parametrize(
+    "fn, ops",
+    [
+        (batch_norm_train, {aten._native_batch_norm_legit_functional.default}),
+        (batch_norm_eval, {aten._native_batch_norm_legit_no_training.default}),
+        (dropout_train, {aten.native_dropout.default}),
+        (one_piece_of_a_split, {aten.split_with_sizes.default}),
+    ],
+    ids=lambda v: getattr(v, "__name__", ""),
+)
+def test_nn_rule_through_the_backend(fn, ops):
+    from dynamo_tape.tracker import last_compiled
+
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(4, 3, 5, 5, dtype=torch.float64, generator=generator)
+    w, b = torch.randn(2, 3, dtype=torch.float64, generator=generator)
+    stats = [torch.randn(3, dtype=torch.float64, generator=generator).abs() for _ in range(2)]
+    runs = {}
+    for name, run in [("tape", torch.compile(fn, backend="tape", options={"fallback": "error"})),
+                      ("eager", fn)]:  # fmt: skip
+        leaves = [t.clone().requires_grad_() for t in (x, w, b)]
+        running = [s.clone() for s in stats]
+        torch.manual_seed(1)
+        out = run(*leaves, *running)
+        cotangent = torch.randn(out.shape, dtype=out.dtype, generator=torch.Generator().manual_seed(2))
+        grads = torch.autograd.grad(out, leaves, cotangent)
+        runs[name] = [out, *grads, *running]
+    for ours, theirs in zip(runs["tape"], runs["eager"]):
+        torch.testing.assert_close(ours, theirs, rtol=1e-10, atol=1e-10)
+    entries = last_compiled().tape.entries
+    assert ops <= {e.op for e in entries if e.kind == "rule"}
+
+
+def test_every_nn_rule_has_a_case():
+    checked = {p.values[0] for p in CASES} | {
+        aten._native_batch_norm_legit_functional.default,
+        aten._native_batch_norm_legit_no_training.default,
+    }
+    assert not set(nn.RULES) - checked
+    assert set(nn.RULES) <= set(RULES)
