@@ -24,8 +24,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help='torch.compile calls that name no backend use "tape"',
     )
-    report.add_argument("script")
-    report.add_argument("args", nargs=argparse.REMAINDER)
+    report.add_argument("script", help="a Python script, run as __main__")
+    report.add_argument(
+        "args",
+        nargs=argparse.REMAINDER,
+        help="the script's arguments; --out and --backend-default may also come last",
+    )
     options = parser.parse_args(argv)
     options.args = _take_trailing_options(options.args, options)
     return report_script(options.script, options.args, options.out, options.backend_default)
