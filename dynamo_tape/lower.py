@@ -18,7 +18,7 @@ from torch._decomp import core_aten_decompositions
 from torch._functorch.aot_autograd import aot_export_module
 
 from .ir import Namer, Tape, TapeEntry, Variable
-from .rules import lookup
+from .rules import attention, lookup
 
 aten = torch.ops.aten
 
@@ -45,6 +45,7 @@ class Lowered:
 
 def decompositions():
     table = dict(core_aten_decompositions())
+    table.update(attention.WITH_LOGSUMEXP)  # fused attention keeps what its backward reads
     return table
 
 

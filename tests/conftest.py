@@ -11,3 +11,17 @@ def reset_dynamo():
     torch._dynamo.reset()
     yield
     torch._dynamo.reset()
+
+
+# "cuda" is always listed, so the test report shows CUDA variants as skipped on CPU machines
+DEVICES = [
+    "cpu",
+    pytest.param(
+        "cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+    ),
+]
+
+
+@pytest.fixture(params=DEVICES)
+def device(request):
+    return request.param

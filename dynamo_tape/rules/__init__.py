@@ -18,11 +18,11 @@ import functools
 
 import torch
 
-from . import linalg, nn, pointwise, reductions, views
+from . import attention, linalg, nn, pointwise, reductions, views
 from .fallback import autograd_vjp
 
 RULES: dict = {}
-for _family in (pointwise, reductions, views, linalg, nn):
+for _family in (pointwise, reductions, views, linalg, nn, attention):
     RULES.update(_family.RULES)
 
 aten = torch.ops.aten

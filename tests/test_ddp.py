@@ -1,0 +1,128 @@
+"""Data-parallel training: `DDP(torch.compile(model, backend=...))` with gloo, two processes.
+
+On torch 2.13 this is the form that works: DDP's forward is running when Dynamo compiles the
+wrapped module, so DDPOptimizer splits the graph at bucket boundaries and the backend is
+called once per bucket. `torch.compile(DDP(model))` captures no graph (Dynamo breaks inside
+DDP.forward and the module runs eagerly). The test starts both processes itself, on a free
+loopback port, and is bounded in time.
+"""
+
+import copy
+import datetime
+import socket
+import time
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from torch._dynamo.testing import CompileCounter
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from dynamo_tape.tracker import TapeCounter
+
+WORLD = 2
+DEADLINE_S = 50
+# DDPOptimizer's first bucket holds 1 MiB and bucket_cap_mb may not be smaller; a float64
+# Linear(256, 256) is 0.5 MiB, so four of them make two buckets.
+BUCKET_CAP_MB = 1
+WIDTH, LAYERS = 256, 4
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_model() -> torch.nn.Module:
+    layers = []
+    for _ in range(LAYERS):
+        layers += [torch.nn.Linear(WIDTH, WIDTH), torch.nn.Tanh()]
+    return torch.nn.Sequential(*layers).double()
+
+
+def train(model, steps, rank):
+    """Gradients of each step; every rank sees different data, so DDP must average them."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    generator = torch.Generator().manual_seed(100 + rank)
+    grads = []
+    for _ in range(steps):
+        x = torch.randn(8, WIDTH, dtype=torch.float64, generator=generator)
+        cotangent = torch.randn(8, WIDTH, dtype=torch.float64, generator=generator)
+        optimizer.zero_grad()
+        model(x).backward(cotangent)
+        grads.append([p.grad.clone() for p in model.parameters()])
+        optimizer.step()
+    return grads
+
+
+def ddp_splits(counter):
+    return [s for s in counter.splits if s.kind == "DDP bucket split"]
+
+
+def worker(rank, port):
+    torch.set_num_threads(1)
+    dist.init_process_group(
+        "gloo",
+        init_method=f"tcp://127.0.0.1:{port}",
+        rank=rank,
+        world_size=WORLD,
+        timeout=datetime.timedelta(seconds=30),
+    )
+    try:
+        torch.manual_seed(0)
+        model = make_model()
+
+        # same gradients as uncompiled DDP, step after step
+        counter, dynamo_counter = TapeCounter(), CompileCounter()
+        reference = DDP(copy.deepcopy(model), bucket_cap_mb=BUCKET_CAP_MB)
+        compiled = DDP(torch.compile(copy.deepcopy(model), backend=counter), bucket_cap_mb=BUCKET_CAP_MB)
+        expected, got = train(reference, 2, rank), train(compiled, 2, rank)
+        for step, (want, have) in enumerate(zip(expected, got)):
+            for w, h in zip(want, have):
+                torch.testing.assert_close(h, w, msg=lambda m: f"rank {rank} step {step}: {m}")
+        assert all(g.compiled.calls["backward"] == 2 for g in counter.graphs)
+
+        # the tracker reports DDPOptimizer's split: as many bucket graphs as Dynamo's own
+        # counter sees with the same model and buckets
+        DDP(torch.compile(copy.deepcopy(model), backend=dynamo_counter), bucket_cap_mb=BUCKET_CAP_MB)(
+            torch.randn(8, WIDTH, dtype=torch.float64)
+        )
+        assert counter.graph_count == dynamo_counter.frame_count > 1
+        (split,) = ddp_splits(counter)
+        assert split.count == counter.graph_count
+
+        # without DDPOptimizer: one graph, no split
+        torch._dynamo.reset()
+        torch._dynamo.config.optimize_ddp = False
+        whole = TapeCounter()
+        train(DDP(torch.compile(copy.deepcopy(model), backend=whole), bucket_cap_mb=BUCKET_CAP_MB), 1, rank)
+        assert whole.graph_count == 1 and not ddp_splits(whole)
+        torch._dynamo.config.optimize_ddp = True
+
+        # the other order captures nothing on torch 2.13 (README: which form works)
+        torch._dynamo.reset()
+        outside = TapeCounter()
+        train(torch.compile(DDP(copy.deepcopy(model), bucket_cap_mb=BUCKET_CAP_MB), backend=outside), 1, rank)
+        assert outside.graph_count == 0
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.skipif(not dist.is_gloo_available(), reason="needs torch.distributed with gloo")
+def test_ddp_of_compiled_model_matches_eager_ddp_and_reports_bucket_splits(monkeypatch):
+    monkeypatch.setenv("GLOO_SOCKET_IFNAME", "lo")
+    context = mp.start_processes(
+        worker, args=(free_port(),), nprocs=WORLD, join=False, start_method="spawn"
+    )
+    deadline = time.monotonic() + DEADLINE_S
+    try:
+        while not context.join(timeout=max(0.0, deadline - time.monotonic())):
+            if time.monotonic() >= deadline:
+                pytest.fail(f"the {WORLD} DDP processes did not finish within {DEADLINE_S} s")
+    finally:
+        for process in context.processes:
+            if process.is_alive():
+                process.terminate()
+            process.join(timeout=5)
