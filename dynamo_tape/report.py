@@ -107,7 +107,7 @@ def _graphs(graphs: list[dict]) -> str:
             g["dynamo_ops"],
             g["forward_entries"],
             g["backward_entries"],
-            g["saved_bytes"],
+            f"{g['saved_bytes']:,}",
             len(g["fallback_ops"]),
             f"{g['compile_seconds']:.3f}",
             _cell(g["not_on_tape"] or g["ended_by"]),
