@@ -1,12 +1,14 @@
 """`dynamo-tape report SCRIPT [ARGS...] --out DIR` on scripts written to a temporary folder."""
 
 import importlib.metadata
+import inspect
 import json
 import subprocess
 import sys
 import textwrap
 
 from dynamo_tape import cli
+from dynamo_tape.examples import graph_breaks, make_reports
 
 SCRIPT = """\
 import sys
@@ -65,3 +67,28 @@ def test_console_script_is_declared():
     (entry,) = [e for e in importlib.metadata.entry_points(group="console_scripts")
                 if e.name == "dynamo-tape"]  # fmt: skip
     assert entry.load() is cli.main
+
+
+def test_make_reports_writes_each_workload_and_an_index(tmp_path, monkeypatch):
+    def fails():
+        raise RuntimeError("boom")
+
+    workloads = [("graph_breaks", "the example", graph_breaks.main), ("broken", "fails", fails)]
+    monkeypatch.setattr(make_reports, "workloads", lambda: iter(workloads))
+    assert make_reports.main(["--out", str(tmp_path)]) == 1  # a workload failed
+    data = json.loads((tmp_path / "graph_breaks.json").read_text())
+    sites = {(b["function"], b["lineno"]) for b in data["breaks"]}
+    assert sites == {
+        ("logs_in_the_middle", line_of(graph_breaks.logs_in_the_middle, "print(")),
+        ("branches_on_data", line_of(graph_breaks.branches_on_data, "if h.mean()")),
+    }
+    assert [r["frame"] for r in data["recompiles"]] == ["power_norm", "power_norm"]
+    index = (tmp_path / "index.md").read_text()
+    assert "[graph_breaks](graph_breaks.md)" in index
+    assert "failed: RuntimeError: boom" in index
+    assert (tmp_path / "broken.md").exists()
+
+
+def line_of(fn, text: str) -> int:
+    lines, first = inspect.getsourcelines(fn)
+    return first + next(i for i, line in enumerate(lines) if text in line)
