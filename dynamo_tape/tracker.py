@@ -298,7 +298,7 @@ def graph_compiled(gm, example_inputs, compiled, seconds: float) -> None:
     ]
     record = _record(gm, compile_id, seconds, len(compiled.tape.entries), fallbacks)
     record.compiled = compiled
-    _add(gm, record)
+    _add(gm, record, compile_id)
 
 
 def graph_failed(gm, example_inputs, error: Exception, seconds: float) -> None:
@@ -307,7 +307,7 @@ def graph_failed(gm, example_inputs, error: Exception, seconds: float) -> None:
     compile_id = torch._guards.CompileContext.current_compile_id()
     record = _record(gm, compile_id, seconds, 0, [])
     record.not_on_tape = f"{type(error).__name__}: {_first_line(str(error))}"
-    _add(gm, record)
+    _add(gm, record, compile_id)
 
 
 def last_compiled():
@@ -347,7 +347,7 @@ _UNSEEN_BREAK = (
 _RESUME_FRAME = re.compile(r"torch_dynamo_resume_in_(.+)_at_(\d+)")
 
 
-def _add(gm, record: GraphRecord) -> None:
+def _add(gm, record: GraphRecord, compile_id) -> None:
     site, user_lines, resumed = None, [], None
     # DDPOptimizer marks its bucket boundaries as breaks inside torch: they are splits instead
     if not record.ddp_bucket:
@@ -356,7 +356,6 @@ def _add(gm, record: GraphRecord) -> None:
         if match:
             function, line = match.groups()
             resumed = BreakSite(record.frame_file, int(line), function, _UNSEEN_BREAK)
-    compile_id = torch._guards.CompileContext.current_compile_id()
     recompile = None
     if compile_id is not None and compile_id.frame_compile_id:
         recompile = Recompile(record.compile_id, record.frame, _recompile_reason())
