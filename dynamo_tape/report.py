@@ -9,6 +9,7 @@ import os
 from tabulate import tabulate
 
 _SUMMARY_NAMES = {
+    "tests": "tests",
     "graphs": "graphs compiled",
     "dynamo_ops": "Dynamo ops",
     "graph_break_sites": "graph-break sites",
@@ -21,13 +22,22 @@ _SUMMARY_NAMES = {
 
 
 def markdown(data: dict, title: str) -> str:
-    parts = [f"# {title}", "## Summary", _summary(data["summary"])]
-    parts += ["## Graphs", _graphs(data["graphs"])]
-    parts += ["## Graph-break sites", _breaks(data["breaks"])]
-    parts += ["## Splits", _splits(data["splits"])]
-    parts += ["## Recompiles", _recompiles(data["recompiles"])]
+    parts = [f"# {title}", "## Summary", _summary(data["summary"]), *_sections(data)]
     parts += ["## Tapes", _tapes(data["graphs"])]
     return "\n\n".join(parts) + "\n"
+
+
+def _sections(data: dict) -> list[str]:
+    return [
+        "## Graphs",
+        _graphs(data["graphs"]),
+        "## Graph-break sites",
+        _breaks(data["breaks"]),
+        "## Splits",
+        _splits(data["splits"]),
+        "## Recompiles",
+        _recompiles(data["recompiles"]),
+    ]
 
 
 def write(data: dict, out_dir: str, name: str, title: str) -> tuple[str, str]:
@@ -63,11 +73,7 @@ def run_markdown(tests: list[dict], data: dict) -> str:
         for t in tests
     ]
     parts = ["# dynamo-tape report: test run", "## Summary", _summary(data["summary"])]
-    parts += ["## Tests", table(rows, headers)]
-    parts += ["## Graphs", _graphs(data["graphs"])]
-    parts += ["## Graph-break sites", _breaks(data["breaks"])]
-    parts += ["## Splits", _splits(data["splits"])]
-    parts += ["## Recompiles", _recompiles(data["recompiles"])]
+    parts += ["## Tests", table(rows, headers), *_sections(data)]
     return "\n\n".join(parts) + "\n"
 
 
