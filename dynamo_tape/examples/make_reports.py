@@ -37,6 +37,7 @@ FAMILIES = {
 }
 TRAINING_STEPS = 3
 DEMO = "dynamo_tape.examples.demo"
+REPOSITORY = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def workloads():
@@ -57,6 +58,18 @@ def _run_demo():
         sys.argv = argv
 
 
+def _relative_to_repository(value):
+    """The same data with this checkout's paths written relative to it, so reports generated
+    in different checkouts differ only where the results do."""
+    if isinstance(value, str):
+        return value.replace(REPOSITORY + os.sep, "")
+    if isinstance(value, dict):
+        return {k: _relative_to_repository(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_relative_to_repository(v) for v in value]
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dynamo_tape.examples.make_reports")
     parser.add_argument("--out", default="reports")
@@ -72,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
                 traceback.print_exc()
                 outcome = f"failed: {type(e).__name__}: {str(e).strip().splitlines()[0]}"
                 failures += 1
-        data = tracked.as_dict()
+        data = _relative_to_repository(tracked.as_dict())
         write(data, out_dir, name, f"dynamo-tape report: {name} ({what})")
         summary = data["summary"]
         rows.append(
