@@ -4,6 +4,8 @@ user's line, recompiles with the guard that failed, splits, and what the tape di
 import inspect
 import json
 import logging
+import os
+import traceback
 
 import pytest
 import torch
@@ -12,11 +14,12 @@ from test_seed import Variable as SeedVariable
 from test_seed import grad as seed_grad
 from test_seed import reset_tape, simple
 from torch._dynamo.backends.distributed import DDPOptimizer
+from torch._dynamo.output_graph import GraphCompileReason
 from torch._dynamo.testing import CompileCounter
 from torch._logging._internal import trace_log
 
 import dynamo_tape
-from dynamo_tape import TapeCounter, track
+from dynamo_tape import TapeCounter, track, tracker
 
 
 def with_print(x, n):
@@ -185,6 +188,18 @@ def test_a_break_in_a_called_function_is_one_site_in_that_function():
     (site,) = counter.breaks
     line = line_of(breaks_inside, "graph_break()")
     assert (site.filename, site.lineno, site.function) == (__file__, line, "breaks_inside")
+
+
+def test_a_break_inside_torch_is_reported_at_the_user_line_that_called_it():
+    torch_file = os.path.join(os.path.dirname(torch.__file__), "nn", "modules", "module.py")
+    stack = [
+        traceback.FrameSummary(__file__, 7, "train_step"),
+        traceback.FrameSummary(__file__, 12, "model_forward"),
+        traceback.FrameSummary(torch_file, 1700, "_call_impl"),
+    ]
+    site, user_lines = tracker._break_site(GraphCompileReason("why\nmore", stack))
+    assert (site.filename, site.lineno, site.function) == (__file__, 12, "model_forward")
+    assert user_lines == [(__file__, 7), (__file__, 12)]
 
 
 def test_data_dependent_branch_breaks_at_the_if():
