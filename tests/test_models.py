@@ -95,6 +95,17 @@ def test_gpt(attention, dropout, train, dtype):
     assert_trains_like_eager(make, gpt_batch, dtype, train=train)
 
 
+def test_gpt_with_a_new_batch_size_each_step_runs_on_dynamic_shapes():
+    from dynamo_tape.tracker import last_compiled
+
+    sizes = iter([4, 6, 3, 5, 7])
+    varying = lambda model, generator, dtype: gpt_batch(model, generator, dtype, next(sizes))
+    make = lambda: GPT(attention="sdpa", dropout=0.2, n_layer=1)
+    assert_trains_like_eager(make, varying, torch.float64)
+    tokens = last_compiled().tape.inputs[-1]
+    assert isinstance(tokens.shape[0], torch.SymInt)  # recompiled once with a symbolic batch
+
+
 @DTYPES
 def test_lstm(dtype):
     assert_trains_like_eager(LSTMClassifier, lstm_batch, dtype)
@@ -135,12 +146,34 @@ def test_transformers_gpt2(dtype):
 
 # --- ops without a rule: the generic fallback, and fallback="error" ----------------------------
 
-# An exotic op that no rule of ours covers (asserted below) and no decomposition removes.
-NO_RULE = torch.ops.aten.special_i0e.default
+
+# An op that can have no rule of ours: a custom op whose gradient only torch.autograd knows
+# (its registered formula), which Dynamo and the lowering keep whole.
+@torch.library.custom_op("test_models::cube", mutates_args=())
+def cube(x: torch.Tensor) -> torch.Tensor:
+    return x * x * x
 
 
-def uses_i0e(x, y):
-    return torch.special.i0e(x) * y
+@cube.register_fake
+def _(x):
+    return torch.empty_like(x)
+
+
+def _cube_backward(ctx, g):
+    (x,) = ctx.saved_tensors
+    return g * 3 * x * x
+
+
+def _cube_setup(ctx, inputs, output):
+    ctx.save_for_backward(*inputs)
+
+
+cube.register_autograd(_cube_backward, setup_context=_cube_setup)
+NO_RULE = torch.ops.test_models.cube.default
+
+
+def uses_cube(x, y):
+    return cube(x.sin()) * y
 
 
 def test_fallback_gives_torch_autograd_gradients():
@@ -150,12 +183,12 @@ def test_fallback_gives_torch_autograd_gradients():
     cotangent = torch.randn(4, 5, dtype=torch.float64, generator=generator)
     ours = [t.clone().requires_grad_() for t in (x, y)]
     theirs = [t.clone().requires_grad_() for t in (x, y)]
-    out = torch.compile(uses_i0e, backend="tape")(*ours)
-    expected = uses_i0e(*theirs)
+    out = torch.compile(uses_cube, backend="tape")(*ours)
+    expected = uses_cube(*theirs)
     torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
     out.backward(cotangent)
     expected.backward(cotangent)
-    for a, b in zip(ours, theirs):
+    for a, b in zip(ours, theirs, strict=True):
         torch.testing.assert_close(a.grad, b.grad, rtol=1e-12, atol=1e-12)
 
     from dynamo_tape.tracker import last_compiled
@@ -166,8 +199,8 @@ def test_fallback_gives_torch_autograd_gradients():
 
 def test_fallback_error_names_the_op_and_line():
     x = torch.randn(3, requires_grad=True)
-    compiled = torch.compile(uses_i0e, backend="tape", options=STRICT)
-    with pytest.raises(Exception, match=r"aten\.special_i0e") as info:
+    compiled = torch.compile(uses_cube, backend="tape", options=STRICT)
+    with pytest.raises(Exception, match=r"test_models\.cube") as info:
         compiled(x, x)
     assert "test_models.py" in str(info.value)  # the user's source line
 

@@ -135,10 +135,10 @@ def test_nn_rule_through_the_backend(fn, ops):
         running = [s.clone() for s in stats]
         torch.manual_seed(1)
         out = run(*leaves, *running)
-        cotangent = torch.randn(out.shape, dtype=out.dtype, generator=torch.Generator().manual_seed(2))
+        cotangent = torch.randn(out.shape, dtype=out.dtype, generator=generator.manual_seed(2))
         grads = torch.autograd.grad(out, leaves, cotangent)
         runs[name] = [out, *grads, *running]
-    for ours, theirs in zip(runs["tape"], runs["eager"]):
+    for ours, theirs in zip(runs["tape"], runs["eager"], strict=True):
         torch.testing.assert_close(ours, theirs, rtol=1e-10, atol=1e-10)
     entries = last_compiled().tape.entries
     assert ops <= {e.op for e in entries if e.kind == "rule"}

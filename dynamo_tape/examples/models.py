@@ -31,7 +31,7 @@ class MLP(nn.Module):
     def __init__(self, activation="relu", loss="cross_entropy", sizes=(12, 32, 32, 5)):
         super().__init__()
         layers = []
-        for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:])):
+        for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:], strict=False)):
             layers.append(nn.Linear(n_in, n_out))
             if i < len(sizes) - 2:
                 layers.append(ACTIVATIONS[activation]())
@@ -96,7 +96,8 @@ class ResNet(nn.Module):
 
 
 def resnet_batch(model: ResNet, generator, dtype, batch=4, size=12):
-    images = torch.randn(batch, model.stem[0].in_channels, size, size, generator=generator, dtype=dtype)
+    channels = model.stem[0].in_channels
+    images = torch.randn(batch, channels, size, size, generator=generator, dtype=dtype)
     return images, torch.randint(0, model.head.out_features, (batch,), generator=generator)
 
 
@@ -171,6 +172,8 @@ class GPT(nn.Module):
         self.ln_f = nn.LayerNorm(cfg.n_embd)
         self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab, bias=False)
         self.lm_head.weight = self.wte.weight  # weight tying
+        for embedding in (self.wte, self.wpe):  # GPT-2's scale: logits start near uniform
+            nn.init.normal_(embedding.weight, std=0.02)
 
     def forward(self, tokens, targets):
         positions = torch.arange(tokens.size(1), device=tokens.device)
@@ -247,7 +250,7 @@ class SideBySide:
         """(step, eager loss, tape loss, relative difference) per step."""
         return [
             (i, e, t, abs(t - e) / max(abs(e), 1e-30))
-            for i, (e, t) in enumerate(zip(self.eager_losses, self.tape_losses))
+            for i, (e, t) in enumerate(zip(self.eager_losses, self.tape_losses, strict=True))
         ]
 
 
@@ -268,16 +271,14 @@ def train_side_by_side(
     generator = torch.Generator().manual_seed(seed)
     for step in range(steps):
         batch = make_batch(eager, generator, dtype)
-        for (_, forward, losses), optimizer in zip(runs, optimizers):
+        for (_, forward, losses), optimizer in zip(runs, optimizers, strict=True):
             torch.manual_seed(seed + 1000 + step)
             optimizer.zero_grad()
             loss = forward(*batch)
             loss.backward()
             optimizer.step()
             losses.append(loss.item())
-    return SideBySide(
-        runs[0][2], runs[1][2], _state(eager), _state(taped), compiled
-    )
+    return SideBySide(runs[0][2], runs[1][2], _state(eager), _state(taped), compiled)
 
 
 def _state(model):

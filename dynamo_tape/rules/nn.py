@@ -16,70 +16,62 @@ def _zeros(shape, like):
 
 def _filled(gs, ys):
     """Cotangents of several outputs, zeros where an output received none."""
-    return [g if g is not None else _zeros(y.shape, y) for g, y in zip(gs, ys)]
+    return [g if g is not None else _zeros(y.shape, y) for g, y in zip(gs, ys, strict=True)]
 
 
 # --- convolution, normalisation ----------------------------------------------------------------
 
 
-def convolution(g, y, x, w, b, stride, padding, dilation, transposed, output_padding, groups):
+def convolution(g, y, x, w, b, *params):
+    # params: stride, padding, dilation, transposed, output_padding, groups
     bias_sizes = list(b.shape) if b is not None else None
     mask = [True, True, b is not None]
-    return tuple(
-        call(aten.convolution_backward.default, g, x, w, bias_sizes, stride, padding, dilation,
-             transposed, output_padding, groups, mask)
-    )
+    return tuple(call(aten.convolution_backward.default, g, x, w, bias_sizes, *params, mask))
+
+
+def _batch_norm(g, x, w, b, mean, var, saved_mean, saved_invstd, training, eps):
+    mask = [True, w is not None, b is not None]
+    backward = aten.native_batch_norm_backward.default
+    return tuple(call(backward, g, x, w, mean, var, saved_mean, saved_invstd, training, eps, mask))
 
 
 def batch_norm_functional(g, y, x, w, b, running_mean, running_var, training, momentum, eps):
-    # outputs: (out, save_mean, save_invstd, new_running_mean, new_running_var); only `out`
-    # is differentiable, the running statistics are updated state
+    # y: (out, save_mean, save_invstd, new_running_mean, new_running_var); only `out` is
+    # differentiable, the running statistics are state (NONDIFFERENTIABLE_OUTPUTS)
     if g[0] is None:
         return ()
-    mask = [True, w is not None, b is not None]
     if training:  # the batch's own statistics (y[1], y[2]) are used, not the running ones,
         running_mean = running_var = None  # which are mutated in place after the forward
-    return tuple(
-        call(aten.native_batch_norm_backward.default, g[0], x, w, running_mean, running_var,
-             y[1], y[2], training, eps, mask)
-    )
+    return _batch_norm(g[0], x, w, b, running_mean, running_var, y[1], y[2], training, eps)
 
 
 def batch_norm_no_training(g, y, x, w, b, running_mean, running_var, momentum, eps):
     # eval mode normalises with the running statistics: y = (x - mean) / sqrt(var + eps) w + b
     if g[0] is None:
         return ()
-    mask = [True, w is not None, b is not None]
-    return tuple(
-        call(aten.native_batch_norm_backward.default, g[0], x, w, running_mean, running_var,
-             y[1], y[2], False, eps, mask)
-    )
+    return _batch_norm(g[0], x, w, b, running_mean, running_var, y[1], y[2], False, eps)
 
 
-def layer_norm(g, y, x, normalized_shape, w, b, eps):  # outputs: (out, mean, rstd)
+def layer_norm(g, y, x, normalized_shape, w, b, eps):  # y: (out, mean, rstd)
     if g[0] is None:
         return ()
     mask = [True, w is not None, b is not None]
-    gx, gw, gb = call(aten.native_layer_norm_backward.default, g[0], x, normalized_shape,
-                      y[1], y[2], w, b, mask)
+    backward = aten.native_layer_norm_backward.default
+    gx, gw, gb = call(backward, g[0], x, normalized_shape, y[1], y[2], w, b, mask)
     return (gx, None, gw, gb)
 
 
 # --- pooling, dropout ------------------------------------------------------------------------
 
 
-def max_pool2d(g, y, x, kernel, stride, padding, dilation, ceil_mode):  # y = (out, indices)
-    return (
-        call(aten.max_pool2d_with_indices_backward.default, g[0], x, kernel, stride, padding,
-             dilation, ceil_mode, y[1]),
-    )
+def max_pool2d(g, y, x, *params):  # y: (out, indices)
+    # params: kernel_size, stride, padding, dilation, ceil_mode
+    return (call(aten.max_pool2d_with_indices_backward.default, g[0], x, *params, y[1]),)
 
 
-def avg_pool2d(g, y, x, kernel, stride, padding, ceil_mode, count_include_pad, divisor):
-    return (
-        call(aten.avg_pool2d_backward.default, g, x, kernel, stride, padding, ceil_mode,
-             count_include_pad, divisor),
-    )
+def avg_pool2d(g, y, x, *params):
+    # params: kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
+    return (call(aten.avg_pool2d_backward.default, g, x, *params),)
 
 
 def _dropout_scale(p, train):
