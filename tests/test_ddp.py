@@ -35,21 +35,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def make_model() -> torch.nn.Module:
+def make_model(width=WIDTH) -> torch.nn.Module:
     layers = []
     for _ in range(LAYERS):
-        layers += [torch.nn.Linear(WIDTH, WIDTH), torch.nn.Tanh()]
+        layers += [torch.nn.Linear(width, width), torch.nn.Tanh()]
     return torch.nn.Sequential(*layers).double()
 
 
-def train(model, steps, rank):
+def train(model, steps, rank, width=WIDTH):
     """Gradients of each step; every rank sees different data, so DDP must average them."""
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     generator = torch.Generator().manual_seed(100 + rank)
     grads = []
     for _ in range(steps):
-        x = torch.randn(8, WIDTH, dtype=torch.float64, generator=generator)
-        cotangent = torch.randn(8, WIDTH, dtype=torch.float64, generator=generator)
+        x = torch.randn(8, width, dtype=torch.float64, generator=generator)
+        cotangent = torch.randn(8, width, dtype=torch.float64, generator=generator)
         optimizer.zero_grad()
         model(x).backward(cotangent)
         grads.append([p.grad.clone() for p in model.parameters()])
@@ -74,11 +74,16 @@ def worker(rank, port):
         torch.manual_seed(0)
         model = make_model()
 
+        def ddp(module):
+            return DDP(module, bucket_cap_mb=BUCKET_CAP_MB)
+
+        def ddp_of_compiled(backend, module=model):
+            return ddp(torch.compile(copy.deepcopy(module), backend=backend))
+
         # same gradients as uncompiled DDP, step after step
-        counter, dynamo_counter = TapeCounter(), CompileCounter()
-        reference = DDP(copy.deepcopy(model), bucket_cap_mb=BUCKET_CAP_MB)
-        compiled = DDP(torch.compile(copy.deepcopy(model), backend=counter), bucket_cap_mb=BUCKET_CAP_MB)
-        expected, got = train(reference, 2, rank), train(compiled, 2, rank)
+        counter = TapeCounter()
+        expected = train(ddp(copy.deepcopy(model)), 2, rank)
+        got = train(ddp_of_compiled(counter), 2, rank)
         for step, (want, have) in enumerate(zip(expected, got)):
             for w, h in zip(want, have):
                 torch.testing.assert_close(h, w, msg=lambda m: f"rank {rank} step {step}: {m}")
@@ -86,9 +91,8 @@ def worker(rank, port):
 
         # the tracker reports DDPOptimizer's split: as many bucket graphs as Dynamo's own
         # counter sees with the same model and buckets
-        DDP(torch.compile(copy.deepcopy(model), backend=dynamo_counter), bucket_cap_mb=BUCKET_CAP_MB)(
-            torch.randn(8, WIDTH, dtype=torch.float64)
-        )
+        dynamo_counter = CompileCounter()
+        ddp_of_compiled(dynamo_counter)(torch.randn(8, WIDTH, dtype=torch.float64))
         assert counter.graph_count == dynamo_counter.frame_count > 1
         (split,) = ddp_splits(counter)
         assert split.count == counter.graph_count
@@ -97,14 +101,14 @@ def worker(rank, port):
         torch._dynamo.reset()
         torch._dynamo.config.optimize_ddp = False
         whole = TapeCounter()
-        train(DDP(torch.compile(copy.deepcopy(model), backend=whole), bucket_cap_mb=BUCKET_CAP_MB), 1, rank)
+        train(ddp_of_compiled(whole), 1, rank)
         assert whole.graph_count == 1 and not ddp_splits(whole)
         torch._dynamo.config.optimize_ddp = True
 
         # the other order captures nothing on torch 2.13 (README: which form works)
         torch._dynamo.reset()
         outside = TapeCounter()
-        train(torch.compile(DDP(copy.deepcopy(model), bucket_cap_mb=BUCKET_CAP_MB), backend=outside), 1, rank)
+        train(torch.compile(ddp(copy.deepcopy(model)), backend=outside), 1, rank)
         assert outside.graph_count == 0
     finally:
         dist.destroy_process_group()
