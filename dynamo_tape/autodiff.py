@@ -30,6 +30,7 @@ def grad(forward: Tape, wrt: list[Variable], namer: Namer, fake_mode) -> Backwar
     grads: dict[Variable, Variable] = {}
     cotangents, cotangent_of = [], []
     with record.recording(tape, namer, fake_mode) as rec:
+        rec.active = active
         for position, out in enumerate(forward.outputs):
             if isinstance(out, Variable) and out in active and is_differentiable(out.meta):
                 ct = namer(out.meta)

@@ -25,6 +25,7 @@ class Recorder:
     namer: Namer
     fake_mode: object
     source: str | None = None  # the user's file:line the recorded entries come from
+    active: set | None = None  # Variables the backward being recorded wants gradients for
 
 
 _current: list[Recorder] = []
@@ -39,6 +40,14 @@ def recording(tape: Tape, namer: Namer, fake_mode):
             yield recorder
     finally:
         _current.pop()
+
+
+def needs_grad(v) -> bool:
+    """Whether the backward being recorded wants a gradient for `v`: rules of ops whose
+    backward kernel takes an output mask skip the gradients nobody reads (a first
+    convolution's input gradient, for the images)."""
+    active = current().active
+    return isinstance(v, Variable) and (active is None or v in active)
 
 
 def current() -> Recorder:

@@ -151,3 +151,20 @@ def test_every_nn_rule_has_a_case():
     }
     assert not set(nn.RULES) - checked
     assert set(nn.RULES) <= set(RULES)
+
+
+def test_convolution_skips_the_input_gradient_nobody_reads():
+    from dynamo_tape.tracker import last_compiled
+
+    generator = torch.Generator().manual_seed(0)
+    conv = torch.nn.Conv2d(3, 4, 3, padding=1, dtype=torch.float64)
+    images = torch.randn(2, 3, 6, 6, dtype=torch.float64, generator=generator)  # no gradient
+    cotangent = torch.randn(2, 4, 6, 6, dtype=torch.float64, generator=generator)
+    compiled = torch.compile(conv, backend="tape", options={"fallback": "error"})
+    ours = torch.autograd.grad(compiled(images), list(conv.parameters()), cotangent)
+    theirs = torch.autograd.grad(conv(images), list(conv.parameters()), cotangent)
+    for a, b in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+    (plan,) = last_compiled().plans.values()
+    (entry,) = [e for e in plan.backward.tape.entries if e.op is aten.convolution_backward.default]
+    assert entry.args[-1] == [False, True, True] and entry.outputs[0] is None

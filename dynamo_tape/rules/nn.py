@@ -5,7 +5,7 @@ return one cotangent per argument. Where PyTorch differentiates an op with an AT
 
 import torch
 
-from ..record import call, where
+from ..record import call, needs_grad, where
 
 aten = torch.ops.aten
 
@@ -25,12 +25,12 @@ def _filled(gs, ys):
 def convolution(g, y, x, w, b, *params):
     # params: stride, padding, dilation, transposed, output_padding, groups
     bias_sizes = list(b.shape) if b is not None else None
-    mask = [True, True, b is not None]
+    mask = [needs_grad(x), needs_grad(w), needs_grad(b)]
     return tuple(call(aten.convolution_backward.default, g, x, w, bias_sizes, *params, mask))
 
 
 def _batch_norm(g, x, w, b, mean, var, saved_mean, saved_invstd, training, eps):
-    mask = [True, w is not None, b is not None]
+    mask = [needs_grad(x), needs_grad(w), needs_grad(b)]
     backward = aten.native_batch_norm_backward.default
     return tuple(call(backward, g, x, w, mean, var, saved_mean, saved_invstd, training, eps, mask))
 
@@ -55,7 +55,7 @@ def batch_norm_no_training(g, y, x, w, b, running_mean, running_var, momentum, e
 def layer_norm(g, y, x, normalized_shape, w, b, eps):  # y: (out, mean, rstd)
     if g[0] is None:
         return ()
-    mask = [True, w is not None, b is not None]
+    mask = [needs_grad(x), needs_grad(w), needs_grad(b)]
     backward = aten.native_layer_norm_backward.default
     gx, gw, gb = call(backward, g[0], x, normalized_shape, y[1], y[2], w, b, mask)
     return (gx, None, gw, gb)
