@@ -12,8 +12,10 @@ from __future__ import annotations
 import itertools
 import linecache
 import math
+import weakref
 from dataclasses import dataclass, field
 
+import sympy
 import torch
 from torch.utils._sympy.printers import PythonPrinter
 
@@ -101,6 +103,8 @@ def compile_source(source: str, globals_: dict, name: str, label: str, line_entr
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     namespace = dict(globals_)
     exec(compile(source, filename, "exec"), namespace)
+    # the source stays readable for as long as the function lives, and no longer
+    weakref.finalize(namespace[name], linecache.cache.pop, filename, None)
     return CompiledTape(namespace[name], source, filename, line_entries or {})
 
 
@@ -165,6 +169,8 @@ class _Writer:
             return a.name
         if isinstance(a, _SYM):
             return f"({self._printer.doprint(a.node.expr)})"
+        if isinstance(a, sympy.Basic):  # a size symbol itself, e.g. the forward returning `syms`
+            return f"({self._printer.doprint(a)})"
         if a is None or isinstance(a, bool | int | str):
             return repr(a)
         if isinstance(a, float):

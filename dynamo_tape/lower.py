@@ -37,6 +37,9 @@ class Lowered:
     # Dynamo return the buffer itself): the caller gets that very tensor back, as in eager
     returns_input: dict[int, int] = field(default_factory=dict)
     aten_graph: torch.fx.GraphModule | None = None
+    # per mutation: does eager autograd record it? Yes for `x.add_(w)`, no for BatchNorm's
+    # running statistics (updated inside the kernel); read off Dynamo's traced fake inputs
+    recorded_mutations: list[bool] = field(default_factory=list)
 
     @property
     def user_outputs(self) -> list:
@@ -65,7 +68,11 @@ def lower(gm: torch.fx.GraphModule, example_inputs, fake_mode, strict: bool) -> 
     outputs = list(signature.user_inputs_to_mutate.items())
     mutations = [names.index(input_name) for _, input_name in outputs]
     returns_input = outputs_that_are_inputs(gm)
-    return Lowered(tape, namer, fake_mode, mutations, returns_input, aten_gm)
+    traced = [n.meta.get("example_value") for n in gm.graph.find_nodes(op="placeholder")]
+    recorded = [getattr(traced[i], "requires_grad", True) for i in mutations]
+    return Lowered(
+        tape, namer, fake_mode, mutations, returns_input, aten_gm, recorded_mutations=recorded
+    )
 
 
 def outputs_that_are_inputs(gm: torch.fx.GraphModule) -> dict[int, int]:

@@ -4,17 +4,31 @@ With grad mode on and some input requiring a gradient, a `torch.autograd.Functio
 forward tape, saves only what the backward tape reads, and runs the backward tape in
 `backward`. Otherwise the forward runs alone and nothing is saved. Backward tapes are built
 once per set of inputs that require gradients (the one seen at compile time is built then).
+
+Inputs the graph mutates get their new values copied back after the Function. Where eager's
+autograd records the mutation (`x.add_(w)`, not BatchNorm's running statistics) the copy runs
+with grad enabled, so autograd records it too. Outputs that are views of inputs are taken
+again outside the Function, so that they can be modified in place as in eager.
+
+Double backward (`create_graph=True`): the saved intermediates were computed inside the
+Function without history, so differentiating the backward tape alone would treat them as
+constants and give wrong second derivatives. Instead the backward recomputes: a "joint" tape
+(forward entries, then backward entries) maps the forward inputs and the cotangents to the
+gradients, and runs as a CompiledGraph of its own, whose backward is the tape's `grad` of the
+joint tape. The forward keeps references to its inputs for this (checked for in-place
+changes before use) and, when the tape draws random numbers, the RNG state it started from.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
 
 from .autodiff import Backward, grad
 from .codegen import CompiledTape, compile_tape, symbols_of
-from .ir import Tape
+from .ir import Tape, Variable
 from .lower import Lowered
 from .rules import is_differentiable
 
@@ -28,6 +42,59 @@ class Plan:
     forward_code: CompiledTape  # returns (outputs, saved tensors, symbol values)
     backward_code: CompiledTape
     n_saved: int
+    copied: tuple[int, ...]  # saved positions holding inputs the graph mutates: saved as copies
+    recompute: Recompute
+
+
+@dataclass
+class Recompute:
+    """The differentiable backward (see the module docstring)."""
+
+    lowered: Lowered  # the joint tape: forward inputs, then cotangents -> gradients of `wrt`
+    checked: tuple[int, ...]  # inputs the joint tape reads: must be unchanged when it runs
+    copied: tuple[int, ...]  # inputs it reads that the graph mutates: kept as copies
+    # inputs whose mutation autograd records: held detached (only their sizes are read), as
+    # the input itself would close a reference cycle through its new history
+    detached: tuple[int, ...]
+    random: bool  # it draws random numbers: replay the RNG state the forward started from
+    graph: CompiledGraph | None = None  # compiled on the first double backward
+
+    def compiled(self, name: str) -> CompiledGraph:
+        if self.graph is None:
+            self.graph = CompiledGraph(self.lowered, f"double backward of {name}")
+        return self.graph
+
+
+def _recompute(lowered: Lowered, bw: Backward) -> Recompute:
+    forward = lowered.tape
+    cotangents = bw.tape.inputs[len(bw.saved) :]
+    joint = Tape(
+        "joint",
+        [*forward.inputs, *cotangents],
+        [*forward.entries, *bw.tape.entries],
+        list(bw.tape.outputs),
+    )
+    # dead entries go, except random ones: the replayed RNG must be drawn in the same order
+    live = {v for v in joint.outputs if isinstance(v, Variable)}
+    kept = []
+    for e in reversed(joint.entries):
+        if _is_random(e) or any(v is not None and v in live for v in e.outputs):
+            kept.append(e)
+            live.update(e.inputs)
+    joint.entries = kept[::-1]
+    read = [i for i, v in enumerate(forward.inputs) if v in live and v.is_tensor]
+    copied = tuple(i for i in read if i in lowered.mutations)
+    checked = tuple(i for i in read if i not in copied)
+    recorded = lowered.recorded_mutations or [True] * len(lowered.mutations)
+    detached = tuple(i for i, r in zip(lowered.mutations, recorded) if r and i not in copied)
+    random = any(_is_random(e) for e in joint.entries)
+    joint_lowered = Lowered(joint, lowered.namer, lowered.fake_mode)
+    return Recompute(joint_lowered, checked, copied, detached, random)
+
+
+def _is_random(entry) -> bool:
+    op = entry.op
+    return isinstance(op, torch._ops.OpOverload) and torch.Tag.nondeterministic_seeded in op.tags
 
 
 class CompiledGraph:
@@ -45,7 +112,8 @@ class CompiledGraph:
             i for i, v in enumerate(self.tape.inputs) if is_differentiable(v.meta)
         ]
         self.plans: dict[tuple[int, ...], Plan] = {}
-        self.calls = {"inference": 0, "forward": 0, "backward": 0}
+        self.calls = {"inference": 0, "forward": 0, "backward": 0, "double_backward": 0}
+        self.views_of_inputs = _views_of_inputs(lowered)
 
     @property
     def n_mutations(self) -> int:
@@ -64,7 +132,10 @@ class CompiledGraph:
         backward_code = compile_tape(
             bw.tape, "backward", bw.tape.inputs, tuple(bw.tape.outputs), symbols=self.symbols
         )
-        return Plan(wrt, bw, forward_code, backward_code, len(bw.saved))
+        mutated = {tape.inputs[i] for i in self.lowered.mutations}
+        copied = tuple(k for k, v in enumerate(bw.saved) if v in mutated)
+        recompute = _recompute(self.lowered, bw)
+        return Plan(wrt, bw, forward_code, backward_code, len(bw.saved), copied, recompute)
 
     def requires_grad_inputs(self, args) -> tuple[int, ...]:
         if not torch.is_grad_enabled():
@@ -80,13 +151,43 @@ class CompiledGraph:
             outs = run(self.inference_code, args)
         n = self.n_mutations
         if n:
-            with torch.no_grad():
-                for index, new in zip(self.lowered.mutations, outs[:n]):
-                    args[index].copy_(new)
+            _copy_back(args, self.lowered, outs[:n])
         outs = list(outs[n:])
+        if wrt:
+            for position, index in self.views_of_inputs.items():
+                # the Function's own output is a view autograd will not let the user modify
+                # in place; the same view taken outside it behaves as eager's
+                view = outs[position]
+                outs[position] = args[index].as_strided(
+                    view.size(), view.stride(), view.storage_offset()
+                )
         for position, index in self.lowered.returns_input.items():
             outs[position] = args[index]
         return tuple(outs)
+
+
+def _views_of_inputs(lowered: Lowered) -> dict[int, int]:
+    """User output position -> input index, for outputs that are views of an input."""
+    inputs = [(i, v) for i, v in enumerate(lowered.tape.inputs) if v.is_tensor]
+    found = {}
+    for position, out in enumerate(lowered.user_outputs):
+        if position in lowered.returns_input or not isinstance(out, Variable):
+            continue
+        for index, v in inputs:
+            if out.is_tensor and torch._C._is_alias_of(out.meta, v.meta):
+                found[position] = index
+    return found
+
+
+def _copy_back(args, lowered: Lowered, new_values):
+    recorded = lowered.recorded_mutations or [True] * len(new_values)
+    for index, new, seen in zip(lowered.mutations, new_values, recorded):
+        target = args[index]
+        if seen and torch.is_grad_enabled() and (new.requires_grad or target.requires_grad):
+            target.copy_(new)  # recorded by autograd, like eager's in-place op
+        else:
+            with torch.no_grad():
+                target.copy_(new)
 
 
 def run(code: CompiledTape, args):
@@ -105,8 +206,23 @@ class _TapeFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, graph: CompiledGraph, plan: Plan, *args):
         graph.calls["forward"] += 1
+        recompute = plan.recompute
+        ctx.rng = _rng_states(args) if recompute.random else None
         outs, saved, syms = run(plan.forward_code, args)
+        if plan.copied:  # the copy-back after this Function would change them under us
+            saved = list(saved)
+            for k in plan.copied:
+                saved[k] = saved[k].clone()
         ctx.graph, ctx.plan, ctx.syms = graph, plan, syms
+        ctx.inputs = args
+        if recompute.copied or recompute.detached:
+            ctx.inputs = list(args)
+            with torch.enable_grad():  # a copy keeps the history of the value it copies
+                for i in recompute.copied:
+                    ctx.inputs[i] = args[i].clone()
+            for i in recompute.detached:
+                ctx.inputs[i] = args[i].detach()
+        ctx.versions = [args[i]._version for i in recompute.checked]
         tensors = [s for s in saved if isinstance(s, torch.Tensor)]
         ctx.others = [None if isinstance(s, torch.Tensor) else s for s in saved]
         ctx.save_for_backward(*tensors)
@@ -120,17 +236,55 @@ class _TapeFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, *cotangents):
         graph, plan = ctx.graph, ctx.plan
-        if torch.is_grad_enabled():
-            raise NotImplementedError(
-                "dynamo_tape: double backward (create_graph=True) through a compiled graph is "
-                "not supported yet"
-            )
-        graph.calls["backward"] += 1
-        tensors = iter(ctx.saved_tensors)
-        saved = [next(tensors) if o is None else o for o in ctx.others]
         cts = [cotangents[i] for i in plan.backward.cotangent_of]
-        grads = run(plan.backward_code, (*saved, *cts, ctx.syms))
+        if torch.is_grad_enabled():
+            grads = _differentiable_backward(ctx, cts)
+        else:
+            graph.calls["backward"] += 1
+            tensors = iter(ctx.saved_tensors)
+            saved = [next(tensors) if o is None else o for o in ctx.others]
+            grads = run(plan.backward_code, (*saved, *cts, ctx.syms))
+            # as autograd frees saved tensors after a backward, so that a later in-place
+            # change of an input (`x += f(x)`) leaves no reference cycle through this node
+            ctx.inputs = None
         result = [None] * len(graph.tape.inputs)
         for i, g in zip(plan.wrt, grads):
             result[i] = g
         return (None, None, *result)
+
+
+def _differentiable_backward(ctx, cotangents):
+    graph, recompute = ctx.graph, ctx.plan.recompute
+    if ctx.inputs is None:
+        raise RuntimeError(
+            f"dynamo_tape: double backward (create_graph=True) through graph {graph.name} after "
+            "a backward without create_graph=True already ran through it (retain_graph=True): "
+            "run the create_graph=True pass first"
+        )
+    for i, version in zip(recompute.checked, ctx.versions):
+        if ctx.inputs[i]._version != version:
+            raise RuntimeError(
+                f"dynamo_tape: input {i} of graph {graph.name} was modified in place after the "
+                "forward; double backward (create_graph=True) recomputes the forward from it"
+            )
+    graph.calls["double_backward"] += 1
+    with _replaying(ctx.rng):
+        return recompute.compiled(graph.name)(*ctx.inputs, *cotangents)
+
+
+def _rng_states(args):
+    cuda = {a.device for a in args if isinstance(a, torch.Tensor) and a.is_cuda}
+    return torch.get_rng_state(), {d: torch.cuda.get_rng_state(d) for d in cuda}
+
+
+@contextlib.contextmanager
+def _replaying(rng):
+    if rng is None:
+        yield
+        return
+    cpu, cuda = rng
+    with torch.random.fork_rng(devices=list(cuda)):
+        torch.set_rng_state(cpu)
+        for device, state in cuda.items():
+            torch.cuda.set_rng_state(state, device)
+        yield

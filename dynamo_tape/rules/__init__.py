@@ -87,8 +87,9 @@ def lookup(entry, strict: bool):
         from ..ir import op_name
 
         where = f" (from {entry.source})" if entry.source else ""
+        namespace = getattr(op, "namespace", "aten")
         raise UnsupportedOpError(
-            f"no tape rule for aten.{op_name(op)}{where}, and options={{'fallback': 'error'}} "
-            "forbids the generic torch.autograd fallback"
+            f"no tape rule for {namespace}.{op_name(op)} in tape entry `{entry.text()}`{where}, "
+            "and options={'fallback': 'error'} forbids the generic torch.autograd fallback"
         )
     return functools.partial(autograd_vjp, op), "fallback"

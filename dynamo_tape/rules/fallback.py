@@ -7,6 +7,8 @@ falls back again, which works because the VJP builds a graph whenever grad mode 
 
 from __future__ import annotations
 
+import re
+
 import torch
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
@@ -19,7 +21,8 @@ class AutogradVJP:
         self.op = op
         self.n_outputs = n_outputs
         self.name = f"vjp[{op_name(op)}]"
-        self.__name__ = "vjp_" + op_name(op).replace(".", "_")
+        # an identifier even for a VJP of a VJP (`vjp[cube]`): generated code calls it by name
+        self.__name__ = "vjp_" + re.sub(r"\W", "_", op_name(op))
 
     def __call__(self, args, cotangents, **kwargs):
         flat, spec = tree_flatten(args)

@@ -1,0 +1,569 @@
+"""What users hit on the first day: mutation and aliasing, double backward, grad modes, dtypes,
+randomness, leaks and error messages. Eager PyTorch is the oracle throughout: each case runs
+the same code eagerly and under backend="tape" and compares values and gradients (float64,
+random cotangents, unless the dtype is the point of the test)."""
+
+import gc
+import linecache
+import weakref
+
+import pytest
+import torch
+import torch._dynamo
+import torch.nn.functional as F
+
+from dynamo_tape import tracker
+
+F64 = torch.float64
+
+
+def randn(*shape, seed=0, dtype=F64):
+    return torch.randn(shape, dtype=dtype, generator=torch.Generator().manual_seed(seed))
+
+
+def compiled(fn, **options):
+    return torch.compile(fn, backend="tape", options=options or None)
+
+
+def assert_all_close(ours, theirs):
+    assert len(ours) == len(theirs)
+    for a, b in zip(ours, theirs):
+        if b is None:
+            assert a is None
+        else:
+            assert a.dtype == b.dtype
+            torch.testing.assert_close(a, b)
+
+
+def random_cotangents(outputs, seed):
+    return [randn(*o.shape, seed=seed + i, dtype=o.dtype) for i, o in enumerate(outputs)]
+
+
+# --- mutation and aliasing ----------------------------------------------------------------
+
+
+def add_one_in_place(x):
+    x.add_(1)
+    return x * 2
+
+
+def test_in_place_on_a_plain_input_leaves_it_as_eager_does():
+    ours, theirs = randn(3, 4), randn(3, 4)
+    out = compiled(add_one_in_place)(ours)
+    torch.testing.assert_close(out, add_one_in_place(theirs))
+    torch.testing.assert_close(ours, theirs)
+
+
+def double_then_sin(x):
+    x.mul_(2)
+    return x.sin()
+
+
+def test_in_place_on_an_input_inside_the_autograd_graph():
+    # x is a non-leaf that requires grad: autograd must see the mutation, or the gradient
+    # through x's new value (used after the call) is lost
+    def step(fn):
+        w = randn(5, seed=1).requires_grad_()
+        x = w * 1.5
+        out = fn(x)
+        loss = (out * randn(5, seed=2)).sum() + (x * randn(5, seed=3)).sum()
+        return [out, x, *torch.autograd.grad(loss, w)]
+
+    assert_all_close(step(compiled(double_then_sin)), step(double_then_sin))
+
+
+def test_in_place_on_a_view_input_reaches_its_base():
+    def step(fn):
+        w = randn(4, 3, seed=1).requires_grad_()
+        base = w * 1
+        out = fn(base[1])
+        loss = (base * randn(4, 3, seed=2)).sum() + (out * randn(3, seed=3)).sum()
+        return [out, base, *torch.autograd.grad(loss, w)]
+
+    assert_all_close(step(compiled(double_then_sin)), step(double_then_sin))
+
+
+def accumulate_into(x, w):
+    x.add_(w * 2)
+    return x.sum()
+
+
+def test_in_place_of_a_value_that_requires_grad_into_a_plain_input():
+    def step(fn):
+        x, w = randn(3, seed=1), randn(3, seed=2).requires_grad_()
+        out = fn(x, w)
+        assert x.requires_grad  # as in eager: x now depends on w
+        return [out, x, *torch.autograd.grad(out + (x * randn(3, seed=3)).sum(), w)]
+
+    assert_all_close(step(compiled(accumulate_into)), step(accumulate_into))
+
+
+def scale_in_place(x, y):
+    x.mul_(y)  # the gradient of y reads x's value from before the call
+    return x.sum()
+
+
+def test_mutated_input_read_by_the_backward_keeps_its_old_value():
+    def step(fn):
+        x, y = randn(4, seed=1), randn(4, seed=2).requires_grad_()
+        out = fn(x, y)
+        return [out, x, *torch.autograd.grad(out, y)]
+
+    assert_all_close(step(compiled(scale_in_place)), step(scale_in_place))
+
+
+def views_of_the_input(x):
+    return x.t(), x[0], x.view(-1)[2:]
+
+
+def test_outputs_that_are_views_of_inputs_behave_as_eager():
+    def step(fn):
+        w = randn(2, 3, seed=1).requires_grad_()
+        x = w * 1
+        t, row, tail = fn(x)
+        assert t._base is x and row._base is x and tail._base is x
+        t.mul_(2)  # writes through to x, as eager's view does
+        loss = (row * randn(3, seed=2)).sum() + (x * randn(2, 3, seed=3)).sum() + tail.sum()
+        return [t, row, tail, x, *torch.autograd.grad(loss, w)]
+
+    assert_all_close(step(compiled(views_of_the_input)), step(views_of_the_input))
+
+
+def increment(x):
+    x.add_(1)
+    return x
+
+
+def test_an_output_that_is_an_input_is_that_tensor():
+    for requires_grad in (False, True):
+        w = randn(3, seed=1).requires_grad_(requires_grad)
+        x = w * 1
+        out = compiled(increment)(x)
+        assert out is x
+        torch._dynamo.reset()
+
+
+def test_batchnorm_buffers_and_parameters_train_as_eager():
+    def model():
+        torch.manual_seed(0)
+        return torch.nn.Sequential(
+            torch.nn.Linear(4, 6), torch.nn.BatchNorm1d(6), torch.nn.Tanh(), torch.nn.Linear(6, 2)
+        ).double()
+
+    ours, theirs = model(), model()
+    step_ours = compiled(ours)
+    opt_ours = torch.optim.SGD(ours.parameters(), lr=0.1)
+    opt_theirs = torch.optim.SGD(theirs.parameters(), lr=0.1)
+    for i in range(4):
+        x, target = randn(8, 4, seed=i), randn(8, 2, seed=100 + i)
+        for net, opt, run in ((ours, opt_ours, step_ours), (theirs, opt_theirs, theirs)):
+            opt.zero_grad()
+            F.mse_loss(run(x), target).backward()
+            opt.step()
+    for (name, a), b in zip(ours.state_dict().items(), theirs.state_dict().values()):
+        torch.testing.assert_close(a, b, msg=name)
+    ours.eval(), theirs.eval()
+    torch.testing.assert_close(step_ours(randn(5, 4, seed=9)), theirs(randn(5, 4, seed=9)))
+
+
+# --- double backward ----------------------------------------------------------------------
+# Saved intermediates (tanh's and exp's outputs, the matmul operands) must carry their history
+# into the second derivative: a backward that treats them as constants is wrong on all of these.
+
+
+def tanh_exp_chain(x, w1, w2):
+    h = torch.tanh(x @ w1).exp()
+    return (torch.sigmoid(h @ w2) * h.sum(1, keepdim=True)).sum()
+
+
+def softmax_relu_mix(x, w1, w2):
+    h = torch.relu(x @ w1) + (x @ w1).sin() * 0.5
+    return (torch.log_softmax(h @ w2, dim=-1) * (h @ w2).cos()).mean() * x.shape[0]
+
+
+def rational_and_reductions(x, w1, w2):
+    h = (x @ w1) / (1 + (x @ w1) ** 2)
+    return (h.amax(1) * h.mean(0).sum()).sum() + ((h @ w2).sqrt() ** 3).sum()
+
+
+def _leaves():
+    x = randn(4, 3, seed=1).abs().requires_grad_()
+    w1 = randn(3, 5, seed=2).abs().requires_grad_()
+    w2 = randn(5, 2, seed=3).abs().requires_grad_()
+    return [x, w1, w2]
+
+
+def gradient_penalty(fn, leaves, seed=10):
+    loss = fn(*leaves)
+    grads = torch.autograd.grad(loss, leaves, create_graph=True)
+    penalty = sum((g * c).sum() for g, c in zip(grads, random_cotangents(grads, seed)))
+    return [g.detach() for g in grads], list(torch.autograd.grad(penalty, leaves))
+
+
+@pytest.mark.parametrize("fn", [tanh_exp_chain, softmax_relu_mix, rational_and_reductions])
+def test_gradient_penalty_matches_eager(fn):
+    ours, theirs = gradient_penalty(compiled(fn), _leaves()), gradient_penalty(fn, _leaves())
+    assert_all_close(ours[0], theirs[0])
+    assert_all_close(ours[1], theirs[1])
+    assert tracker.last_compiled().calls["double_backward"] > 0
+
+
+def test_second_derivative_through_the_cotangent_and_third_order():
+    def derivatives(fn):
+        x = randn(6, seed=1).requires_grad_()
+        v = randn(6, seed=2).requires_grad_()
+        y = fn(x)
+        (jvp,) = torch.autograd.grad(y, x, v, create_graph=True)  # J^T v, as a function of v
+        (hv,) = torch.autograd.grad((jvp * randn(6, seed=3)).sum(), [x], create_graph=True)
+        third = torch.autograd.grad((hv * randn(6, seed=4)).sum(), [x, v])
+        return [jvp, hv, *third]
+
+    def fn(x):
+        return torch.tanh(x * x.exp()) * x.sum()
+
+    assert_all_close(derivatives(compiled(fn)), derivatives(fn))
+
+
+@torch.library.custom_op("tape_robustness::cube", mutates_args=())
+def cube(x: torch.Tensor) -> torch.Tensor:
+    return x**3
+
+
+cube.register_fake(lambda x: torch.empty_like(x))
+cube.register_autograd(
+    lambda ctx, g: g * 3 * ctx.saved_tensors[0] ** 2,
+    setup_context=lambda ctx, inputs, output: ctx.save_for_backward(inputs[0]),
+)
+
+
+def through_a_rule_less_op(x, w1, w2):
+    return (cube(torch.tanh(x @ w1)) @ w2).sum()
+
+
+def test_double_backward_through_the_generic_fallback():
+    # an op no rule covers (a custom op) goes through torch.autograd, to any order
+    ours = gradient_penalty(compiled(through_a_rule_less_op), _leaves())
+    theirs = gradient_penalty(through_a_rule_less_op, _leaves())
+    assert any(e.kind == "fallback" for e in tracker.last_compiled().tape.entries)
+    assert_all_close(ours[0] + ours[1], theirs[0] + theirs[1])
+
+
+def dropout_then_square(x, w):
+    return (F.dropout(torch.tanh(x @ w), p=0.5, training=True) ** 2).sum()
+
+
+def test_double_backward_sees_the_forward_dropout_mask():
+    def run(fn):
+        torch.manual_seed(7)
+        x, w = randn(8, 4, seed=1).requires_grad_(), randn(4, 16, seed=2).requires_grad_()
+        out = gradient_penalty(fn, [x, w])
+        torch.randn(3)  # the RNG moves on from where the forward left it, as in eager
+        return out, torch.randn(3)
+
+    (ours, ours_next), (theirs, theirs_next) = run(compiled(dropout_then_square)), run(
+        dropout_then_square
+    )
+    assert_all_close(ours[0] + ours[1], theirs[0] + theirs[1])
+    torch.testing.assert_close(ours_next, theirs_next)
+
+
+def test_double_backward_refuses_an_input_changed_after_the_forward():
+    x, w1, w2 = _leaves()
+    x2 = x * 1
+    loss = compiled(tanh_exp_chain)(x2, w1, w2)
+    with torch.no_grad():
+        x2.add_(1)
+    with pytest.raises(RuntimeError, match="modified in place after the forward"):
+        torch.autograd.grad(loss, [w1], create_graph=True)
+
+
+# --- grad modes ---------------------------------------------------------------------------
+
+
+def two_layer(x, w1, w2):
+    h = torch.tanh(x @ w1)
+    return h @ w2, h.sum(1), (h > 0).sum()  # the last one is an integer tensor
+
+
+def _layer_inputs(requires_grad=(True, True, True)):
+    shapes = [(4, 3), (3, 5), (5, 2)]
+    return [randn(*s, seed=i).requires_grad_(r) for i, (s, r) in enumerate(zip(shapes, requires_grad))]
+
+
+@pytest.mark.parametrize("mode", [torch.no_grad, torch.inference_mode])
+def test_no_grad_and_inference_mode_save_nothing(mode):
+    with mode():
+        ours = compiled(two_layer)(*_layer_inputs())
+        theirs = two_layer(*_layer_inputs())
+    assert_all_close(ours, theirs)
+    for o, t in zip(ours, theirs):
+        assert not o.requires_grad and o.grad_fn is None
+        assert o.is_inference() == t.is_inference()
+    assert tracker.last_compiled().calls["forward"] == 0
+
+
+@pytest.mark.parametrize("requires_grad", [(False, True, False), (True, False, True)])
+def test_only_some_inputs_require_grad(requires_grad):
+    def grads(fn):
+        inputs = _layer_inputs(requires_grad)
+        out, rows, _ = fn(*inputs)
+        cts = random_cotangents([out, rows], seed=5)
+        ((out * cts[0]).sum() + (rows * cts[1]).sum()).backward()
+        return [x.grad for x in inputs]
+
+    assert_all_close(grads(compiled(two_layer)), grads(two_layer))
+
+
+def test_unused_outputs_and_integer_outputs():
+    def grads(fn):
+        inputs = _layer_inputs()
+        out, rows, positive = fn(*inputs)
+        assert not positive.requires_grad and positive.dtype == torch.int64
+        # only `rows` gets a cotangent: `out`'s is None inside the backward
+        return [positive, *torch.autograd.grad(rows, inputs[:2], random_cotangents([rows], 3)[0])]
+
+    assert_all_close(grads(compiled(two_layer)), grads(two_layer))
+
+
+def sizes_out(x):
+    return x.sin() * x.shape[0], x.shape[0] * 2, x.shape
+
+
+def test_non_tensor_outputs():
+    fn = torch.compile(sizes_out, backend="tape", dynamic=True)
+    for n in (3, 5):
+        ours, theirs = fn(randn(n, 2, seed=n)), sizes_out(randn(n, 2, seed=n))
+        torch.testing.assert_close(ours[0], theirs[0])
+        assert ours[1:] == theirs[1:]
+
+
+# --- dtypes -------------------------------------------------------------------------------
+
+
+def mixed_network(x, w, b):
+    h = torch.softmax(torch.tanh(x @ w + b), dim=-1)
+    return (h * x.sum(1, keepdim=True)).mean(0), h.amax()
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.float16, torch.bfloat16])
+def test_dtypes_match_eager(dtype):
+    def run(fn):
+        inputs = [randn(6, 4, seed=1), randn(4, 4, seed=2), randn(4, seed=3)]
+        inputs = [x.to(dtype).requires_grad_() for x in inputs]
+        outs = fn(*inputs)
+        cts = [c.to(dtype) for c in random_cotangents(outs, 7)]
+        return [*outs, *torch.autograd.grad(outs, inputs, cts)]
+
+    # assert_close's default tolerances are the dtype's own
+    assert_all_close(run(compiled(mixed_network)), run(mixed_network))
+
+
+def test_mixed_precision_inputs_give_gradients_in_each_inputs_dtype():
+    def run(fn):
+        x = randn(3, 4, seed=1).float().requires_grad_()
+        w = randn(4, 2, seed=2).requires_grad_()  # float64: the product promotes
+        out = torch.tanh(fn(x, w))
+        return [out, *torch.autograd.grad(out, [x, w], random_cotangents([out], 4)[0])]
+
+    def promote(x, w):
+        return (x.double() @ w) * x.sum()
+
+    assert_all_close(run(compiled(promote)), run(promote))
+
+
+def test_autocast_bfloat16_region():
+    def run(fn):
+        inputs = [randn(6, 4, seed=1).float().requires_grad_()]
+        inputs += [randn(4, 4, seed=2).float().requires_grad_(), randn(4, seed=3).float()]
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            outs = fn(*inputs)
+        cts = [c.to(o.dtype) for c, o in zip(random_cotangents(outs, 7), outs)]
+        return [*outs, *torch.autograd.grad(outs, inputs[:2], cts)]
+
+    ours, theirs = run(compiled(mixed_network)), run(mixed_network)
+    assert [o.dtype for o in ours] == [t.dtype for t in theirs]
+    # autocast's dtype policy per op: compare with bfloat16's tolerance
+    for a, b in zip(ours, theirs):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1.6e-2)
+
+
+# --- randomness ---------------------------------------------------------------------------
+
+
+def dropout_layer(x, w):
+    return F.dropout(x @ w, p=0.3, training=True).relu()
+
+
+def test_dropout_uses_the_forward_mask_and_is_reproducible():
+    def run(fn, seed):
+        torch.manual_seed(seed)
+        x, w = randn(16, 8, seed=1).requires_grad_(), randn(8, 32, seed=2).requires_grad_()
+        out = fn(x, w)
+        cotangent = random_cotangents([out], 3)[0]
+        return [out, *torch.autograd.grad(out, [x, w], cotangent)]
+
+    ours = run(compiled(dropout_layer), seed=0)
+    assert_all_close(ours, run(compiled(dropout_layer), seed=0))  # reproducible under a seed
+    assert_all_close(ours, run(dropout_layer, seed=0))  # the same mask, forward and backward
+    assert not torch.equal(ours[0], run(compiled(dropout_layer), seed=1)[0])
+
+
+# --- no leaks -----------------------------------------------------------------------------
+
+
+def _live(kind):
+    return sum(issubclass(type(o), kind) for o in gc.get_objects())
+
+
+def test_training_steps_leave_nothing_alive():
+    from dynamo_tape.runtime import CompiledGraph
+
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
+    step_model = compiled(model)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    per_step = []
+
+    def step(i, create_graph):
+        x = torch.randn(4, 8)
+        out = step_model(x.requires_grad_(create_graph))
+        loss = out.square().mean()
+        if create_graph:  # a gradient penalty step: the recompute path
+            (gx,) = torch.autograd.grad(loss, x, create_graph=True)
+            loss = loss + gx.square().sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        per_step.extend([weakref.ref(x), weakref.ref(out), weakref.ref(loss)])
+
+    for i in range(4):  # compiles both graphs (with and without create_graph)
+        step(i, create_graph=i % 2 == 1)
+    gc.collect()
+    before = _live(torch.Tensor), len(linecache.cache), _live(CompiledGraph)
+    gc.disable()  # eager frees each step by reference counting alone; so must we
+    try:
+        for i in range(200):
+            step(i, create_graph=i % 2 == 1)
+        assert sum(r() is not None for r in per_step) == 0
+    finally:
+        gc.enable()
+    gc.collect()
+    after = _live(torch.Tensor), len(linecache.cache), _live(CompiledGraph)
+    assert all(a <= b for a, b in zip(after, before))  # earlier tests' garbage may go
+
+
+def residual_tanh(x):
+    return torch.tanh(x) * 2
+
+
+@pytest.mark.parametrize("pattern", ["mutation recorded by autograd", "x += f(x)"])
+def test_in_place_patterns_leave_no_reference_cycle(pattern):
+    # both give the input a history through the compiled graph's node, which holds its inputs
+    fn = compiled(accumulate_into if pattern.startswith("mutation") else residual_tanh)
+    w = randn(3, seed=1).requires_grad_()
+    alive = []
+    gc.disable()
+    try:
+        for _ in range(3):
+            x = w * 1
+            if pattern.startswith("mutation"):
+                loss = fn(x, w) + x.sum()
+            else:
+                x += fn(x)
+                loss = x.sum()
+            loss.backward()
+            alive.append(weakref.ref(x))
+            del x, loss
+        assert [r() for r in alive] == [None] * 3
+    finally:
+        gc.enable()
+
+
+def _growth_over_compiles(backend, count=6):
+    def f(x, w):
+        return torch.tanh(x @ w).exp().sum()
+
+    from dynamo_tape.runtime import CompiledGraph
+
+    def measure():
+        gc.collect()
+        return _live(torch.Tensor), len(linecache.cache), _live(CompiledGraph)
+
+    for k in range(count):
+        if k == 2:
+            start = measure()
+        x = torch.randn(k + 2, 3, requires_grad=True)
+        torch.compile(f, backend=backend, dynamic=False)(x, torch.randn(3, 4)).backward()
+        torch._dynamo.reset()
+    end = measure()
+    return [b - a for a, b in zip(start, end)]
+
+
+def test_compiling_many_graphs_grows_no_more_than_dynamo_alone():
+    ours, dynamo_alone = _growth_over_compiles("tape"), _growth_over_compiles("eager")
+    assert ours[0] <= dynamo_alone[0] and ours[1] <= dynamo_alone[1]
+    assert ours[2] <= 0  # no CompiledGraph outlives torch._dynamo.reset()
+
+
+# --- errors -------------------------------------------------------------------------------
+
+BackendCompilerFailed = torch._dynamo.exc.BackendCompilerFailed
+
+
+def _line_of(fn, offset=1):
+    return f"{__file__}:{fn.__code__.co_firstlineno + offset}"
+
+
+def test_unknown_and_invalid_options_list_the_valid_ones():
+    with pytest.raises(BackendCompilerFailed, match=r"unknown tape option\(s\) 'bogus'; valid: 'fallback'"):
+        compiled(two_layer, bogus=1)(*_layer_inputs())
+    torch._dynamo.reset()
+    with pytest.raises(BackendCompilerFailed, match="'fallback' must be one of .'autograd', 'error'."):
+        compiled(two_layer, fallback="never")(*_layer_inputs())
+
+
+def test_fallback_error_names_the_op_the_entry_and_the_line():
+    with pytest.raises(BackendCompilerFailed) as failure:
+        compiled(through_a_rule_less_op, fallback="error")(*_leaves())
+    message = str(failure.value)
+    assert "no tape rule for tape_robustness.cube in tape entry `v" in message
+    assert "= cube v" in message and _line_of(through_a_rule_less_op) in message
+
+
+def branchy(x):
+    return torch.cond(x.sum() > 0, lambda x: x.sin(), lambda x: x.cos(), (x,)) * 2
+
+
+def test_lowering_failure_names_the_op_and_the_line():
+    with pytest.raises(BackendCompilerFailed) as failure:
+        compiled(branchy)(randn(3))
+    message = str(failure.value)
+    assert "higher_order.cond" in message and _line_of(branchy) in message
+
+
+def gather_rows(x, index):
+    return x[index].tanh()
+
+
+def test_run_time_errors_are_eagers_exception_with_a_note_naming_the_entry():
+    x, bad = randn(3, 2), torch.tensor([0, 5])
+    with pytest.raises(Exception) as theirs:
+        gather_rows(x, bad)
+    with pytest.raises(type(theirs.value)) as ours:
+        compiled(gather_rows)(x, bad)
+    notes = "\n".join(getattr(ours.value, "__notes__", []))
+    assert "while running tape entry `" in notes and "= index.Tensor v" in notes
+    assert _line_of(gather_rows) in notes
+
+
+def test_shape_errors_when_the_graph_is_called_directly():
+    from dynamo_tape.backend import tape
+
+    def matmul_tanh(x, w):
+        return (torch.tanh(x @ w),)  # Dynamo's graphs return tuples
+
+    fn = tape(torch.fx.symbolic_trace(matmul_tanh), [randn(2, 3), randn(3, 4)])
+    with pytest.raises(Exception) as theirs:
+        matmul_tanh(randn(2, 5), randn(3, 4))
+    with pytest.raises(type(theirs.value)) as ours:
+        fn(randn(2, 5), randn(3, 4))
+    assert any("while running tape entry" in n for n in getattr(ours.value, "__notes__", []))
