@@ -30,6 +30,8 @@ def grad(forward: Tape, wrt: list[Variable], namer: Namer, fake_mode) -> Backwar
     grads: dict[Variable, Variable] = {}
     cotangents, cotangent_of = [], []
     with record.recording(tape, namer, fake_mode) as rec:
+        # rules may look through the forward's views: the transpose of a saved `w.t()` is `w`
+        rec.producers.update((v, e) for e in forward.entries for v in e.outputs if v is not None)
         rec.active = active
         for position, out in enumerate(forward.outputs):
             if isinstance(out, Variable) and out in active and is_differentiable(out.meta):

@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 
 import sympy
 import torch
+from torch._subclasses.fake_tensor import FakeTensor
 from torch.utils._sympy.printers import PythonPrinter
 
+from .fastcall import fast_callable, without_defaults
 from .ir import Tape, TapeEntry, Variable, op_name
 
 _SYM = torch.SymInt | torch.SymFloat | torch.SymBool
@@ -62,7 +64,7 @@ def generate(tape: Tape, name: str, params: list, returns, symbols=None):
     """Source of `def name(*params)` running `tape`; `returns` is a nested tuple of Variables
     and constants. Symbols are bound from the params' sizes, or when `symbols` (a list) is
     given, from a trailing `syms` parameter holding their values in that order."""
-    w = _Writer()
+    w = _Writer(_fake_mode_of(tape))
     names = [p.name for p in params]
     if symbols is not None:
         names.append("syms")
@@ -113,6 +115,13 @@ def compile_tape(tape: Tape, name: str, params: list, returns, symbols=None) -> 
     return compile_source(source, globals_, name, f"{tape.name} {name}", line_entries)
 
 
+def _fake_mode_of(tape: Tape):
+    for v in tape.variables():
+        if isinstance(v.meta, FakeTensor):
+            return v.meta.fake_mode
+    return None
+
+
 def _bind_symbols(params):
     bound = set()
     for p in params:
@@ -142,7 +151,8 @@ class _Writer:
     """Writes calls and constants as Python text; anything without a literal form becomes a
     named global."""
 
-    def __init__(self):
+    def __init__(self, fake_mode=None):
+        self.fake_mode = fake_mode  # checks that a Python binding matches an overload
         self.globals = {"torch": torch, "math": math}
         self._names = {}
         self._printer = PythonPrinter()
@@ -156,12 +166,18 @@ class _Writer:
         return self._names[key]
 
     def call(self, e: TapeEntry) -> str:
+        args, kwargs = e.args, e.kwargs
         if isinstance(e.op, torch._ops.OpOverload):
-            fn = self.bind(e.op._op, op_name(e.op).replace(".", "_"))
+            args, kwargs = without_defaults(e.op, args, kwargs)
+            binding = fast_callable(e.op, args, kwargs, self.fake_mode)
+            if binding is not None:
+                fn = self.bind(binding, binding.__name__)
+            else:
+                fn = self.bind(e.op._op, op_name(e.op).replace(".", "_"))
         else:
             fn = self.bind(e.op, getattr(e.op, "__name__", "fn"))
-        parts = [self.value(a) for a in e.args]
-        parts += [f"{k}={self.value(a)}" for k, a in e.kwargs.items()]
+        parts = [self.value(a) for a in args]
+        parts += [f"{k}={self.value(a)}" for k, a in kwargs.items()]
         return f"{fn}({', '.join(parts)})"
 
     def value(self, a) -> str:

@@ -16,9 +16,10 @@ import torch
 import torch.fx
 from torch._decomp import core_aten_decompositions
 from torch._functorch.aot_autograd import aot_export_module
+from torch.fx.experimental.proxy_tensor import make_fx
 
 from .ir import Namer, Tape, TapeEntry, Variable
-from .rules import attention, lookup
+from .rules import RULES, attention, lookup
 
 aten = torch.ops.aten
 
@@ -46,16 +47,82 @@ class Lowered:
         return self.tape.outputs[len(self.mutations) :]
 
 
+# Ops with a rule that stay whole rather than decompose: one entry and one backward kernel, as
+# in eager, where the decomposition records many (cross_entropy's nll_loss: about twenty).
+KEEP_WHOLE = (
+    aten.nll_loss_forward.default,
+    aten.nll_loss2d_forward.default,
+    aten.mse_loss.default,
+    aten.silu.default,
+    aten.masked_fill.Scalar,
+    aten.masked_fill.Tensor,
+    # their decompositions give gradients eager does not (NaN through where, fully masked rows)
+    aten._safe_softmax.default,
+    aten.special_log_ndtr.default,
+)
+
+
 def decompositions():
     table = dict(core_aten_decompositions())
+    for op in KEEP_WHOLE:
+        if op in RULES:
+            table.pop(op, None)
     table.update(attention.WITH_LOGSUMEXP)  # fused attention keeps what its backward reads
     return table
 
 
 def to_aten(gm: torch.fx.GraphModule, example_inputs, fake_mode):
+    """(ATen graph, aot_export's signature, or None when the graph mutates nothing)."""
     fakes = [fake_mode.from_tensor(x) if isinstance(x, torch.Tensor) else x for x in example_inputs]
+    if not _may_mutate(gm):
+        traced = _trace_pure(gm, fakes, fake_mode)
+        if traced is not None:
+            return traced, None
     with fake_mode:
         return aot_export_module(gm, fakes, trace_joint=False, decompositions=decompositions())
+
+
+# A graph that mutates nothing is functional as traced: one `make_fx` pass gives its ATen graph,
+# where aot_export_module traces twice (metadata, then graph) through functionalization, which
+# made it most of the compile time. Whether the graph mutates is read off the ATen graph (in-place
+# ops say so in their schemas; native_batch_norm's does not); a cheap look at Dynamo's graph
+# first sends the likely cases (BatchNorm, `x.add_(1)`, `x += 1`) straight to aot_export_module.
+_INPLACE_OPERATORS = {
+    operator.setitem, operator.iadd, operator.isub, operator.imul, operator.itruediv,
+    operator.ifloordiv, operator.imod, operator.ipow, operator.iand, operator.ior, operator.ixor,
+    operator.ilshift, operator.irshift, operator.imatmul,
+}
+
+
+def _may_mutate(gm: torch.fx.GraphModule) -> bool:
+    for node in gm.graph.nodes:
+        if node.op not in ("call_function", "call_method"):
+            continue
+        name = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", "")
+        if (
+            (name.endswith("_") and not name.endswith("__"))
+            or "batch_norm" in name
+            or node.kwargs.get("inplace") is True
+            or (node.op == "call_function" and node.target in _INPLACE_OPERATORS)
+        ):
+            return True
+    return False
+
+
+def _trace_pure(gm, fakes, fake_mode) -> torch.fx.GraphModule | None:
+    try:
+        with fake_mode, torch.no_grad(), torch.fx.traceback.preserve_node_meta():
+            run = torch.fx.Interpreter(gm).run  # carries each node's stack trace over
+            traced = make_fx(run, decomposition_table=decompositions(), tracing_mode="real")(*fakes)
+    except Exception:  # noqa: BLE001 - aot_export_module will try, and report what fails
+        return None
+    for node in traced.graph.nodes:
+        op = node.target
+        if isinstance(op, torch._ops.OpOverload) and (
+            op._schema.is_mutable or "batch_norm" in op._schema.name
+        ):
+            return None
+    return traced
 
 
 def lower(gm: torch.fx.GraphModule, example_inputs, fake_mode, strict: bool) -> Lowered:
@@ -65,7 +132,7 @@ def lower(gm: torch.fx.GraphModule, example_inputs, fake_mode, strict: bool) -> 
         raise LoweringError(f"could not lower the graph to ATen: {type(e).__name__}: {e}") from e
     tape, namer = to_tape(aten_gm, strict)
     names = [n.name for n in aten_gm.graph.find_nodes(op="placeholder")]
-    outputs = list(signature.user_inputs_to_mutate.items())
+    outputs = list(signature.user_inputs_to_mutate.items()) if signature is not None else []
     mutations = [names.index(input_name) for _, input_name in outputs]
     returns_input = outputs_that_are_inputs(gm)
     traced = [n.meta.get("example_value") for n in gm.graph.find_nodes(op="placeholder")]

@@ -9,7 +9,7 @@ Output metadata comes from running the op on the inputs' fake tensors.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch.utils._pytree import tree_map
@@ -25,6 +25,7 @@ class Recorder:
     namer: Namer
     fake_mode: object
     source: str | None = None  # the user's file:line the recorded entries come from
+    producers: dict = field(default_factory=dict)  # Variable -> the entry that recorded it
     active: set | None = None  # Variables the backward being recorded wants gradients for
 
 
@@ -97,6 +98,7 @@ def call(op, *args, **kwargs):
     entry = TapeEntry(op, args, kwargs, outputs, source=rec.source)
     entry.propagate, entry.kind = lookup(entry, strict=False)
     rec.tape.entries.append(entry)
+    rec.producers.update((v, entry) for v in outputs if v is not None)
     return outputs if several else outputs[0]
 
 
@@ -160,7 +162,33 @@ def expand(x, shape):
 
 
 def permute(x, dims):
-    return call(aten.permute.default, x, list(dims))
+    # a permute of a permute recorded here is one permute of the original, often none at all
+    # (the transposes that matmul rules stack up): z = x.permute(p).permute(q) = x.permute(p[q])
+    dims = [d % x.dim() for d in dims]
+    source = _current[-1].producers.get(x) if _current else None
+    inner = _permutation(source) if source is not None else None
+    if inner is not None:
+        x, dims = source.args[0], [inner[d] for d in dims]
+    if dims == list(range(x.dim())):
+        return x
+    return call(aten.permute.default, x, dims)
+
+
+def _permutation(entry):
+    """The dims of a permute, t or transpose entry as one permutation; None for other ops."""
+    n = entry.outputs[0].dim() if entry.outputs and entry.outputs[0] is not None else 0
+    if entry.op is aten.permute.default:
+        return [d % n for d in entry.args[1]]
+    if entry.op is aten.t.default:
+        return list(range(n))[::-1]  # t swaps the two dims of a matrix, leaves 0-d and 1-d
+    if entry.op is aten.transpose.int:
+        if n == 0:
+            return []
+        dims = list(range(n))
+        d0, d1 = entry.args[1] % n, entry.args[2] % n
+        dims[d0], dims[d1] = dims[d1], dims[d0]
+        return dims
+    return None
 
 
 def transpose(x, d0=-2, d1=-1):
@@ -207,9 +235,11 @@ def sum_to(g, shape):
         return g
     lead = g.dim() - len(shape)
     dims = list(range(lead))
-    dims += [lead + i for i, s in enumerate(shape) if s == 1 and g.shape[lead + i] != 1]
-    if dims:
-        g = sum(g, dims, keepdim=True)
+    kept = [lead + i for i, s in enumerate(shape) if s == 1 and g.shape[lead + i] != 1]
+    if dims and not kept:  # only added leading dims: summing them away leaves `shape`
+        return sum(g, dims)
+    if dims or kept:
+        g = sum(g, dims + kept, keepdim=True)
     return reshape(g, shape)
 
 

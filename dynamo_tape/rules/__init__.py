@@ -18,11 +18,11 @@ import functools
 
 import torch
 
-from . import attention, linalg, nn, pointwise, reductions, views
+from . import attention, linalg, losses, nn, pointwise, reductions, views
 from .fallback import autograd_vjp
 
 RULES: dict = {}
-for _family in (pointwise, reductions, views, linalg, nn, attention):
+for _family in (pointwise, reductions, views, linalg, nn, attention, losses):
     RULES.update(_family.RULES)
 
 aten = torch.ops.aten

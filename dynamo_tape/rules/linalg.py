@@ -2,21 +2,41 @@
 
 import torch
 
+from torch.fx.experimental.symbolic_shapes import statically_known_true
+
 from ..record import bmm, mm, transpose
 
 aten = torch.ops.aten
 
 
+# As eager does (mm_mat1_backward, mm_mat2_backward): a cotangent comes out laid out like its
+# input. A Linear's `weight.t()` is column-major; a row-major gradient for it would be copied
+# by autograd's AccumulateGrad into the weight's layout on every step.
+def _column_major(x) -> bool:
+    m = x.meta
+    return statically_known_true(m.stride(0) == 1) and statically_known_true(
+        m.stride(1) == m.shape[0]
+    )
+
+
+def mm_grad_a(g, a, b):  # g b^T
+    return transpose(mm(b, transpose(g))) if _column_major(a) else mm(g, transpose(b))
+
+
+def mm_grad_b(g, a, b):  # a^T g
+    return transpose(mm(transpose(g), a)) if _column_major(b) else mm(transpose(a), g)
+
+
 def addmm_rule(g, y, bias, a, b, beta=1, alpha=1):  # y = beta bias + alpha a b
-    ga = mm(g, transpose(b))
-    gb = mm(transpose(a), g)
+    ga = mm_grad_a(g, a, b)
+    gb = mm_grad_b(g, a, b)
     if alpha != 1:
         ga, gb = ga * alpha, gb * alpha
     return (g if beta == 1 else g * beta, ga, gb)
 
 
 RULES = {
-    aten.mm.default: lambda g, y, a, b: (mm(g, transpose(b)), mm(transpose(a), g)),
+    aten.mm.default: lambda g, y, a, b: (mm_grad_a(g, a, b), mm_grad_b(g, a, b)),
     aten.bmm.default: lambda g, y, a, b: (bmm(g, transpose(b)), bmm(transpose(a), g)),
     aten.addmm.default: addmm_rule,
 }

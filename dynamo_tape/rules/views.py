@@ -3,7 +3,7 @@ Expansions need no work here: the engine sums cotangents back to each input's sh
 
 import torch
 
-from ..record import call, permute, reshape
+from ..record import call, permute, reshape, t, transpose
 
 aten = torch.ops.aten
 
@@ -17,7 +17,7 @@ def _inverse(dims):
 
 
 def transpose_rule(g, y, x, d0, d1):
-    return (call(aten.transpose.int, g, d0, d1),)
+    return (transpose(g, d0, d1),)  # a permute: it folds into the permutes around it
 
 
 def slice_rule(g, y, x, dim=0, start=None, end=None, step=1):
@@ -40,7 +40,7 @@ RULES = {
     aten.expand.default: lambda g, y, x, size, implicit=False: (g,),
     aten.permute.default: lambda g, y, x, dims: (permute(g, _inverse(dims)),),
     aten.transpose.int: transpose_rule,
-    aten.t.default: lambda g, y, x: (call(aten.t.default, g),),
+    aten.t.default: lambda g, y, x: (t(g),),
     aten.slice.Tensor: slice_rule,
     aten.select.int: lambda g, y, x, dim, index: (
         call(aten.select_backward.default, g, list(x.shape), dim, index),

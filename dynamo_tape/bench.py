@@ -1,0 +1,300 @@
+"""The benchmark: eager, aot_eager, tape (and inductor when asked) on the same models, in one
+process, interleaved, several rounds; medians and ratios against eager, never bare times.
+
+    python -m dynamo_tape.bench --out reports/benchmarks.md [--rounds 7] [--inductor]
+
+Per model and backend it measures: the first call (compile + one forward and backward), the
+steady-state training step (forward + backward), inference under `torch.no_grad()`, and the
+bytes the autograd graph keeps for backward (every tensor `saved_tensors_hooks` sees, counted
+once per storage, leaving out the parameters' and the batch's own storages, which live anyway).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+import torch._dynamo
+import torch.nn.functional as F
+from torch import nn
+
+from .examples import models as zoo
+
+# --- the models ------------------------------------------------------------------------------
+
+
+class DeepMLP(nn.Module):
+    """16 x (Linear, LayerNorm, GELU) at width 32: many small ops, so per-op overhead shows."""
+
+    def __init__(self, width=32, depth=16, classes=10):
+        super().__init__()
+        layers = []
+        for _ in range(depth):
+            layers += [nn.Linear(width, width), nn.LayerNorm(width), nn.GELU()]
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(width, classes)
+
+    def forward(self, x, labels):
+        return F.cross_entropy(self.head(self.body(x)), labels)
+
+
+class WideMLP(nn.Module):
+    """512-2048-2048-10: few large matmuls, so the ATen kernels dominate."""
+
+    def __init__(self, sizes=(512, 2048, 2048, 10)):
+        super().__init__()
+        layers = []
+        for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:], strict=False)):
+            layers.append(nn.Linear(n_in, n_out))
+            if i < len(sizes) - 2:
+                layers.append(nn.ReLU())
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x, labels):
+        return F.cross_entropy(self.net(x), labels)
+
+
+def _classification_batch(batch, features, classes):
+    def make(model, generator):
+        x = torch.randn(batch, features, generator=generator)
+        return x, torch.randint(0, classes, (batch,), generator=generator)
+
+    return make
+
+
+@dataclass
+class Model:
+    name: str
+    make: Callable[[], nn.Module]
+    batch: Callable  # (model, generator) -> tuple of tensors
+
+
+MODELS = [
+    Model(
+        "deep MLP (16 x Linear-LayerNorm-GELU, w32, b8)", DeepMLP, _classification_batch(8, 32, 10)
+    ),
+    Model(
+        "tiny GPT-2 (2 layers, w64)",
+        lambda: zoo.GPT(n_layer=2, n_embd=64, n_head=4, block=32, vocab=101),
+        lambda model, generator: zoo.gpt_batch(model, generator, torch.float32, batch=4),
+    ),
+    Model("wide MLP (512-2048-2048-10, b64)", WideMLP, _classification_batch(64, 512, 10)),
+    Model(
+        "ResNet CNN (zoo)",
+        zoo.ResNet,
+        lambda model, generator: zoo.resnet_batch(
+            model, generator, torch.float32, batch=8, size=16
+        ),
+    ),
+]
+
+BACKENDS = ["eager", "aot_eager", "tape"]
+
+
+# --- measuring -------------------------------------------------------------------------------
+
+
+@dataclass
+class Runner:
+    backend: str
+    model: nn.Module
+    fn: Callable
+    first_call_s: float = 0.0
+    step_s: list[float] = field(default_factory=list)
+    inference_s: list[float] = field(default_factory=list)
+    saved_bytes: int = 0
+
+
+def _compile(model: nn.Module, backend: str):
+    if backend == "eager":
+        return model
+    return torch.compile(model, backend=backend)
+
+
+def _step(runner: Runner, batch):
+    for p in runner.model.parameters():
+        p.grad = None
+    runner.fn(*batch).backward()
+
+
+def _first_call(spec: Model, backend: str, batch) -> Runner:
+    torch.manual_seed(0)
+    model = spec.make()
+    start = _clock()
+    runner = Runner(backend, model, _compile(model, backend))
+    _step(runner, batch)
+    runner.first_call_s = _clock() - start
+    return runner
+
+
+# CPU time of this process: the machine may be shared, and time spent waiting for a core is
+# noise, not cost (every backend here computes on this one thread)
+_clock = time.process_time
+
+
+def _compile_rounds(rounds: int) -> int:
+    return max(1, (rounds + 1) // 2)  # compiles are slow: fewer rounds
+
+
+def _timed(fn, repeat: int) -> float:
+    start = _clock()
+    for _ in range(repeat):
+        fn()
+    return (_clock() - start) / repeat
+
+
+def saved_bytes(runner: Runner, batch) -> int:
+    """Bytes of the distinct storages the autograd graph saves for one step's backward, not
+    counting storages of the parameters and of the batch."""
+    live = {t.untyped_storage().data_ptr() for t in (*runner.model.parameters(), *batch)}
+    seen = {}
+
+    def pack(t):
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in live:
+            seen[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = runner.fn(*batch)
+    del loss
+    return sum(seen.values())
+
+
+def _steps_per_round(runner: Runner, batch, budget_s: float) -> int:
+    once = _timed(lambda: _step(runner, batch), 1)
+    return max(1, int(budget_s / max(once, 1e-6)))
+
+
+def warm_up(backends):
+    """Compile a small model once per backend, so that one-time imports and caches of torch
+    are not charged to the first model's first call."""
+    spec = Model("warm-up", lambda: WideMLP((4, 8, 3)), _classification_batch(2, 4, 3))
+    for backend in backends:
+        torch._dynamo.reset()
+        _first_call(spec, backend, spec.batch(None, torch.Generator().manual_seed(0)))
+    torch._dynamo.reset()
+
+
+def bench_model(spec: Model, backends, rounds: int, budget_s: float) -> dict[str, Runner]:
+    generator = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    batch = spec.batch(spec.make(), generator)
+    torch._dynamo.reset()
+    runners = {}
+    first_calls: dict[str, list[float]] = {b: [] for b in backends}
+    for _ in range(_compile_rounds(rounds)):
+        for backend in backends:
+            torch._dynamo.reset()
+            runners[backend] = _first_call(spec, backend, batch)
+            first_calls[backend].append(runners[backend].first_call_s)
+    for backend, runner in runners.items():
+        runner.first_call_s = statistics.median(first_calls[backend])
+        runner.saved_bytes = saved_bytes(runner, batch)
+        with torch.no_grad():
+            runner.fn(*batch)  # compiles the no-grad graph outside the timing
+        _step(runner, batch)
+    repeat = {b: _steps_per_round(r, batch, budget_s) for b, r in runners.items()}
+    repeat = dict.fromkeys(repeat, min(repeat.values()))
+    for _ in range(rounds):
+        for backend, runner in runners.items():
+            gc.collect()
+            runner.step_s.append(_timed(lambda r=runner: _step(r, batch), repeat[backend]))
+            with torch.no_grad():
+                runner.inference_s.append(_timed(lambda r=runner: r.fn(*batch), repeat[backend]))
+    return runners
+
+
+# --- the report ------------------------------------------------------------------------------
+
+
+def _ratio(runners, backend, attr):
+    return statistics.median(getattr(runners[backend], attr)) / statistics.median(
+        getattr(runners["eager"], attr)
+    )
+
+
+def table(results: dict[str, dict[str, Runner]], backends) -> str:
+    compiled = [b for b in backends if b != "eager"]
+    head = ["model"]
+    head += [f"step {b}/eager" for b in compiled]
+    head += [f"no_grad {b}/eager" for b in compiled]
+    head += [f"first call {b} (s)" for b in compiled if b != "eager"]
+    head += ["first call tape/aot_eager"]
+    head += [f"saved KiB {b}" for b in backends]
+    rows = []
+    for name, runners in results.items():
+        row = [name]
+        row += [f"{_ratio(runners, b, 'step_s'):.2f}" for b in compiled]
+        row += [f"{_ratio(runners, b, 'inference_s'):.2f}" for b in compiled]
+        row += [f"{runners[b].first_call_s:.2f}" for b in compiled]
+        row += [f"{runners['tape'].first_call_s / runners['aot_eager'].first_call_s:.2f}"]
+        row += [f"{runners[b].saved_bytes / 1024:.1f}" for b in backends]
+        rows.append(row)
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def report(results, backends, rounds: int, command: str) -> str:
+    return f"""# Benchmarks
+
+Generated by `{command}`: one process, `torch.set_num_threads(1)`, backends interleaved within
+each of {rounds} rounds, medians of CPU time (`time.process_time`, so that other load on a
+shared machine does not count). Step = forward + backward of one training batch (gradients
+reset to None first); no_grad = the forward under `torch.no_grad()`. Ratios below 1.00 are
+faster than eager. First call = compile + first forward and backward, median of
+{_compile_rounds(rounds)} fresh compiles. Saved KiB = distinct storages the autograd graph keeps
+for backward (seen by `torch.autograd.graph.saved_tensors_hooks`), parameters and batch
+excluded.
+
+Machine: {platform.machine()}, {platform.processor() or "unknown cpu"}, {platform.system()}
+{platform.release()}; Python {platform.python_version()}; torch {torch.__version__}.
+
+{table(results, backends)}
+
+Targets (issue 6): step tape/eager <= 1.00; no_grad tape/eager <= 1.00; first call tape <= 0.5 x
+aot_eager; saved tape <= aot_eager and <= eager.
+"""
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="dynamo-tape bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--out", help="write the markdown report here (printed otherwise)")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--budget", type=float, default=0.3, help="seconds per timed batch")
+    parser.add_argument("--inductor", action="store_true", help="also run inductor (slow)")
+    parser.add_argument("--models", help="comma-separated substrings of model names to run")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    backends = BACKENDS + (["inductor"] if args.inductor else [])
+    chosen = [
+        m
+        for m in MODELS
+        if not args.models
+        or any(s.strip().lower() in m.name.lower() for s in args.models.split(","))
+    ]
+    warm_up(backends)
+    results = {}
+    for spec in chosen:
+        print(f"benchmarking {spec.name} ...", flush=True)
+        results[spec.name] = bench_model(spec, backends, args.rounds, args.budget)
+        print(table({spec.name: results[spec.name]}, backends), flush=True)
+    command = "python -m dynamo_tape.bench" + (f" --out {args.out}" if args.out else "")
+    if args.inductor:
+        command += " --inductor"
+    text = report(results, backends, args.rounds, command)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

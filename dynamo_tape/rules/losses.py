@@ -1,0 +1,37 @@
+"""Loss rules. g: cotangent of the output (a tuple for ops with several outputs); return one
+cotangent per argument. Losses stay whole ops on the tape (lower.py decomposes no op that has a
+rule): `cross_entropy` is then two forward entries and two backward kernels, as in eager,
+instead of some twenty decomposed ones."""
+
+import torch
+
+from ..record import call
+
+aten = torch.ops.aten
+
+
+def nll_loss(g, y, x, target, weight, reduction, ignore_index):  # y = (loss, total_weight)
+    if g[0] is None:
+        return ()
+    backward = aten.nll_loss_backward.default
+    if x.dim() > 2:  # nll_loss2d_forward: (N, C, H, W) inputs
+        backward = aten.nll_loss2d_backward.default
+    return (call(backward, g[0], x, target, weight, reduction, ignore_index, y[1]),)
+
+
+def nll_loss_backward(g, y, go, x, target, weight, reduction, ignore_index, total_weight):
+    # linear in go, and piecewise constant in x: d/dgo = nll_loss(g), d/dx = 0
+    forward = aten.nll_loss_forward.default if x.dim() <= 2 else aten.nll_loss2d_forward.default
+    return (call(forward, g, target, weight, reduction, ignore_index)[0],)
+
+
+RULES = {
+    aten.nll_loss_forward.default: nll_loss,
+    aten.nll_loss2d_forward.default: nll_loss,
+    aten.nll_loss_backward.default: nll_loss_backward,
+    aten.nll_loss2d_backward.default: nll_loss_backward,
+    aten.mse_loss.default: lambda g, y, x, target, reduction=1: (  # d (x - t)^2 = 2 (x - t) dx
+        call(aten.mse_loss_backward.default, g, x, target, reduction),
+        call(aten.mse_loss_backward.default, g, target, x, reduction),
+    ),
+}
