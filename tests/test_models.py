@@ -200,7 +200,7 @@ def test_fallback_gives_torch_autograd_gradients():
 def test_fallback_error_names_the_op_and_line():
     x = torch.randn(3, requires_grad=True)
     compiled = torch.compile(uses_cube, backend="tape", options=STRICT)
-    with pytest.raises(Exception, match=r"test_models\.cube") as info:
+    with pytest.raises(Exception, match=r"\.cube\b") as info:
         compiled(x, x)
     assert "test_models.py" in str(info.value)  # the user's source line
 
