@@ -208,6 +208,25 @@ def test_gradient_penalty_matches_eager(fn):
     assert tracker.last_compiled().calls["double_backward"] > 0
 
 
+@pytest.mark.parametrize("norm", [torch.nn.LayerNorm, torch.nn.BatchNorm1d])
+def test_gradient_penalty_through_normalization_layers(norm):
+    # their backward kernels are differentiated through input, weight and cotangent only: the
+    # saved statistics are functions of the input (PyTorch's double-backward formulas)
+    def run(model):
+        x = randn(8, 4, seed=3).requires_grad_()
+        out = model(x)
+        (gx,) = torch.autograd.grad(out, x, random_cotangents([out], 4)[0], create_graph=True)
+        ((gx * randn(8, 4, seed=5)).sum() + out.sum()).backward()
+        return [gx.detach(), *(p.grad for p in model.parameters()), *model.buffers()]
+
+    def model():
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Linear(4, 6), norm(6), torch.nn.Tanh()).double()
+
+    ours, theirs = model(), model()
+    assert_all_close(run(compiled(ours)), run(theirs))
+
+
 def test_second_derivative_through_the_cotangent_and_third_order():
     def derivatives(fn):
         x = randn(6, seed=1).requires_grad_()

@@ -16,17 +16,29 @@ from .. import record
 from ..ir import Variable, op_name
 
 
+aten = torch.ops.aten
+
+# Backward kernels PyTorch differentiates through some arguments only: the norms' saved
+# statistics are functions of `input`, which the double-backward formulas already account for
+# (derivatives.yaml: not_implemented for them), so no cotangent goes to them.
+NOT_THROUGH = {
+    aten.native_layer_norm_backward.default: {"mean", "rstd"},
+    aten.native_batch_norm_backward.default: {"save_mean", "save_invstd"},
+}
+
+
 class AutogradVJP:
-    def __init__(self, op, n_outputs: int):
+    def __init__(self, op, n_outputs: int, skip=frozenset()):
         self.op = op
         self.n_outputs = n_outputs
+        self.skip = skip  # flat argument positions that get no cotangent (NOT_THROUGH)
         self.name = f"vjp[{op_name(op)}]"
         # an identifier even for a VJP of a VJP (`vjp[cube]`): generated code calls it by name
         self.__name__ = "vjp_" + re.sub(r"\W", "_", op_name(op))
 
     def __call__(self, args, cotangents, **kwargs):
         flat, spec = tree_flatten(args)
-        positions = [i for i, a in enumerate(flat) if _differentiable(a)]
+        positions = [i for i, a in enumerate(flat) if _differentiable(a) and i not in self.skip]
         outer_grad = torch.is_grad_enabled()  # on when this VJP is itself being differentiated
         with torch.enable_grad():
             inputs = [
@@ -59,11 +71,29 @@ def autograd_vjp(op, g, y, *args, **kwargs):
     """Rule used for ops without one of their own: records one AutogradVJP entry."""
     gs = list(g) if isinstance(g, tuple) else [g]
     flat, spec = tree_flatten(list(args))
-    diff = [i for i, a in enumerate(flat) if isinstance(a, Variable) and _differentiable(a.meta)]
-    vjp = AutogradVJP(op, len(gs))
+    skip = frozenset(_flat_positions(op, args, NOT_THROUGH.get(op, ())))
+    diff = [
+        i
+        for i, a in enumerate(flat)
+        if isinstance(a, Variable) and _differentiable(a.meta) and i not in skip
+    ]
+    vjp = AutogradVJP(op, len(gs), skip)
     grads = record.call(vjp, list(args), gs, **kwargs)
     # Put each cotangent back where its input was; everything else gets None.
     per_flat = [None] * len(flat)
     for i, gi in zip(diff, grads):
         per_flat[i] = gi
     return tuple(tree_unflatten(per_flat, spec))
+
+
+def _flat_positions(op, args, names):
+    """Positions in the flattened `args` of the schema arguments called `names`."""
+    if not names:
+        return []
+    positions, start = [], 0
+    for schema_arg, a in zip(op._schema.arguments, args):
+        size = len(tree_flatten(a)[0])
+        if schema_arg.name in names:
+            positions += range(start, start + size)
+        start += size
+    return positions
