@@ -158,6 +158,10 @@ class CompiledGraph:
                 # the Function's own output is a view autograd will not let the user modify
                 # in place; the same view taken outside it behaves as eager's
                 view = outs[position]
+                # as_strided keeps the input's dtype and conj/neg bits: view_as_complex, conj
+                x = args[index]
+                if (view.dtype, view.is_conj(), view.is_neg()) != (x.dtype, x.is_conj(), x.is_neg()):
+                    continue
                 outs[position] = args[index].as_strided(
                     view.size(), view.stride(), view.storage_offset()
                 )
@@ -181,9 +185,17 @@ def _views_of_inputs(lowered: Lowered) -> dict[int, int]:
 
 def _copy_back(args, lowered: Lowered, new_values):
     recorded = lowered.recorded_mutations or [True] * len(new_values)
-    for index, new, seen in zip(lowered.mutations, new_values, recorded):
-        target = args[index]
-        if seen and torch.is_grad_enabled() and (new.requires_grad or target.requires_grad):
+    targets = [args[index] for index in lowered.mutations]
+    grad = torch.is_grad_enabled()
+    if not any(
+        seen and grad and (new.requires_grad or target.requires_grad)
+        for target, new, seen in zip(targets, new_values, recorded)
+    ):  # the common case (BatchNorm's statistics): no autograd, one call for all the copies
+        with torch.no_grad():
+            torch._foreach_copy_(targets, list(new_values))
+        return
+    for target, new, seen in zip(targets, new_values, recorded):
+        if seen and grad and (new.requires_grad or target.requires_grad):
             target.copy_(new)  # recorded by autograd, like eager's in-place op
         else:
             with torch.no_grad():
