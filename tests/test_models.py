@@ -7,6 +7,8 @@ run on one of this project's rules: the per-step losses and the final parameters
 float64. The generic fallback and the options check are tested at the end.
 """
 
+import copy
+
 import pytest
 import torch
 
@@ -104,6 +106,21 @@ def test_gpt_with_a_new_batch_size_each_step_runs_on_dynamic_shapes():
     assert_trains_like_eager(make, varying, torch.float64)
     tokens = last_compiled().tape.inputs[-1]
     assert isinstance(tokens.shape[0], torch.SymInt)  # recompiled once with a symbolic batch
+
+
+def test_resnet_gradient_penalty_double_backward_matches_eager():
+    torch.manual_seed(0)
+    eager = ResNet().double()
+    taped = copy.deepcopy(eager)
+    batch = resnet_batch(eager, torch.Generator().manual_seed(0), torch.float64)
+    results = []
+    for model, forward in [(eager, eager), (taped, torch.compile(taped, backend="tape"))]:
+        params = list(model.parameters())
+        grads = torch.autograd.grad(forward(*batch), params, create_graph=True)
+        penalty = sum((g * g).sum() for g in grads)  # ||d loss / d params||^2
+        results.append(torch.autograd.grad(penalty, params))
+    for ours, theirs in zip(results[1], results[0], strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=1e-10, atol=1e-10)
 
 
 @DTYPES
