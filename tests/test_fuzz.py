@@ -85,6 +85,10 @@ OPS = {
     "rsqrt": unary("torch.rsqrt({0} * {0} + 0.5)"),
     "reciprocal": unary("1 / ({0} * {0} + 1)"),
     "scale": unary("{0} * 0.5 + 1.5"),
+    "abs": unary("{0}.abs()"),
+    "clamp": unary("{0}.clamp(-0.5, 0.75)"),
+    "dropout": unary("F.dropout({0}, 0.3, training=True)"),
+    "layer_norm": unary("F.layer_norm({0}, {0}.shape[-1:])"),
     "sum_all": unary("{0}.sum()"),
     "mean_all": unary("{0}.mean()"),
     "sum": along_a_dim("{0}.sum({dim}, keepdim={keep})"),
@@ -93,6 +97,8 @@ OPS = {
     "softmax": along_a_dim("torch.softmax({0}, {dim})"),
     "log_softmax": along_a_dim("torch.log_softmax({0}, {dim})"),
     "cat": along_a_dim("torch.cat([{0}, {0} * 2], {dim})"),
+    "logsumexp": along_a_dim("torch.logsumexp({0}, {dim}, keepdim={keep})"),
+    "cumsum": along_a_dim("torch.cumsum({0}, {dim})"),
     "transpose": (1, transpose),
     "permute": (1, permute),
     "flatten": unary("{0}.reshape(-1)"),
@@ -105,6 +111,7 @@ OPS = {
     "div": binary("{0} / ({1} * {1} + 1)"),
     "where": binary("torch.where({0} > {1}, {0}, {1})"),
     "maximum": binary("torch.maximum({0}, {1} + 0.25)"),
+    "pow": binary("({0} * {0} + 1) ** torch.tanh({1})"),
     "matmul": binary("{0} @ {1}"),
     "matmul_t": binary("{0} @ {1}.transpose(-1, -2)"),
 }
@@ -174,6 +181,7 @@ def check_program(source, shapes, dtype, requires_grad, seed, dynamic=False, twi
     data = [torch.randn(s, dtype=torch.float64, generator=generator).to(dtype) for s in shapes]
 
     def run(fn):
+        torch.manual_seed(seed)  # dropout draws the same mask in both runs
         inputs = [x.clone().requires_grad_(r) for x, r in zip(data, requires_grad)]
         outs = fn(*inputs)
         differentiable = [o for o in outs if o.requires_grad]

@@ -208,6 +208,38 @@ def test_gradient_penalty_matches_eager(fn):
     assert tracker.last_compiled().calls["double_backward"] > 0
 
 
+SECOND_ORDER_CASES = {
+    "silu": F.silu,
+    "mish": F.mish,
+    "gelu": F.gelu,
+    "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"),
+    "elu": F.elu,
+    "softplus": F.softplus,
+    "logsigmoid": F.logsigmoid,
+    "log_softmax": lambda x: F.log_softmax(x, -1) * x,
+    "softmax": lambda x: F.softmax(x, 0) * x,
+    "cumprod": lambda x: torch.cumprod(x, 1),
+    "max_dim": lambda x: x.max(1).values ** 2,
+    "cross_entropy": lambda x: F.cross_entropy(x.reshape(4, 6), torch.tensor([0, 1, 5, 2])),
+    "max_pool2d": lambda x: F.max_pool2d(x.reshape(1, 2, 4, 3), 2) ** 2,
+    "var": lambda x: x.var(1) * x.sum(),
+    "norm": lambda x: x.norm() * x,
+    "prod": lambda x: x.prod(1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SECOND_ORDER_CASES))
+def test_second_order_through_common_ops(name):
+    def run(fn):
+        x = randn(4, 6, seed=0).requires_grad_()
+        out = fn(x)
+        (g,) = torch.autograd.grad(out, x, random_cotangents([out], 1)[0], create_graph=True)
+        return [g, *torch.autograd.grad((g * randn(4, 6, seed=2)).sum(), x)]
+
+    fn = SECOND_ORDER_CASES[name]
+    assert_all_close(run(compiled(fn)), run(fn))
+
+
 @pytest.mark.parametrize("norm", [torch.nn.LayerNorm, torch.nn.BatchNorm1d])
 def test_gradient_penalty_through_normalization_layers(norm):
     # their backward kernels are differentiated through input, weight and cotangent only: the

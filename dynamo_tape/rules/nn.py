@@ -130,6 +130,11 @@ def stack(g, y, tensors, dim=0):
     return ([call(aten.select.int, g, dim, i) for i in range(len(tensors))],)
 
 
+def silu_backward_rule(g, y, go, x):  # y = go s (1 + x (1 - s)), s = sigmoid(x)
+    s = x.sigmoid()
+    return (call(aten.silu_backward.default, g, x), g * go * s * (1 - s) * (2 + x * (1 - s * 2)))
+
+
 RULES = {
     aten.convolution.default: convolution,
     aten._native_batch_norm_legit_functional.default: batch_norm_functional,
@@ -145,6 +150,9 @@ RULES = {
         call(aten.gelu_backward.default, g, x, approximate=approximate),
     ),
     aten.silu.default: lambda g, y, x: (call(aten.silu_backward.default, g, x),),
+    # a backward kernel torch.autograd cannot differentiate (eager's create_graph formula is a
+    # composite): its own rule, so that double backward goes through it
+    aten.silu_backward.default: silu_backward_rule,
     aten.embedding.default: lambda g, y, w, indices, padding_idx=-1, scale=False, sparse=False: (
         call(aten.embedding_dense_backward.default, g, indices, w.shape[0], padding_idx, scale),
     ),
