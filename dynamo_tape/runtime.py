@@ -86,7 +86,8 @@ def _recompute(lowered: Lowered, bw: Backward) -> Recompute:
     copied = tuple(i for i in read if i in lowered.mutations)
     checked = tuple(i for i in read if i not in copied)
     recorded = lowered.recorded_mutations or [True] * len(lowered.mutations)
-    detached = tuple(i for i, r in zip(lowered.mutations, recorded) if r and i not in copied)
+    pairs = zip(lowered.mutations, recorded, strict=True)
+    detached = tuple(i for i, r in pairs if r and i not in copied)
     random = any(_is_random(e) for e in joint.entries)
     joint_lowered = Lowered(joint, lowered.namer, lowered.fake_mode)
     return Recompute(joint_lowered, checked, copied, detached, random)
@@ -260,7 +261,7 @@ class _TapeFunction(torch.autograd.Function):
             # change of an input (`x += f(x)`) leaves no reference cycle through this node
             ctx.inputs = None
         result = [None] * len(graph.tape.inputs)
-        for i, g in zip(plan.wrt, grads):
+        for i, g in zip(plan.wrt, grads, strict=True):
             result[i] = g
         return (None, None, *result)
 
@@ -273,7 +274,7 @@ def _differentiable_backward(ctx, cotangents):
             "a backward without create_graph=True already ran through it (retain_graph=True): "
             "run the create_graph=True pass first"
         )
-    for i, version in zip(recompute.checked, ctx.versions):
+    for i, version in zip(recompute.checked, ctx.versions, strict=True):
         if ctx.inputs[i]._version != version:
             raise RuntimeError(
                 f"dynamo_tape: input {i} of graph {graph.name} was modified in place after the "

@@ -39,7 +39,9 @@ def along_a_dim(template):
         rank = len(shapes[0])
         if rank == 0:
             return None
-        return template.format("{0}", dim=draw(st.integers(-rank, rank - 1)), keep=draw(st.booleans()))
+        return template.format(
+            "{0}", dim=draw(st.integers(-rank, rank - 1)), keep=draw(st.booleans())
+        )
 
     return 1, make
 
@@ -182,7 +184,7 @@ def check_program(source, shapes, dtype, requires_grad, seed, dynamic=False, twi
 
     def run(fn):
         torch.manual_seed(seed)  # dropout draws the same mask in both runs
-        inputs = [x.clone().requires_grad_(r) for x, r in zip(data, requires_grad)]
+        inputs = [x.clone().requires_grad_(r) for x, r in zip(data, requires_grad, strict=True)]
         outs = fn(*inputs)
         differentiable = [o for o in outs if o.requires_grad]
         results = [*outs, [o.requires_grad for o in outs]]
@@ -205,7 +207,7 @@ def check_program(source, shapes, dtype, requires_grad, seed, dynamic=False, twi
     torch._dynamo.reset()
     ours = run(torch.compile(program, backend="tape", dynamic=dynamic))
     assert len(ours) == len(theirs)
-    for i, (a, b) in enumerate(zip(ours, theirs)):
+    for i, (a, b) in enumerate(zip(ours, theirs, strict=True)):
         if a is None or b is None:  # no gradient on one side: it must be zero on the other
             other = a if b is None else b
             assert other is None or not other.abs().any(), f"result {i}: {a} != {b}"
@@ -214,7 +216,7 @@ def check_program(source, shapes, dtype, requires_grad, seed, dynamic=False, twi
             assert a == b, f"result {i}: {a} != {b}"
             continue
         assert a.dtype == b.dtype, f"result {i}"
-        torch.testing.assert_close(a, b, equal_nan=True, msg=lambda m: f"result {i}: {m}")
+        torch.testing.assert_close(a, b, equal_nan=True, msg=lambda m, i=i: f"result {i}: {m}")
 
 
 @st.composite

@@ -27,7 +27,7 @@ def compiled(fn, **options):
 
 def assert_all_close(ours, theirs):
     assert len(ours) == len(theirs)
-    for a, b in zip(ours, theirs):
+    for a, b in zip(ours, theirs, strict=True):
         if b is None:
             assert a is None
         else:
@@ -156,11 +156,11 @@ def test_batchnorm_buffers_and_parameters_train_as_eager():
     opt_theirs = torch.optim.SGD(theirs.parameters(), lr=0.1)
     for i in range(4):
         x, target = randn(8, 4, seed=i), randn(8, 2, seed=100 + i)
-        for net, opt, run in ((ours, opt_ours, step_ours), (theirs, opt_theirs, theirs)):
+        for opt, run in ((opt_ours, step_ours), (opt_theirs, theirs)):
             opt.zero_grad()
             F.mse_loss(run(x), target).backward()
             opt.step()
-    for (name, a), b in zip(ours.state_dict().items(), theirs.state_dict().values()):
+    for (name, a), b in zip(ours.state_dict().items(), theirs.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, msg=name)
     ours.eval(), theirs.eval()
     torch.testing.assert_close(step_ours(randn(5, 4, seed=9)), theirs(randn(5, 4, seed=9)))
@@ -196,7 +196,7 @@ def _leaves():
 def gradient_penalty(fn, leaves, seed=10):
     loss = fn(*leaves)
     grads = torch.autograd.grad(loss, leaves, create_graph=True)
-    penalty = sum((g * c).sum() for g, c in zip(grads, random_cotangents(grads, seed)))
+    penalty = sum((g * c).sum() for g, c in zip(grads, random_cotangents(grads, seed), strict=True))
     return [g.detach() for g in grads], list(torch.autograd.grad(penalty, leaves))
 
 
@@ -311,8 +311,9 @@ def test_double_backward_sees_the_forward_dropout_mask():
         torch.randn(3)  # the RNG moves on from where the forward left it, as in eager
         return out, torch.randn(3)
 
-    (ours, ours_next), (theirs, theirs_next) = run(compiled(dropout_then_square)), run(
-        dropout_then_square
+    (ours, ours_next), (theirs, theirs_next) = (
+        run(compiled(dropout_then_square)),
+        run(dropout_then_square),
     )
     assert_all_close(ours[0] + ours[1], theirs[0] + theirs[1])
     torch.testing.assert_close(ours_next, theirs_next)
@@ -338,7 +339,10 @@ def two_layer(x, w1, w2):
 
 def _layer_inputs(requires_grad=(True, True, True)):
     shapes = [(4, 3), (3, 5), (5, 2)]
-    return [randn(*s, seed=i).requires_grad_(r) for i, (s, r) in enumerate(zip(shapes, requires_grad))]
+    return [
+        randn(*s, seed=i).requires_grad_(r)
+        for i, (s, r) in enumerate(zip(shapes, requires_grad, strict=True))
+    ]
 
 
 @pytest.mark.parametrize("mode", [torch.no_grad, torch.inference_mode])
@@ -347,7 +351,7 @@ def test_no_grad_and_inference_mode_save_nothing(mode):
         ours = compiled(two_layer)(*_layer_inputs())
         theirs = two_layer(*_layer_inputs())
     assert_all_close(ours, theirs)
-    for o, t in zip(ours, theirs):
+    for o, t in zip(ours, theirs, strict=True):
         assert not o.requires_grad and o.grad_fn is None
         assert o.is_inference() == t.is_inference()
     assert tracker.last_compiled().calls["forward"] == 0
@@ -428,13 +432,13 @@ def test_autocast_bfloat16_region():
         inputs += [randn(4, 4, seed=2).float().requires_grad_(), randn(4, seed=3).float()]
         with torch.autocast("cpu", dtype=torch.bfloat16):
             outs = fn(*inputs)
-        cts = [c.to(o.dtype) for c, o in zip(random_cotangents(outs, 7), outs)]
+        cts = [c.to(o.dtype) for c, o in zip(random_cotangents(outs, 7), outs, strict=True)]
         return [*outs, *torch.autograd.grad(outs, inputs[:2], cts)]
 
     ours, theirs = run(compiled(mixed_network)), run(mixed_network)
     assert [o.dtype for o in ours] == [t.dtype for t in theirs]
     # autocast's dtype policy per op: compare with bfloat16's tolerance
-    for a, b in zip(ours, theirs):
+    for a, b in zip(ours, theirs, strict=True):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1.6e-2)
 
 
@@ -499,7 +503,7 @@ def test_training_steps_leave_nothing_alive():
         gc.enable()
     gc.collect()
     after = _live(torch.Tensor), len(linecache.cache), _live(CompiledGraph)
-    assert all(a <= b for a, b in zip(after, before))  # earlier tests' garbage may go
+    assert all(a <= b for a, b in zip(after, before, strict=True))  # earlier tests' garbage may go
 
 
 def residual_tanh(x):
@@ -546,7 +550,7 @@ def _growth_over_compiles(backend, count=6):
         torch.compile(f, backend=backend, dynamic=False)(x, torch.randn(3, 4)).backward()
         torch._dynamo.reset()
     end = measure()
-    return [b - a for a, b in zip(start, end)]
+    return [b - a for a, b in zip(start, end, strict=True)]
 
 
 def test_compiling_many_graphs_grows_no_more_than_dynamo_alone():
@@ -565,10 +569,14 @@ def _line_of(fn, offset=1):
 
 
 def test_unknown_and_invalid_options_list_the_valid_ones():
-    with pytest.raises(BackendCompilerFailed, match=r"unknown tape option\(s\) 'bogus'; valid: 'fallback'"):
+    with pytest.raises(
+        BackendCompilerFailed, match=r"unknown tape option\(s\) 'bogus'; valid: 'fallback'"
+    ):
         compiled(two_layer, bogus=1)(*_layer_inputs())
     torch._dynamo.reset()
-    with pytest.raises(BackendCompilerFailed, match="'fallback' must be one of .'autograd', 'error'."):
+    with pytest.raises(
+        BackendCompilerFailed, match="'fallback' must be one of .'autograd', 'error'."
+    ):
         compiled(two_layer, fallback="never")(*_layer_inputs())
 
 
