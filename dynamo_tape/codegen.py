@@ -82,7 +82,8 @@ def generate(tape: Tape, name: str, params: list, returns, symbols=None):
     kept = {v for v in _flat(returns) if isinstance(v, Variable)}
     line_entries = {}
     for i, e in enumerate(tape.entries):
-        call = w.call(e)
+        same = _same_tensor(e, kept)
+        call = same.name if same is not None else w.call(e)
         outs = [v.name if v is not None else "_" for v in e.outputs]
         if e.single_output or (not isinstance(e.op, torch._ops.OpOverload) and len(outs) == 1):
             target = outs[0] if isinstance(e.op, torch._ops.OpOverload) else f"{outs[0]}, "
@@ -113,6 +114,29 @@ def compile_source(source: str, globals_: dict, name: str, label: str, line_entr
 def compile_tape(tape: Tape, name: str, params: list, returns, symbols=None) -> CompiledTape:
     source, globals_, line_entries = generate(tape, name, params, returns, symbols)
     return compile_source(source, globals_, name, f"{tape.name} {name}", line_entries)
+
+
+_VIEWS = (
+    torch.ops.aten.expand.default,
+    torch.ops.aten.view.default,
+    torch.ops.aten.reshape.default,
+    torch.ops.aten._unsafe_view.default,
+    torch.ops.aten.alias.default,
+)
+
+
+def _same_tensor(e: TapeEntry, kept) -> Variable | None:
+    """The input of a view that changes nothing (matmul's expand to the shape it has): the
+    generated line binds the input itself. Not for values the code returns, whose identity the
+    caller may see."""
+    if e.op not in _VIEWS or len(e.outputs) != 1 or e.outputs[0] in kept:
+        return None
+    x, y = e.args[0], e.outputs[0].meta
+    if not isinstance(x, Variable) or not x.is_tensor:
+        return None
+    a = x.meta
+    same = (str(a.shape), str(a.stride()), str(a.storage_offset()), a.dtype)
+    return x if same == (str(y.shape), str(y.stride()), str(y.storage_offset()), y.dtype) else None
 
 
 def _fake_mode_of(tape: Tape):
@@ -168,11 +192,14 @@ class _Writer:
     def call(self, e: TapeEntry) -> str:
         args, kwargs = e.args, e.kwargs
         if isinstance(e.op, torch._ops.OpOverload):
-            args, kwargs = without_defaults(e.op, args, kwargs)
+            # a binding gets every argument: its own defaults may differ from the schema's
+            # (torch._C._nn.mse_loss does not reduce by default), and fake tensors cannot always
+            # tell; the overload itself goes without those equal to its schema's defaults
             binding = fast_callable(e.op, args, kwargs, self.fake_mode)
             if binding is not None:
                 fn = self.bind(binding, binding.__name__)
             else:
+                args, kwargs = without_defaults(e.op, args, kwargs)
                 fn = self.bind(e.op._op, op_name(e.op).replace(".", "_"))
         else:
             fn = self.bind(e.op, getattr(e.op, "__name__", "fn"))

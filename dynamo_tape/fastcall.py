@@ -6,7 +6,8 @@ generic argument parser; the Python bindings (`torch.addmm`, `torch._C._nn.gelu`
 its overload from the Python types it is given, so `fast_callable` hands one out only after
 checking, on fake tensors, that it dispatches exactly the same ATen ops and gives outputs of
 the same metadata as the overload itself; the answer is cached per (overload, argument kinds).
-Arguments equal to their schema defaults are left out (`alpha=1`): same meaning, less parsing.
+`without_defaults` leaves out the arguments equal to their schema defaults (`alpha=1`), for
+calls of the overload itself: same meaning, less parsing.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ _BINDINGS = (
 )
 _SYM = torch.SymInt | torch.SymFloat | torch.SymBool
 _verified: dict = {}
+# Defaults the Python bindings do not share with the schema: `int reduction=Mean` in
+# native_functions.yaml is 1 in the schema, but torch._C._nn.mse_loss(x, t) does not reduce
+_ALWAYS_PASSED = {"reduction"}
 
 
 def without_defaults(op, args: list, kwargs: dict) -> tuple[list, dict]:
@@ -36,7 +40,12 @@ def without_defaults(op, args: list, kwargs: dict) -> tuple[list, dict]:
     dropped."""
     schema = [a for a in op._schema.arguments if not a.kwarg_only]
     n = len(args)
-    while n and n <= len(schema) and _is_default(schema[n - 1], args[n - 1]):
+    while (
+        n
+        and n <= len(schema)
+        and schema[n - 1].name not in _ALWAYS_PASSED
+        and _is_default(schema[n - 1], args[n - 1])
+    ):
         n -= 1
     by_name = {a.name: a for a in op._schema.arguments if a.kwarg_only}
     kept = {k: v for k, v in kwargs.items() if k not in by_name or not _is_default(by_name[k], v)}

@@ -149,7 +149,14 @@ def sum(x, dims=None, keepdim=False):
     return call(aten.sum.dim_IntList, x, list(dims) if dims is not None else None, keepdim)
 
 
+_RESHAPES = (aten.reshape.default, aten.view.default, aten._unsafe_view.default)
+
+
 def reshape(x, shape):
+    # a reshape of a reshape recorded here reads the original: both keep row-major order
+    source = _current[-1].producers.get(x) if _current else None
+    if source is not None and source.op in _RESHAPES:
+        x = source.args[0]
     if list(x.shape) == list(shape):
         return x
     return call(aten.reshape.default, x, list(shape))
