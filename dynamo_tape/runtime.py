@@ -7,8 +7,9 @@ once per set of inputs that require gradients (the one seen at compile time is b
 
 Inputs the graph mutates get their new values copied back after the Function. Where eager's
 autograd records the mutation (`x.add_(w)`, not BatchNorm's running statistics) the copy runs
-with grad enabled, so autograd records it too. Outputs that are views of inputs are taken
-again outside the Function, so that they can be modified in place as in eager.
+with grad enabled, so autograd records it too. Outputs that are views of inputs, or of other
+outputs, are taken again outside the Function, so that they can be modified in place as in
+eager.
 
 Double backward (`create_graph=True`): the saved intermediates were computed inside the
 Function without history, so differentiating the backward tape alone would treat them as
@@ -115,6 +116,7 @@ class CompiledGraph:
         self.plans: dict[tuple[int, ...], Plan] = {}
         self.calls = {"inference": 0, "forward": 0, "backward": 0, "double_backward": 0}
         self.views_of_inputs = _views_of_inputs(lowered)
+        self.views_of_outputs = _views_of_outputs(lowered, self.views_of_inputs)
 
     @property
     def n_mutations(self) -> int:
@@ -166,6 +168,8 @@ class CompiledGraph:
                 outs[position] = args[index].as_strided(
                     view.size(), view.stride(), view.storage_offset()
                 )
+            for position, base in self.views_of_outputs.items():
+                outs[position] = _view_again(outs[base], outs[position])
         for position, index in self.lowered.returns_input.items():
             outs[position] = args[index]
         return tuple(outs)
@@ -182,6 +186,32 @@ def _views_of_inputs(lowered: Lowered) -> dict[int, int]:
             if out.is_tensor and torch._C._is_alias_of(out.meta, v.meta):
                 found[position] = index
     return found
+
+
+def _views_of_outputs(lowered: Lowered, of_inputs) -> dict[int, int]:
+    """User output position -> position of the output it is a view of (`h, h.view(-1)`)."""
+    taken = set(of_inputs) | set(lowered.returns_input)
+    made_by = {v: e.op for e in lowered.tape.entries for v in e.outputs}
+    outs = [
+        (p, o, getattr(made_by.get(o), "is_view", False))
+        for p, o in enumerate(lowered.user_outputs)
+        if p not in taken and isinstance(o, Variable) and o.is_tensor
+    ]
+    found = {}
+    for position, out, is_view in outs:
+        for base, other, other_is_view in outs if is_view else ():
+            if not other_is_view and torch._C._is_alias_of(out.meta, other.meta):
+                found[position] = base
+                break
+    return found
+
+
+def _view_again(base, view):
+    """`view` taken from `base` outside the Function; as_strided keeps `base`'s dtype and
+    conj/neg bits, so a view that changes them stays as it is."""
+    if (view.dtype, view.is_conj(), view.is_neg()) != (base.dtype, base.is_conj(), base.is_neg()):
+        return view
+    return base.as_strided(view.size(), view.stride(), view.storage_offset())
 
 
 def _copy_back(args, lowered: Lowered, new_values):

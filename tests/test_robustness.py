@@ -129,6 +129,22 @@ def test_outputs_that_are_views_of_inputs_behave_as_eager():
     assert_all_close(step(compiled(views_of_the_input)), step(views_of_the_input))
 
 
+def a_result_and_its_view(x):
+    h = x * 2
+    return h, h.view(-1)[1:]
+
+
+def test_an_output_that_is_a_view_of_another_output_behaves_as_eager():
+    def step(fn):
+        w = randn(2, 3, seed=1).requires_grad_()
+        h, tail = fn(w)
+        tail.mul_(3)  # writes through to h, as eager's view does
+        loss = (h * randn(2, 3, seed=2)).sum() + (tail * randn(5, seed=3)).sum()
+        return [h, tail, *torch.autograd.grad(loss, w)]
+
+    assert_all_close(step(compiled(a_result_and_its_view)), step(a_result_and_its_view))
+
+
 def increment(x):
     x.add_(1)
     return x
