@@ -642,3 +642,17 @@ def test_shape_errors_when_the_graph_is_called_directly():
     with pytest.raises(type(theirs.value)) as ours:
         fn(randn(2, 5), randn(3, 4))
     assert any("while running tape entry" in n for n in getattr(ours.value, "__notes__", []))
+
+
+def two_dropouts(x):
+    return F.dropout(x, 0.3, training=True), F.dropout(x * 2, 0.5, training=True)
+
+
+def test_several_random_ops_draw_in_eagers_order():
+    def run(fn):
+        torch.manual_seed(2)
+        x = randn(64, seed=1).requires_grad_()
+        outs = fn(x)
+        return [*outs, *torch.autograd.grad(outs, x, random_cotangents(outs, 3))]
+
+    assert_all_close(run(compiled(two_dropouts)), run(two_dropouts))
