@@ -125,3 +125,49 @@ def test_saved_values_follow_the_new_size(dim):
         dynamic = {0: dim} if dim == 0 else {0: dim, 1: 0}
         _check_against_eager(per_row_softmax_loss, compiled, [x, w], dynamic=dynamic)
     assert counter.frame_count == 1
+
+
+def test_double_backward_with_a_dynamic_batch():
+    # the joint tape of the recompute reads its sizes from its own inputs: no specialisation
+    counter = CompileCounterWithBackend("tape")
+    compiled = torch.compile(mlp_with_size_arithmetic, backend=counter)
+
+    def penalty_grads(fn, x, w1, w2):
+        leaves = [a.detach().clone().requires_grad_() for a in (x, w1, w2)]
+        if fn is compiled:
+            torch._dynamo.mark_dynamic(leaves[0], 0)
+        out, mean = fn(*leaves)
+        loss = (out * _randn(*out.shape, seed=5)).sum() + mean
+        grads = torch.autograd.grad(loss, leaves, create_graph=True)
+        penalty = sum((g * _randn(*g.shape, seed=6 + i)).sum() for i, g in enumerate(grads))
+        return [*grads, *torch.autograd.grad(penalty, leaves)]
+
+    w1, w2 = _randn(3, 5, seed=1), _randn(5, 2, seed=2)
+    for batch in (4, 8, 14):
+        x = _randn(batch, 3, seed=batch)
+        ours = penalty_grads(compiled, x, w1, w2)
+        theirs = penalty_grads(mlp_with_size_arithmetic, x, w1, w2)
+        for a, b in zip(ours, theirs, strict=True):
+            torch.testing.assert_close(a, b)
+    assert counter.frame_count == 1
+
+
+def test_batchnorm_running_statistics_with_a_dynamic_batch():
+    def model():
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4)).double()
+
+    ours, theirs = model(), model()
+    counter = CompileCounterWithBackend("tape")
+    step = torch.compile(ours, backend=counter)
+    for batch in (4, 6, 9):
+        x = _randn(batch, 3, seed=batch)
+        torch._dynamo.mark_dynamic(x, 0)
+        cotangent = _randn(batch, 4, seed=10 + batch)
+        torch.autograd.backward(step(x), cotangent)
+        torch.autograd.backward(theirs(x), cotangent)
+    for (name, a), b in zip(ours.state_dict().items(), theirs.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, msg=name)
+    for a, b in zip(ours.parameters(), theirs.parameters(), strict=True):
+        torch.testing.assert_close(a.grad, b.grad)
+    assert counter.frame_count == 1
