@@ -45,6 +45,7 @@ class Plan:
     n_saved: int
     copied: tuple[int, ...]  # saved positions holding inputs the graph mutates: saved as copies
     recompute: Recompute
+    saves_only_tensors: bool = True  # no SymInt among the saved: they go to autograd as they are
 
 
 @dataclass
@@ -138,7 +139,10 @@ class CompiledGraph:
         mutated = {tape.inputs[i] for i in self.lowered.mutations}
         copied = tuple(k for k, v in enumerate(bw.saved) if v in mutated)
         recompute = _recompute(self.lowered, bw)
-        return Plan(wrt, bw, forward_code, backward_code, len(bw.saved), copied, recompute)
+        only_tensors = all(v.is_tensor for v in bw.saved)
+        return Plan(
+            wrt, bw, forward_code, backward_code, len(bw.saved), copied, recompute, only_tensors
+        )
 
     def requires_grad_inputs(self, args) -> tuple[int, ...]:
         if not torch.is_grad_enabled():
@@ -220,12 +224,12 @@ def _copy_back(args, lowered: Lowered, new_values):
     grad = torch.is_grad_enabled()
     if not any(
         seen and grad and (new.requires_grad or target.requires_grad)
-        for target, new, seen in zip(targets, new_values, recorded)
+        for target, new, seen in zip(targets, new_values, recorded, strict=True)
     ):  # the common case (BatchNorm's statistics): no autograd, one call for all the copies
         with torch.no_grad():
             torch._foreach_copy_(targets, list(new_values))
         return
-    for target, new, seen in zip(targets, new_values, recorded):
+    for target, new, seen in zip(targets, new_values, recorded, strict=True):
         if seen and grad and (new.requires_grad or target.requires_grad):
             target.copy_(new)  # recorded by autograd, like eager's in-place op
         else:
@@ -266,9 +270,12 @@ class _TapeFunction(torch.autograd.Function):
             for i in recompute.detached:
                 ctx.inputs[i] = args[i].detach()
         ctx.versions = [args[i]._version for i in recompute.checked]
-        tensors = [s for s in saved if isinstance(s, torch.Tensor)]
-        ctx.others = [None if isinstance(s, torch.Tensor) else s for s in saved]
-        ctx.save_for_backward(*tensors)
+        if plan.saves_only_tensors:
+            ctx.others = None
+            ctx.save_for_backward(*saved)
+        else:
+            ctx.others = [None if isinstance(s, torch.Tensor) else s for s in saved]
+            ctx.save_for_backward(*(s for s in saved if isinstance(s, torch.Tensor)))
         # outputs no gradient flows back from (a buffer's `+= 1`) must not require one
         flowing = set(plan.backward.cotangent_of)
         ctx.mark_non_differentiable(
@@ -284,8 +291,10 @@ class _TapeFunction(torch.autograd.Function):
             grads = _differentiable_backward(ctx, cts)
         else:
             graph.calls["backward"] += 1
-            tensors = iter(ctx.saved_tensors)
-            saved = [next(tensors) if o is None else o for o in ctx.others]
+            saved = ctx.saved_tensors
+            if ctx.others is not None:
+                tensors = iter(saved)
+                saved = [next(tensors) if o is None else o for o in ctx.others]
             grads = run(plan.backward_code, (*saved, *cts, ctx.syms))
             # as autograd frees saved tensors after a backward, so that a later in-place
             # change of an input (`x += f(x)`) leaves no reference cycle through this node
