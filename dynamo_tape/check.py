@@ -31,7 +31,11 @@ class CheckResult:
     message: str = ""
 
 
-def check_rule(op, args, kwargs=None, *, rule=None, seed=0, rtol=1e-7, atol=1e-7) -> CheckResult:
+def check_rule(
+    op, args, kwargs=None, *, rule=None, seed=0, rtol=1e-7, atol=1e-7, constants=()
+) -> CheckResult:
+    # constants: input tensors that get no gradient (those torch.autograd refuses, e.g. the
+    # running statistics of batch norm)
     kwargs = kwargs or {}
     fake_mode = FakeTensorMode(allow_non_fake_inputs=True)
     namer, tape = Namer(), Tape("forward")
@@ -57,12 +61,16 @@ def check_rule(op, args, kwargs=None, *, rule=None, seed=0, rtol=1e-7, atol=1e-7
 
     def leaves():
         return [
-            x.detach().clone().requires_grad_(is_differentiable(x))
+            x.detach().clone().requires_grad_(
+                is_differentiable(x) and not any(x is c for c in constants)
+            )
             for x in inputs
         ]
 
     ours_in, theirs_in = leaves(), leaves()
+    torch.manual_seed(seed)  # random ops draw the same numbers in both runs
     ours = list(graph(*ours_in))
+    torch.manual_seed(seed)
     theirs = _call_eager(op, args, kwargs, inputs, theirs_in)
     generator = torch.Generator().manual_seed(seed)
     pairs = [

@@ -69,11 +69,12 @@ def generate(tape: Tape, name: str, params: list, returns, symbols=None):
     if symbols is not None:
         names.append("syms")
     lines = [f"def {name}({', '.join(names)}):"]
+    bound = set()
     if symbols is not None:
         if symbols:
             lines.append(f"    {', '.join(map(str, symbols))}, = syms")
-    else:
-        lines += [f"    {line}" for line in _bind_symbols(params)]
+        bound.update(map(str, symbols))
+    lines += [f"    {line}" for line in _bind_symbols(params, bound)]
 
     last_use = {}
     for i, e in enumerate(tape.entries):
@@ -93,6 +94,8 @@ def generate(tape: Tape, name: str, params: list, returns, symbols=None):
             target = "_"  # returns None (`_assert_tensor_metadata`): nothing to unpack
         lines.append(f"    {target} = {call}  # {e.source or ''}".rstrip(" #"))
         line_entries[len(lines)] = e
+        # sizes known only now (masked_select's u0): bound before later entries read them
+        lines += [f"    {line}" for line in _bind_symbols([v for v in e.outputs if v], bound)]
         dead = [v.name for v in e.inputs if last_use.get(v) == i and v not in kept]
         dead += [v.name for v in e.outputs if v is not None and v not in last_use and v not in kept]
         if dead:
@@ -146,8 +149,7 @@ def _fake_mode_of(tape: Tape):
     return None
 
 
-def _bind_symbols(params):
-    bound = set()
+def _bind_symbols(params, bound: set):
     for p in params:
         if isinstance(p.meta, torch.SymInt) and _is_symbol(p.meta) and str(p.meta) not in bound:
             bound.add(str(p.meta))

@@ -18,11 +18,29 @@ import functools
 
 import torch
 
-from . import attention, linalg, losses, nn, pointwise, reductions, views
+from . import (
+    attention,
+    linalg,
+    linalg_extra,
+    losses,
+    nn,
+    nn_extra,
+    pointwise,
+    pointwise_extra,
+    reductions,
+    reductions_extra,
+    scatter_extra,
+    views,
+    views_extra,
+)
 from .fallback import autograd_vjp
 
 RULES: dict = {}
-for _family in (pointwise, reductions, views, linalg, nn, attention, losses):
+# the *_extra families (ops OpInfo reaches) come first: a family's own rule wins on overlap
+for _family in (
+    *(pointwise_extra, reductions_extra, views_extra, linalg_extra, nn_extra, scatter_extra),
+    *(pointwise, reductions, views, linalg, nn, attention, losses),
+):
     RULES.update(_family.RULES)
 
 aten = torch.ops.aten
@@ -46,7 +64,6 @@ NONDIFFERENTIABLE = {
     aten.bernoulli.default,
     aten.bernoulli.p,
     aten.detach.default,
-    aten.lift_fresh_copy.default,
     aten.new_zeros.default,
     aten.new_ones.default,
     aten.new_empty.default,

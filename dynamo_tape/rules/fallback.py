@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 import torch
+from torch._subclasses.fake_tensor import FakeTensor
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from .. import record
@@ -24,6 +25,9 @@ aten = torch.ops.aten
 NOT_THROUGH = {
     aten.native_layer_norm_backward.default: {"mean", "rstd"},
     aten.native_batch_norm_backward.default: {"save_mean", "save_invstd"},
+    # running statistics: updated in place of a gradient, torch refuses to differentiate them
+    aten._batch_norm_with_update_functional.default: {"running_mean", "running_var"},
+    aten._batch_norm_no_update.default: {"running_mean", "running_var"},
 }
 
 
@@ -40,18 +44,32 @@ class AutogradVJP:
         flat, spec = tree_flatten(args)
         positions = [i for i, a in enumerate(flat) if _differentiable(a) and i not in self.skip]
         outer_grad = torch.is_grad_enabled()  # on when this VJP is itself being differentiated
+        if any(isinstance(flat[i], FakeTensor) for i in positions):
+            # recording: a gradient is shaped like its input, and running torch's backward on
+            # fake tensors can stop at data-dependent guards (scatter_reduce's prod)
+            return [torch.empty_like(flat[i]) for i in positions]
         with torch.enable_grad():
+            # Outside double backward, always cut the input loose: a saved tensor unpacked in
+            # a backward may already require grad through the forward's graph, and the VJP
+            # of it came out zero (linalg.vander, bilinear).
             inputs = [
-                flat[i] if flat[i].requires_grad else flat[i].detach().requires_grad_()
+                flat[i]
+                if outer_grad and flat[i].requires_grad
+                else flat[i].detach().requires_grad_()
                 for i in positions
             ]
             for i, x in zip(positions, inputs):
                 flat[i] = x
             out = self.op(*tree_unflatten(flat, spec), **kwargs)
             outs = list(out) if isinstance(out, tuple | list) else [out]
+            # outputs that do not depend on the inputs (lu_unpack's permutation) get no cotangent
             pairs = [
-                (o, g) for o, g in zip(outs, cotangents) if g is not None and _differentiable(o)
+                (o, g)
+                for o, g in zip(outs, cotangents)
+                if g is not None and _differentiable(o) and o.requires_grad
             ]
+            if not pairs:
+                return [torch.zeros_like(x) for x in inputs]
             grads = torch.autograd.grad(
                 [o for o, _ in pairs],
                 inputs,

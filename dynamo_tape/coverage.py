@@ -1,0 +1,519 @@
+"""Op coverage: PyTorch's OpInfo database run through the tape backend, two ways.
+
+End to end: each autograd OpInfo op that supports float32 on CPU, on its first two samples, is
+compiled as `lambda *tensors: op(...)` with `torch.compile(backend="tape", fullgraph=True)`;
+its forward and its gradients for a random cotangent are compared with eager. When the tape
+fails, the same sample goes through `aot_eager` and then through Dynamo alone (`eager`), so
+a failure is charged to Dynamo, to AOTAutograd or to us.
+
+Per rule: while the tape runs, the ATen graph it was lowered from is interpreted on the real
+inputs, recording every ATen call; each distinct call is then checked by `check.check_rule`
+in float64 (float32 tensors promoted) with a random cotangent.
+
+    python -m dynamo_tape.coverage --out reports/op_coverage.md [--ops add,mul] [--jobs 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import re
+import signal
+import sys
+import time
+import traceback
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import torch
+import torch._dynamo
+import torch.fx
+from torch.utils._pytree import tree_flatten, tree_map, tree_unflatten
+
+from .backend import tape
+from .check import check_rule
+from .ir import op_name
+from .rules import NONDIFFERENTIABLE, RULES, is_differentiable
+
+SAMPLES_PER_OP = 2
+CALLS_PER_OVERLOAD = 3  # distinct (shape, constant) signatures checked per ATen overload
+OP_TIMEOUT_S = 120
+
+# Verdicts of the end-to-end run, best first.
+PASS = "pass"
+DYNAMO = "dynamo cannot capture"  # the `eager` backend (Dynamo alone) fails too
+AOT = "aot_eager fails"  # Dynamo captures, AOTAutograd fails: not ours either
+REFERENCE_MISMATCH = "aot_eager mismatches too"  # e.g. random ops drawn in another order
+ERROR = "ERROR"  # the tape raised where aot_eager passed
+WRONG = "WRONG"  # the tape gave a different answer where aot_eager matched eager
+
+
+@dataclass
+class OpResult:
+    name: str  # OpInfo name, with its variant
+    verdict: str
+    detail: str = ""
+    seconds: float = 0.0
+    overloads: set[str] = field(default_factory=set)  # ATen overloads the tape reached
+
+
+@dataclass
+class CallResult:
+    overload: str
+    kind: str  # "rule" | "fallback" | "nondiff"
+    status: str  # "ok" | "FAIL" | "unchecked" (why in message)
+    max_error: float
+    message: str
+    op: str  # the OpInfo op whose sample made this call
+
+
+def autograd_opinfos():
+    from torch.testing._internal.common_methods_invocations import op_db
+
+    return [o for o in op_db if o.supports_autograd and o.supports_dtype(torch.float32, "cpu")]
+
+
+def full_name(opinfo) -> str:
+    return opinfo.name + (f".{opinfo.variant_test_name}" if opinfo.variant_test_name else "")
+
+
+# ---------------------------------------------------------------------------- recording ATen
+
+
+class _CallRecorder(torch.fx.Interpreter):
+    def __init__(self, gm, calls):
+        super().__init__(gm)
+        self.calls = calls
+
+    def call_function(self, target, args, kwargs):
+        out = super().call_function(target, args, kwargs)
+        if isinstance(target, torch._ops.OpOverload):
+            self.calls.append((target, *tree_map(_float64, (list(args), dict(kwargs)))))
+        return out
+
+
+_PROMOTED = {torch.float32: torch.float64, torch.complex64: torch.complex128}
+
+
+def _float64(x):
+    if isinstance(x, torch.Tensor):
+        return x.detach().to(_PROMOTED.get(x.dtype, x.dtype), copy=True)
+    return x
+
+
+def recording_tape_backend(calls: list):
+    """The tape backend, plus: every run also records the ATen calls of its graph."""
+
+    def backend(gm, example_inputs):
+        compiled = tape(gm, example_inputs)
+
+        def run(*args):
+            with torch.random.fork_rng(devices=[]), torch.no_grad():
+                _CallRecorder(compiled.lowered.aten_graph, calls).run(*args)
+            return compiled(*args)
+
+        return run
+
+    return backend
+
+
+# ------------------------------------------------------------------------------ end to end
+
+
+class Mismatch(AssertionError):
+    pass
+
+
+def _sample_leaves(sample):
+    structure = (sample.input, list(sample.args), dict(sample.kwargs))
+    flat, spec = tree_flatten(structure)
+    positions = [i for i, x in enumerate(flat) if isinstance(x, torch.Tensor)]
+    return flat, spec, positions
+
+
+def _fresh(flat, positions):
+    return [flat[i].detach().clone().requires_grad_(flat[i].requires_grad) for i in positions]
+
+
+def _function(opinfo, flat, spec, positions, clone_inputs: bool):
+    def fn(*tensors):
+        leaves = list(flat)
+        for i, t in zip(positions, tensors, strict=True):
+            leaves[i] = t.clone() if clone_inputs else t
+        x, args, kwargs = tree_unflatten(leaves, spec)
+        return opinfo.op(x, *args, **kwargs)
+
+    return fn
+
+
+def _mutates(opinfo, flat, spec, positions) -> bool:
+    tensors = [t.detach() for t in _fresh(flat, positions)]
+    versions = [t._version for t in tensors]
+    with torch.no_grad():
+        _function(opinfo, flat, spec, positions, False)(*tensors)
+    return [t._version for t in tensors] != versions
+
+
+def _evaluate(fn, tensors, sample, seed):
+    """Forward outputs and gradients (random cotangent) of `fn` at fresh copies of `tensors`.
+    An output that does not require grad has a zero gradient: one side may know that (ceil)
+    where the other computes zeros, so cotangents are drawn for every floating output."""
+    torch.manual_seed(seed)
+    out = fn(*tensors)
+    processed = sample.output_process_fn_grad(out)
+    floating = [
+        o
+        for o in tree_flatten(processed)[0]
+        if isinstance(o, torch.Tensor) and is_differentiable(o)
+    ]
+    generator = torch.Generator().manual_seed(seed + 1)
+    cts = [torch.randn(o.shape, dtype=o.dtype, generator=generator) for o in floating]
+    pairs = [(o, c) for o, c in zip(floating, cts, strict=True) if o.requires_grad]
+    wrt = [t for t in tensors if t.requires_grad]
+    if pairs and wrt:
+        outs, cts = zip(*pairs, strict=True)
+        grads = torch.autograd.grad(outs, wrt, cts, allow_unused=True, materialize_grads=True)
+    else:
+        grads = [torch.zeros_like(t) for t in wrt]
+    return tree_flatten(out)[0], list(grads)
+
+
+def _compare(expected, actual):
+    e_out, e_grads = expected
+    a_out, a_grads = actual
+    if len(e_out) != len(a_out) or len(e_grads) != len(a_grads):
+        raise Mismatch(
+            f"{len(a_out)} outputs/{len(a_grads)} grads, eager {len(e_out)}/{len(e_grads)}"
+        )
+    for what, es, as_ in (("output", e_out, a_out), ("grad", e_grads, a_grads)):
+        for i, (e, a) in enumerate(zip(es, as_, strict=True)):
+            if isinstance(e, torch.Tensor):
+                try:
+                    torch.testing.assert_close(a, e, equal_nan=True)
+                except AssertionError as err:
+                    raise Mismatch(f"{what} {i}: {err}") from None
+            elif a != e:
+                raise Mismatch(f"{what} {i}: {a!r} != eager {e!r}")
+
+
+def run_sample(opinfo, sample, backend, seed=0):
+    flat, spec, positions = _sample_leaves(sample)
+    clone = _mutates(opinfo, flat, spec, positions)
+    fn = _function(opinfo, flat, spec, positions, clone)
+    expected = _evaluate(fn, _fresh(flat, positions), sample, seed)
+    torch._dynamo.reset()
+    compiled = torch.compile(fn, backend=backend, fullgraph=True, dynamic=False)
+    actual = _evaluate(compiled, _fresh(flat, positions), sample, seed)
+    _compare(expected, actual)
+
+
+def _short(e: BaseException) -> str:
+    text = f"{type(e).__name__}: {e}".strip().splitlines()
+    return " ".join(text[:3])[:300]
+
+
+def judge(opinfo, sample, calls) -> tuple[str, str]:
+    try:
+        run_sample(opinfo, sample, recording_tape_backend(calls))
+        return PASS, ""
+    except Exception as ours:  # noqa: BLE001 - every failure is classified below
+        ours_text = _short(ours)
+        wrong = isinstance(ours, Mismatch)
+    try:
+        run_sample(opinfo, sample, "aot_eager")
+    except Mismatch as theirs:
+        return (
+            REFERENCE_MISMATCH if wrong else ERROR
+        ), f"{ours_text} | aot_eager: {_short(theirs)}"
+    except Exception as theirs:  # noqa: BLE001
+        try:
+            run_sample(opinfo, sample, "eager")
+            return AOT, _short(theirs)
+        except Exception as dynamo:  # noqa: BLE001
+            return DYNAMO, _short(dynamo)
+    return (WRONG if wrong else ERROR), ours_text
+
+
+# --------------------------------------------------------------------------------- per rule
+
+
+def _signature(call) -> str:
+    def describe(x):
+        if isinstance(x, torch.Tensor):
+            return f"T{tuple(x.shape)}{x.dtype}"
+        return repr(x)
+
+    op, args, kwargs = call
+    return repr(tree_map(describe, (str(op), args, kwargs)))
+
+
+def _kind(op) -> str:
+    return "rule" if op in RULES else "fallback"
+
+
+_UNSUPPORTED_NODE = re.compile(r"unsupported node .*?target=torch\.ops\.(?:aten\.)?([\w.]+)")
+_REFUSED = re.compile(r"not differentiable with respect to argument '(\w+)'")
+_UNCHECKABLE = (
+    # torch.autograd itself rejects a random cotangent for gauge-dependent outputs
+    "specified up to multiplication by",
+    # the checker's fake tensors have no shape environment for data-dependent shapes
+    "DynamicOutputShapeException",
+    # an op that insists on float32 inputs cannot be promoted to float64
+    "acc_dtype",
+    # torch.autograd has no formula to compare with (the functional aten.copy)
+    "RuntimeError: derivative for aten::",
+)
+
+
+def _refused_arguments(op, args, kwargs, error) -> list:
+    names = set(_REFUSED.findall(str(error)))
+    schema = [a.name for a in op._schema.arguments]
+    values = list(args) + [kwargs.get(n) for n in schema[len(args) :]]
+    named = zip(schema, values, strict=False)  # values may stop before the schema's end
+    return [v for n, v in named if n in names and isinstance(v, torch.Tensor)]
+
+
+def _nondifferentiable_is_right(op, args, kwargs) -> tuple[float, str]:
+    """torch.autograd's gradient of an op we call non-differentiable must be zero."""
+    leaves = tree_map(
+        lambda x: x.detach().requires_grad_() if is_differentiable(x) else x, (args, kwargs)
+    )
+    wrt = [x for x in tree_flatten(leaves)[0] if isinstance(x, torch.Tensor) and x.requires_grad]
+    out = op(*leaves[0], **leaves[1])
+    outs = [o for o in tree_flatten(out)[0] if isinstance(o, torch.Tensor) and o.requires_grad]
+    if not wrt or not outs:
+        return 0.0, ""
+    cts = [torch.randn_like(o) for o in outs]
+    grads = torch.autograd.grad(outs, wrt, cts, allow_unused=True, materialize_grads=True)
+    worst = max(float(g.abs().max()) if g.numel() else 0.0 for g in grads)
+    return worst, "" if worst == 0 else "torch.autograd gives a nonzero gradient"
+
+
+def check_call(op, args, kwargs) -> tuple[str, str, float, str]:
+    """(kind, status, max error, message); status is "ok", "FAIL" or "unchecked"."""
+    out = op(*args, **kwargs)
+    if not any(isinstance(o, torch.Tensor) for o in tree_flatten(out)[0]):
+        return "nondiff", "ok", 0.0, "no tensor output"
+    if op in NONDIFFERENTIABLE:
+        worst, message = _nondifferentiable_is_right(op, args, kwargs)
+        return "nondiff", "FAIL" if message else "ok", worst, message
+    constants = []
+    for _ in range(3):
+        try:
+            r = check_rule(op, args, kwargs, constants=constants)
+        except Exception as e:  # noqa: BLE001 - an error is a failed check, unless explained
+            refused = _refused_arguments(op, args, kwargs, e)
+            if refused and not all(any(t is c for c in constants) for t in refused):
+                constants += refused
+                continue
+            status = "unchecked" if any(u in _short(e) for u in _UNCHECKABLE) else "FAIL"
+            return _kind(op), status, float("nan"), _short(e)
+        return r.kind, "ok" if r.ok else "FAIL", r.max_error, r.message[:300]
+    return _kind(op), "FAIL", float("nan"), "arguments refused"
+
+
+def check_calls(calls, checked: dict, opname: str) -> list[CallResult]:
+    results = []
+    for call in calls:
+        op, args, kwargs = call
+        name = op_name(op)
+        key = _signature(call)
+        seen = checked.setdefault(name, set())
+        if key in seen or len(seen) >= CALLS_PER_OVERLOAD:
+            continue
+        seen.add(key)
+        try:
+            kind, status, worst, message = check_call(op, args, kwargs)
+        except Exception as e:  # noqa: BLE001 - the op itself failed on the recorded inputs
+            status = "unchecked" if any(u in _short(e) for u in _UNCHECKABLE) else "FAIL"
+            kind, worst, message = _kind(op), float("nan"), _short(e)
+        results.append(CallResult(name, kind, status, worst, message, opname))
+    return results
+
+
+# ------------------------------------------------------------------------------------ sweep
+
+
+class _Timeout(Exception):
+    pass
+
+
+def _alarm(signum, frame):
+    raise _Timeout(f"op took over {OP_TIMEOUT_S} s")
+
+
+_checked: dict = {}  # overload name -> call signatures this process has checked
+
+
+def sweep_op(index: int, checked=None) -> tuple[OpResult, list[CallResult]]:
+    opinfo = autograd_opinfos()[index]
+    name = full_name(opinfo)
+    start = time.perf_counter()
+    signal.signal(signal.SIGALRM, _alarm)
+    signal.alarm(OP_TIMEOUT_S)
+    calls, results = [], []
+    verdict, detail = PASS, ""
+    try:
+        torch.manual_seed(0)
+        samples = opinfo.sample_inputs("cpu", torch.float32, requires_grad=True)
+        for i, sample in enumerate(samples):
+            if i == SAMPLES_PER_OP:
+                break
+            verdict, detail = judge(opinfo, sample, calls)
+            if verdict != PASS:
+                detail = f"sample {i}: {detail}"
+                break
+        results = check_calls(calls, _checked if checked is None else checked, name)
+    except _Timeout as e:
+        verdict, detail = ERROR, str(e)
+    except Exception as e:  # noqa: BLE001
+        verdict, detail = ERROR, _short(e) + "\n" + traceback.format_exc(limit=3)
+    finally:
+        signal.alarm(0)
+        torch._dynamo.reset()
+    overloads = {op_name(op) for op, _, _ in calls}
+    overloads.update(_UNSUPPORTED_NODE.findall(detail))  # nodes the lowering rejected
+    return OpResult(name, verdict, detail, time.perf_counter() - start, overloads), results
+
+
+def sweep_named(name: str, checked=None) -> tuple[OpResult, list[CallResult]]:
+    names = [full_name(o) for o in autograd_opinfos()]
+    return sweep_op(names.index(name), {} if checked is None else checked)
+
+
+def sweep(names=None, jobs=2):
+    opinfos = autograd_opinfos()
+    indices = [
+        i
+        for i, o in enumerate(opinfos)
+        if names is None or full_name(o) in names or o.name in names
+    ]
+    if jobs <= 1:
+        outcomes = [sweep_op(i) for i in indices]
+    else:
+        context = multiprocessing.get_context("spawn")
+        # fresh workers now and then: each compile leaves a little behind
+        pool = context.Pool(jobs, torch.set_num_threads, (1,), maxtasksperchild=100)
+        with pool:
+            outcomes = list(pool.imap(sweep_op, indices, chunksize=1))
+    return [o for o, _ in outcomes], [c for _, cs in outcomes for c in cs]
+
+
+# ----------------------------------------------------------------------------------- report
+
+
+def overload_rows(ops: list[OpResult], calls: list[CallResult]):
+    reached = defaultdict(set)
+    for o in ops:
+        for name in o.overloads:
+            reached[name].add(o.name)
+    by_overload = defaultdict(list)
+    for c in calls:
+        by_overload[c.overload].append(c)
+    rows = []
+    for name in sorted(reached):
+        checks = by_overload.get(name, [])
+        kinds = [c.kind for c in checks]
+        kind = min(kinds, key=["rule", "fallback", "nondiff"].index) if kinds else "unsupported"
+        bad = [c for c in checks if c.status == "FAIL"]
+        unchecked = [c for c in checks if c.status == "unchecked"]
+        worst = max((c.max_error for c in checks if c.max_error == c.max_error), default=0.0)
+        if bad:
+            status = f"FAIL: {bad[0].message}"
+        elif unchecked and len(unchecked) == len(checks):
+            status = f"unchecked: {unchecked[0].message}"
+        else:
+            status = "ok" if checks else "-"
+        users = sorted(reached[name])
+        shown = ", ".join(users[:4]) + (" ..." if len(users) > 4 else "")
+        rows.append([name, kind, len(checks), f"{worst:.1e}", status[:160], shown])
+    return rows
+
+
+def render(ops, calls, seconds, jobs) -> str:
+    from tabulate import tabulate
+
+    rows = overload_rows(ops, calls)
+    kinds = defaultdict(int)
+    for r in rows:
+        kinds[r[1]] += 1
+    differentiable = kinds["rule"] + kinds["fallback"]
+    verdicts = defaultdict(int)
+    for o in ops:
+        verdicts[o.verdict] += 1
+    failed_checks = [c for c in calls if c.status == "FAIL"]
+    unchecked = [c for c in calls if c.status == "unchecked"]
+    captured = len(ops) - verdicts[DYNAMO] - verdicts[AOT]
+    summary = [
+        ["OpInfo ops (autograd, float32, CPU)", len(ops)],
+        [f"first {SAMPLES_PER_OP} samples pass end to end (tape == eager)", verdicts[PASS]],
+        ["ops aot_eager captures", captured],
+        *[[f"verdict: {v}", verdicts[v]] for v in (DYNAMO, AOT, REFERENCE_MISMATCH, ERROR, WRONG)],
+        ["ATen overloads reached", len(rows)],
+        ["  own rule", kinds["rule"]],
+        ["  generic fallback", kinds["fallback"]],
+        ["  non-differentiable", kinds["nondiff"]],
+        ["  unsupported", kinds["unsupported"]],
+        [
+            "own rules / differentiable overloads",
+            f"{kinds['rule'] / max(differentiable, 1):.1%}",
+        ],
+        ["ATen calls checked in float64 (random cotangent)", len(calls)],
+        ["  mismatching or failing", len(failed_checks)],
+        ["  not checkable in float64 (reason in the table)", len(unchecked)],
+        ["sweep wall time", f"{seconds:.0f} s ({jobs} processes, 1 thread each)"],
+    ]
+    fallbacks = [r[0] for r in rows if r[1] == "fallback"]
+    op_rows = [
+        [o.name, o.verdict, f"{o.seconds:.1f}", o.detail[:200].replace("|", "/")] for o in ops
+    ]
+    parts = [
+        "# Op coverage",
+        "Generated by `python -m dynamo_tape.coverage --out reports/op_coverage.md`.",
+        f"torch {torch.__version__}. Each OpInfo op is compiled with "
+        '`torch.compile(backend="tape", fullgraph=True, dynamic=False)` on its first '
+        f"{SAMPLES_PER_OP} float32 CPU samples and compared "
+        "with eager (forward, and gradients for a random cotangent). Every ATen call reached is "
+        "checked by `check_rule` in float64 against torch.autograd with a random cotangent "
+        f"(up to {CALLS_PER_OVERLOAD} distinct calls per overload).",
+        "## Summary",
+        tabulate(summary, tablefmt="github", headers=["", "count"]),
+        "Overloads on the generic fallback: " + (", ".join(f"`{n}`" for n in fallbacks) or "none"),
+        "## ATen overloads reached",
+        tabulate(
+            rows,
+            tablefmt="github",
+            headers=[
+                "overload",
+                "kind",
+                "calls checked",
+                "max error",
+                "check",
+                "reached by (OpInfo)",
+            ],
+        ),
+        "## OpInfo ops",
+        tabulate(op_rows, tablefmt="github", headers=["op", "verdict", "s", "detail"]),
+    ]
+    return "\n\n".join(parts) + "\n"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default="reports/op_coverage.md")
+    parser.add_argument("--ops", default=None, help="comma-separated OpInfo names (default: all)")
+    parser.add_argument("--jobs", type=int, default=2)
+    a = parser.parse_args(argv)
+    torch.set_num_threads(1)  # the machine's cores go to the worker processes
+    start = time.perf_counter()
+    ops, calls = sweep(a.ops.split(",") if a.ops else None, a.jobs)
+    text = render(ops, calls, time.perf_counter() - start, a.jobs)
+    with open(a.out, "w") as f:
+        f.write(text)
+    print(text.split("## ATen overloads")[0])
+    bad = [o for o in ops if o.verdict in (ERROR, WRONG)] + [c for c in calls if c.status == "FAIL"]
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

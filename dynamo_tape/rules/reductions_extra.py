@@ -1,0 +1,166 @@
+"""More reduction rules: scans, selections (max, sort, topk...), variance and norms.
+g: cotangent of the output (a tuple for ops returning values and indices); return one
+cotangent per argument. Math from derivatives.yaml."""
+
+import torch
+
+from ..record import call, expand, sum, where
+from .reductions import _count, _reduced_dims, _unreduce
+
+aten = torch.ops.aten
+
+
+def _selected(g, y, x, dim, keepdim):
+    # values picked by index (max.dim, sort, topk...): scatter g back to where they came from
+    return (
+        call(aten.value_selecting_reduction_backward.default, g[0], dim, y[1], x.shape, keepdim),
+    )
+
+
+def _evenly(g, y, x, *_):  # a full max/min/median: ties share the gradient equally
+    mask = call(aten._to_copy.default, call(aten.eq.Tensor, x, y), dtype=g.dtype)
+    return (mask * (g / sum(mask)),)
+
+
+def cumsum_rule(g, y, x, dim, dtype=None):  # the gradient of a prefix sum is a suffix sum
+    flipped = call(aten.flip.default, g, [dim])
+    return (call(aten.flip.default, call(aten.cumsum.default, flipped, dim), [dim]),)
+
+
+def var_mean_rule(g, y, x, dims=None, correction=None, keepdim=False):
+    # var = sum((x - mean)^2) / (n - correction): dvar = 2 (x - mean) / (n - correction) dx
+    n = _count(x, dims)
+    correction = 1 if correction is None else correction
+    g_var, g_mean = g
+    mean = _unreduce(y[1], x, dims, keepdim)
+    gx = None
+    if g_var is not None:
+        gx = _unreduce(g_var, x, dims, keepdim) * (x - mean) * (2.0 / max(n - correction, 0))
+    if g_mean is not None:
+        gm = expand(_unreduce(g_mean, x, dims, keepdim), x.shape) / n
+        gx = gm if gx is None else gx + gm
+    return (gx,)
+
+
+def var_rule(g, y, x, dims=None, correction=None, keepdim=False):
+    mean = call(aten.mean.dim, x, _reduced_dims(x, dims), True)
+    n = _count(x, dims)
+    correction = 1 if correction is None else correction
+    return (_unreduce(g, x, dims, keepdim) * (x - mean) * (2.0 / max(n - correction, 0)),)
+
+
+def vector_norm_rule(g, y, x, p=2, dims=None, keepdim=False, dtype=None):
+    g, y = _unreduce(g, x, dims, keepdim), _unreduce(y, x, dims, keepdim)
+    if p == 0:
+        return (None,)
+    if p == 1:
+        return (g * call(aten.sgn.default, x),)
+    if p == 2:  # x / |x|, 0 at |x| = 0
+        return (where(call(aten.eq.Scalar, y, 0), 0, g * x / y),)
+    if p in (float("inf"), float("-inf")):  # ties at the extreme share the gradient
+        absx = call(aten.abs.default, x)
+        mask = call(aten._to_copy.default, call(aten.eq.Tensor, absx, y), dtype=g.dtype)
+        count = sum(mask, _reduced_dims(x, dims), keepdim=True)
+        return (call(aten.sgn.default, x) * mask * (g / count),)
+    # d |x|_p = x |x|^(p-2) / |x|_p^(p-1); p < 1 is infinite at 0, as in torch
+    absx = call(aten.abs.default, x)
+    scale = x * absx ** (p - 2) / y ** (p - 1)
+    if p >= 1:
+        scale = where(call(aten.eq.Scalar, y, 0), 0, scale)
+    return (g * scale,)
+
+
+def dist_rule(g, y, x, other, p=2):  # dist = |x - other|_p
+    (d,) = vector_norm_rule(g, y, x - other, p)
+    return (d, None if d is None else -d)
+
+
+def cumprod_rule(g, y, x, dim, dtype=None):
+    return (call(aten.cumprod_backward.default, g, x, dim, y),)
+
+
+RULES = {
+    aten.max.default: _evenly,
+    aten.min.default: _evenly,
+    aten.median.default: _evenly,
+    aten.nanmedian.default: _evenly,
+    aten.max.dim: lambda g, y, x, dim, keepdim=False: _selected(g, y, x, dim, keepdim),
+    aten.min.dim: lambda g, y, x, dim, keepdim=False: _selected(g, y, x, dim, keepdim),
+    aten.median.dim: lambda g, y, x, dim, keepdim=False: _selected(g, y, x, dim, keepdim),
+    aten.nanmedian.dim: lambda g, y, x, dim, keepdim=False: _selected(g, y, x, dim, keepdim),
+    aten.mode.default: lambda g, y, x, dim=-1, keepdim=False: _selected(g, y, x, dim, keepdim),
+    aten.kthvalue.default: lambda g, y, x, k, dim=-1, keepdim=False: _selected(
+        g, y, x, dim, keepdim
+    ),
+    aten.sort.default: lambda g, y, x, dim=-1, descending=False: _selected(g, y, x, dim, True),
+    aten.sort.stable: lambda g, y, x, stable=None, dim=-1, descending=False: _selected(
+        g, y, x, dim, True
+    ),
+    aten.topk.default: lambda g, y, x, k, dim=-1, largest=True, sorted=True: _selected(
+        g, y, x, dim, True
+    ),
+    aten.cummax.default: lambda g, y, x, dim: (
+        call(aten.cummaxmin_backward.default, g[0], x, y[1], dim),
+    ),
+    aten.cummin.default: lambda g, y, x, dim: (
+        call(aten.cummaxmin_backward.default, g[0], x, y[1], dim),
+    ),
+    aten.cumsum.default: cumsum_rule,
+    aten.cumprod.default: cumprod_rule,
+    aten.var_mean.correction: var_mean_rule,
+    aten.var.correction: var_rule,
+    aten.linalg_vector_norm.default: vector_norm_rule,
+    aten.dist.default: dist_rule,
+}
+RULES[aten._safe_softmax.default] = lambda g, y, x, dim, dtype=None: (
+    call(aten._softmax_backward_data.default, g, y, dim, x.dtype),
+)
+
+
+def _flip(x, dim):
+    return call(aten.flip.default, x, [dim])
+
+
+def _products_of_the_others(x, dim):
+    # exclusive prefix and suffix products: correct with zeros, unlike y / x
+    n = x.shape[dim]
+    ones = call(aten.ones_like.default, call(aten.slice.Tensor, x, dim, 0, 1))
+    before = call(aten.cat.default, [ones, call(aten.slice.Tensor, x, dim, 0, n - 1)], dim)
+    after = call(aten.cat.default, [call(aten.slice.Tensor, x, dim, 1, n), ones], dim)
+    suffix = _flip(call(aten.cumprod.default, _flip(after, dim), dim), dim)
+    return call(aten.cumprod.default, before, dim) * suffix
+
+
+def prod_dim_rule(g, y, x, dim, keepdim=False, dtype=None):
+    if x.dim() == 0:
+        return (g,)
+    return (_unreduce(g, x, [dim], keepdim) * _products_of_the_others(x, dim),)
+
+
+def prod_rule(g, y, x, dtype=None):
+    if x.dim() == 0:
+        return (g,)
+    flat = call(aten.reshape.default, x, [-1])
+    return (call(aten.reshape.default, g * _products_of_the_others(flat, 0), list(x.shape)),)
+
+
+def logcumsumexp_rule(g, y, x, dim):
+    # gx_i = sum_{j >= i} g_j exp(x_i - y_j), summed in log space separately for g > 0, g < 0
+    if x.dim() == 0:
+        return (g,)
+    log_g = call(aten.log.default, call(aten.abs.default, g)) - y
+    total = []
+    for sign in (aten.gt.Scalar, aten.lt.Scalar):
+        terms = where(call(sign, g, 0), log_g, float("-inf"))
+        suffix = _flip(call(aten.logcumsumexp.default, _flip(terms, dim), dim), dim)
+        total.append(call(aten.exp.default, x + suffix))
+    return (total[0] - total[1],)
+
+
+RULES.update(
+    {
+        aten.prod.default: prod_rule,
+        aten.prod.dim_int: prod_dim_rule,
+        aten.logcumsumexp.default: logcumsumexp_rule,
+    }
+)
