@@ -104,6 +104,9 @@ OPS = {
     "transpose": (1, transpose),
     "permute": (1, permute),
     "flatten": unary("{0}.reshape(-1)"),
+    "flatten_tail": unary("{0}.flatten(1)"),
+    "by_last_size": unary("{0} / {0}.shape[-1]"),  # size arithmetic: SymInts when dynamic
+    "in_place": unary("{0}.clone().mul_(1.5).add_({0})"),
     "unsqueeze": unary("{0}.unsqueeze(0)"),
     "slice": (1, slice_last),
     "expand": (1, expand_front),

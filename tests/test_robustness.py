@@ -291,6 +291,16 @@ def test_second_derivative_through_the_cotangent_and_third_order():
     assert_all_close(derivatives(compiled(fn)), derivatives(fn))
 
 
+def gram_tanh(x):
+    return (torch.tanh(x @ x.T) * x.sum()).sum()
+
+
+def test_hessian_matches_eager():
+    x = randn(3, 2, seed=1)
+    hessian = torch.autograd.functional.hessian
+    torch.testing.assert_close(hessian(compiled(gram_tanh), x), hessian(gram_tanh, x))
+
+
 @torch.library.custom_op("tape_robustness::cube", mutates_args=())
 def cube(x: torch.Tensor) -> torch.Tensor:
     return x**3
