@@ -275,6 +275,20 @@ def test_gradient_penalty_through_normalization_layers(norm):
     assert_all_close(run(compiled(ours)), run(theirs))
 
 
+def split_by_graph_breaks(x, w1, w2):
+    h = torch.tanh(x @ w1).exp()
+    torch._dynamo.graph_break()
+    h = h * h.sum(0)  # an activation crosses from one compiled graph into the next
+    torch._dynamo.graph_break()
+    return torch.sigmoid(h @ w2).sum()
+
+
+def test_gradient_penalty_across_graph_breaks():
+    ours = gradient_penalty(compiled(split_by_graph_breaks), _leaves())
+    theirs = gradient_penalty(split_by_graph_breaks, _leaves())
+    assert_all_close(ours[0] + ours[1], theirs[0] + theirs[1])
+
+
 def test_second_derivative_through_the_cotangent_and_third_order():
     def derivatives(fn):
         x = randn(6, seed=1).requires_grad_()
