@@ -237,7 +237,11 @@ SECOND_ORDER_CASES = {
     "cumprod": lambda x: torch.cumprod(x, 1),
     "max_dim": lambda x: x.max(1).values ** 2,
     "cross_entropy": lambda x: F.cross_entropy(x.reshape(4, 6), torch.tensor([0, 1, 5, 2])),
+    "conv1d": lambda x: F.conv1d(x.reshape(2, 4, 3), x.reshape(2, 4, 3)[:, :, :2]) ** 2,
     "max_pool2d": lambda x: F.max_pool2d(x.reshape(1, 2, 4, 3), 2) ** 2,
+    "upsample": lambda x: (
+        F.interpolate(x.reshape(1, 2, 4, 3), scale_factor=2, mode="bilinear") ** 2
+    ),
     "var": lambda x: x.var(1) * x.sum(),
     "norm": lambda x: x.norm() * x,
     "prod": lambda x: x.prod(1),
