@@ -83,10 +83,14 @@ def generate(tape: Tape, name: str, params: list, returns, symbols=None):
     kept = {v for v in _flat(returns) if isinstance(v, Variable)}
     line_entries = {}
     for i, e in enumerate(tape.entries):
+        if e.op is torch.ops.aten._assert_scalar.default and not _only_bound(e.args[0], bound):
+            # a size check on a symbol that only Dynamo's trace named (tensor_split's u5): its
+            # value is nowhere in the tape, and the ops check their own sizes as they run
+            continue
         same = _same_tensor(e, kept)
         call = same.name if same is not None else w.call(e)
         outs = [v.name if v is not None else "_" for v in e.outputs]
-        if e.single_output or (not isinstance(e.op, torch._ops.OpOverload) and len(outs) == 1):
+        if e.single_output or (len(outs) == 1 and _returns_one(e.op)):
             target = outs[0] if isinstance(e.op, torch._ops.OpOverload) else f"{outs[0]}, "
         else:
             target = ", ".join(outs) + ("," if len(outs) == 1 else "")
@@ -147,6 +151,20 @@ def _fake_mode_of(tape: Tape):
         if isinstance(v.meta, FakeTensor):
             return v.meta.fake_mode
     return None
+
+
+def _only_bound(value, bound: set) -> bool:
+    if not isinstance(value, _SYM):
+        return True
+    return all(str(sym) in bound for sym in value.node.expr.free_symbols)
+
+
+def _returns_one(op) -> bool:
+    """A lone value, not a tuple: `x.item()`'s number as well as a tensor."""
+    if not isinstance(op, torch._ops.OpOverload):
+        return True
+    returns = op._schema.returns
+    return len(returns) == 1 and not str(returns[0].type).endswith("[]")
 
 
 def _bind_symbols(params, bound: set):

@@ -186,7 +186,9 @@ def to_tape(gm: torch.fx.GraphModule, strict: bool, name: str = "forward") -> tu
             tape.outputs = list(value(node.args[0]))
         elif node.target is operator.getitem and isinstance(env[node.args[0]], list):
             env[node] = env[node.args[0]][node.args[1]]
-        elif isinstance(node.target, torch._ops.OpOverload) and not _is_scalar(meta):
+        elif isinstance(node.target, torch._ops.OpOverload) and (
+            not _is_scalar(meta) or _reads_data(node.target)
+        ):
             env[node] = _entry(tape, namer, node, value, meta, strict)
         elif _is_scalar(meta):
             # size arithmetic (sym_size, s0 * 2...): its value is a SymInt expression, which
@@ -203,12 +205,20 @@ def _is_scalar(meta) -> bool:
     return isinstance(meta, _SYMBOLIC)
 
 
+def _reads_data(op) -> bool:
+    # `x.item()`: a number known only at run time (an unbacked u0), computed by an entry
+    return torch.Tag.data_dependent_output in op.tags
+
+
 def _entry(tape, namer, node, value, meta, strict):
     from .record import normalize
 
     args, kwargs = normalize(node.target, value(node.args), value(node.kwargs))
     several = isinstance(meta, tuple | list)
-    outputs = [namer(m) if isinstance(m, torch.Tensor) else None for m in (meta if several else [meta])]
+    outputs = [
+        namer(m) if isinstance(m, torch.Tensor) or _reads_data(node.target) else None
+        for m in (meta if several else [meta])
+    ]
     entry = TapeEntry(node.target, args, kwargs, outputs, source=source_of(node))
     entry.propagate, entry.kind = lookup(entry, strict=strict)
     tape.entries.append(entry)

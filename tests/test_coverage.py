@@ -16,7 +16,8 @@ aten = torch.ops.aten
 # outputs (sort's indices), zero-gradient ops (ceil), saved views fed to the generic fallback
 # (vander), ops kept whole because their decompositions differ from eager at the edges, a
 # Python binding whose default differs from the schema's (mse_loss), data-dependent backward
-# (scatter_reduce.prod), factorizations and FFTs.
+# (scatter_reduce.prod), factorizations and FFTs, sizes known only at run time (masked_select,
+# tensor_split's `.item()`).
 SUBSET = [
     "atan2",
     "clamp",
@@ -44,6 +45,8 @@ SUBSET = [
     "linalg.svd",
     "linalg.lu_solve",
     "fft.rfft",
+    "masked_select",
+    "tensor_split",
 ]
 
 # every overload these ops reach has a rule of ours (no generic fallback)
