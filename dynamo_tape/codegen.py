@@ -164,7 +164,7 @@ def _returns_one(op) -> bool:
     if not isinstance(op, torch._ops.OpOverload):
         return True
     returns = op._schema.returns
-    return len(returns) == 1 and not str(returns[0].type).endswith("[]")
+    return len(returns) == 1 and not isinstance(returns[0].type, torch.ListType)
 
 
 def _bind_symbols(params, bound: set):

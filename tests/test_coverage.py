@@ -17,7 +17,7 @@ aten = torch.ops.aten
 # (vander), ops kept whole because their decompositions differ from eager at the edges, a
 # Python binding whose default differs from the schema's (mse_loss), data-dependent backward
 # (scatter_reduce.prod), factorizations and FFTs, sizes known only at run time (masked_select,
-# tensor_split's `.item()`).
+# tensor_split's `.item()`), a split into one piece (a list of one tensor).
 SUBSET = [
     "atan2",
     "clamp",
@@ -47,6 +47,7 @@ SUBSET = [
     "fft.rfft",
     "masked_select",
     "tensor_split",
+    "split",
 ]
 
 # every overload these ops reach has a rule of ours (no generic fallback)
