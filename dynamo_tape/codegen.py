@@ -81,14 +81,25 @@ def generate(tape: Tape, name: str, params: list, returns, symbols=None):
         for v in e.inputs:
             last_use[v] = i
     kept = {v for v in _flat(returns) if isinstance(v, Variable)}
+    linears = _linears(tape, kept)
+    for permute, addmm in linears.items():  # the weight is read on the addmm's line
+        for v in tape.entries[permute].inputs:
+            last_use[v] = max(last_use[v], addmm)
+    fused = {tape.entries[i].outputs[0] for i in linears}
     line_entries = {}
     for i, e in enumerate(tape.entries):
+        if i in linears:
+            continue
         if e.op is torch.ops.aten._assert_scalar.default and not _only_bound(e.args[0], bound):
             # a size check on a symbol that only Dynamo's trace named (tensor_split's u5): its
             # value is nowhere in the tape, and the ops check their own sizes as they run
             continue
         same = _same_tensor(e, kept)
         call = same.name if same is not None else w.call(e)
+        if e.args and e.op is _ADDMM and e.args[2] in fused:
+            weight = tape.entries[_index_of(tape, e.args[2])].args[0]
+            args = ", ".join(w.value(a) for a in (e.args[1], weight, e.args[0]))
+            call = f"{w.bind(torch._C._nn.linear, 'linear')}({args})"
         outs = [v.name if v is not None else "_" for v in e.outputs]
         if e.single_output or (len(outs) == 1 and _returns_one(e.op)):
             target = outs[0] if isinstance(e.op, torch._ops.OpOverload) else f"{outs[0]}, "
@@ -100,7 +111,7 @@ def generate(tape: Tape, name: str, params: list, returns, symbols=None):
         line_entries[len(lines)] = e
         # sizes known only now (masked_select's u0): bound before later entries read them
         lines += [f"    {line}" for line in _bind_symbols([v for v in e.outputs if v], bound)]
-        dead = [v.name for v in e.inputs if last_use.get(v) == i and v not in kept]
+        dead = [v.name for v in e.inputs if last_use.get(v) == i and v not in kept | fused]
         dead += [v.name for v in e.outputs if v is not None and v not in last_use and v not in kept]
         if dead:
             lines.append(f"    del {', '.join(dict.fromkeys(dead))}")
@@ -121,6 +132,40 @@ def compile_source(source: str, globals_: dict, name: str, label: str, line_entr
 def compile_tape(tape: Tape, name: str, params: list, returns, symbols=None) -> CompiledTape:
     source, globals_, line_entries = generate(tape, name, params, returns, symbols)
     return compile_source(source, globals_, name, f"{tape.name} {name}", line_entries)
+
+
+_ADDMM = torch.ops.aten.addmm.default
+
+
+def _linears(tape: Tape, kept) -> dict[int, int]:
+    """Index of `t = permute(w, [1, 0])` -> index of the `addmm(b, x, t)` that is its only
+    reader: the pair is written as one `linear(x, w, b)`, which runs exactly that addmm (ATen's
+    linear of a matrix with a bias is `addmm(b, x, w.t())`) for one Python call instead of two."""
+    readers: dict = {}
+    for i, e in enumerate(tape.entries):
+        for v in e.inputs:
+            readers.setdefault(v, []).append(i)
+    found = {}
+    for i, e in enumerate(tape.entries):
+        if e.op is not _ADDMM or e.kwargs.get("beta", 1) != 1 or e.kwargs.get("alpha", 1) != 1:
+            continue
+        bias, x, t = e.args[:3]
+        if not all(isinstance(v, Variable) and v.is_tensor for v in (bias, x, t)) or t in kept:
+            continue
+        if bias.dim() != 1 or readers.get(t) != [i]:
+            continue
+        source = _index_of(tape, t)
+        p = tape.entries[source] if source is not None else None
+        if p is not None and p.op is torch.ops.aten.permute.default and list(p.args[1]) == [1, 0]:
+            found[source] = i
+    return found
+
+
+def _index_of(tape: Tape, v: Variable) -> int | None:
+    for i, e in enumerate(tape.entries):
+        if v in e.outputs:
+            return i
+    return None
 
 
 _VIEWS = (
