@@ -1,4 +1,6 @@
-"""`dynamo-tape report SCRIPT [ARGS...] --out DIR`: run a script the way `python -m cProfile`
+"""`dynamo-tape bench [...]`: the benchmark (see bench.py).
+
+`dynamo-tape report SCRIPT [ARGS...] --out DIR`: run a script the way `python -m cProfile`
 does (as `__main__`, with its own argv and its folder first on sys.path), record every
 `backend="tape"` compile, and write DIR/<script>.md and DIR/<script>.json.
 
@@ -30,6 +32,12 @@ def main(argv: list[str] | None = None) -> int:
         nargs=argparse.REMAINDER,
         help="the script's arguments; --out and --backend-default may also come last",
     )
+    commands.add_parser("bench", help="benchmark eager, aot_eager and tape (its own --help)")
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"]:  # bench.py parses its own arguments
+        from .bench import main as bench_main
+
+        return bench_main(argv[1:])
     options = parser.parse_args(argv)
     options.args = _take_trailing_options(options.args, options)
     return report_script(options.script, options.args, options.out, options.backend_default)

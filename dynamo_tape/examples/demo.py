@@ -4,7 +4,7 @@
     python -m dynamo_tape.examples.demo --model gpt     # the small GPT-2 style transformer
 
 Prints the per-step losses of both copies side by side, then the forward and backward tapes
-of the compiled graph.
+of the compiled graph, and writes the compile report to `--report DIR` (demo.md, demo.json).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import torch
 from tabulate import tabulate
 
 import dynamo_tape
+from dynamo_tape.report import write
 from dynamo_tape.examples.models import GPT, ResNet, gpt_batch, resnet_batch, train_side_by_side
 
 MODELS = {"cnn": (ResNet, resnet_batch), "gpt": (GPT, gpt_batch)}
@@ -34,13 +35,15 @@ def main(argv=None):
     parser.add_argument("--model", choices=sorted(MODELS), default="cnn")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
+    parser.add_argument("--report", default="demo-report", help="folder for the compile report")
     args = parser.parse_args(argv)
 
     make_model, make_batch = MODELS[args.model]
     # "error": every op must run on one of this project's rules, none on the generic fallback
-    run = train_side_by_side(
-        make_model, make_batch, args.steps, DTYPES[args.dtype], options={"fallback": "error"}
-    )
+    with dynamo_tape.track() as tracked:
+        run = train_side_by_side(
+            make_model, make_batch, args.steps, DTYPES[args.dtype], options={"fallback": "error"}
+        )
     print(f"{args.model}: {args.steps} SGD steps, eager and backend='tape' from the same weights\n")
     print(losses_table(run))
     worst = max(
@@ -49,6 +52,8 @@ def main(argv=None):
     )
     print(f"\nlargest parameter/buffer difference after training: {worst:.1e}\n")
     print(dynamo_tape.last_tapes())
+    paths = write(tracked.as_dict(), args.report, "demo", f"dynamo-tape demo: {args.model}")
+    print(f"\ncompile report: {' and '.join(paths)}")
 
 
 if __name__ == "__main__":
