@@ -20,6 +20,7 @@ import torch
 
 from . import (
     attention,
+    factorizations_extra,
     linalg,
     linalg_extra,
     losses,
@@ -38,7 +39,8 @@ from .fallback import autograd_vjp
 RULES: dict = {}
 # the *_extra families (ops OpInfo reaches) come first: a family's own rule wins on overlap
 for _family in (
-    *(pointwise_extra, reductions_extra, views_extra, linalg_extra, nn_extra, scatter_extra),
+    *(pointwise_extra, reductions_extra, views_extra, linalg_extra, factorizations_extra),
+    *(nn_extra, scatter_extra),
     *(pointwise, reductions, views, linalg, nn, attention, losses),
 ):
     RULES.update(_family.RULES)

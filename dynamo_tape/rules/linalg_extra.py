@@ -126,28 +126,6 @@ def cdist_rule(g, y, x1, x2, p, compute_mode=None):
     return (g1, g2)
 
 
-RULES = {
-    aten.mv.default: lambda g, y, mat, vec: (
-        unsqueeze(g, -1) * unsqueeze(vec, 0),
-        call(aten.mv.default, transpose(mat), g),
-    ),
-    aten.dot.default: lambda g, y, a, b: (g * b, g * a),
-    aten.addmv.default: addmv_rule,
-    aten.addbmm.default: addbmm_rule,
-    aten.linalg_inv_ex.default: inv_rule,
-    aten._linalg_slogdet.default: slogdet_rule,
-    aten._linalg_solve_ex.default: solve_rule,
-    aten.linalg_solve_triangular.default: solve_triangular_rule,
-    aten.cholesky.default: cholesky_rule,
-    aten.linalg_cholesky_ex.default: lambda g, y, a, upper=False, check_errors=False: cholesky_rule(
-        g[0], y[0], a, upper
-    ),
-    aten.linalg_matrix_exp.default: matrix_exp_rule,
-    aten._trilinear.default: trilinear_rule,
-    aten._cdist_forward.default: cdist_rule,
-}
-
-
 def cholesky_inverse_rule(g, y, factor, upper=False):  # y = (L L^H)^-1
     common = _matmul(y, _matmul(g + transpose(g), y))
     return (-_matmul(factor, common) if upper else -_matmul(common, factor),)
@@ -182,153 +160,6 @@ def det_rule(g, y, a):  # d det A = det A tr(A^-1 dA); A is taken invertible
     return (scaled * transpose(call(aten.linalg_inv_ex.default, a)[0]),)
 
 
-def eigh_rule(g, y, a, uplo="L", compute_v=True):
-    # A = V diag(L) V^T: gA = V (diag(gL) + skew(V^T gV) / (L_j - L_i)) V^T
-    gl, gv = g
-    values, vectors = y
-    inner = None
-    if gv is not None:
-        vtgv = _matmul(transpose(vectors), gv)
-        skew = (vtgv - transpose(vtgv)) * 0.5
-        gap = unsqueeze(values, -2) - unsqueeze(values, -1)
-        eye = call(aten.diag_embed.default, call(aten.ones_like.default, values))
-        inner = skew / (gap + eye)
-    if gl is not None:
-        diag = call(aten.diag_embed.default, gl)
-        inner = diag if inner is None else inner + diag
-    return (_matmul(vectors, _matmul(inner, transpose(vectors))),)
-
-
-RULES.update(
-    {
-        aten.cholesky_inverse.default: cholesky_inverse_rule,
-        aten.cholesky_solve.default: cholesky_solve_rule,
-        aten.triangular_solve.default: triangular_solve_rule,
-        aten._linalg_det.default: det_rule,
-        aten._linalg_eigh.default: eigh_rule,
-    }
-)
-
-
-def lu_unpack_rule(g, y, lu, pivots, unpack_data=True, unpack_pivots=True):
-    # LU holds L below the diagonal and U on and above it: each takes its part back
-    _, gl, gu = g
-    m, n = lu.shape[-2], lu.shape[-1]
-    parts = []
-    if gl is not None:  # L is m x min(m, n): pad it out to m x n
-        gl = call(aten.tril.default, gl, -1)
-        parts.append(call(aten.constant_pad_nd.default, gl, [0, n - m], 0) if m < n else gl)
-    if gu is not None:  # U is min(m, n) x n
-        gu = call(aten.triu.default, gu)
-        parts.append(call(aten.constant_pad_nd.default, gu, [0, 0, 0, m - n], 0) if m > n else gu)
-    if not parts:
-        return (None,)
-    return (parts[0] if len(parts) == 1 else parts[0] + parts[1],)
-
-
-RULES[aten.lu_unpack.default] = lu_unpack_rule
-
-
-def _narrow(x, dim, start, length):
-    return call(aten.slice.Tensor, x, dim, start, start + length)
-
-
-def _lu_backward(gl, gu, p, lower, upper, pivot):
-    # torch's linalg_lu_backward: A = P L U with L (m x k) unit lower, U (k x n) upper
-    m, n = lower.shape[-2], upper.shape[-1]
-    k = min(m, n)
-    tril, triu = aten.tril.default, aten.triu.default
-    if m == n:  # gA = P L^-H [L^H gL o 1_L + gU U^H o 1_U] U^-H
-        parts = []
-        if gl is not None:
-            parts.append(call(tril, _matmul(transpose(lower), gl), -1))
-        if gu is not None:
-            parts.append(call(triu, _matmul(gu, transpose(upper))))
-        ga = parts[0] if len(parts) == 1 else parts[0] + parts[1]
-        ga = _solve_triangular(transpose(upper), ga, upper=False, left=False)
-        ga = _solve_triangular(transpose(lower), ga, upper=True, left=True, unitriangular=True)
-    elif m < n:  # wide: U = [U1 U2]
-        u1 = _narrow(upper, -1, 0, k)
-        ga = _matmul(transpose(lower), gl) if gl is not None else None
-        if gu is not None:
-            term = _matmul(call(triu, gu), transpose(upper))
-            ga = -term if ga is None else ga - term
-        ga = _solve_triangular(transpose(u1), call(tril, ga, -1), upper=False, left=False)
-        if gu is not None:
-            gu1, gu2 = _narrow(gu, -1, 0, k), _narrow(gu, -1, k, n - k)
-            ga = call(aten.cat.default, [ga + call(triu, gu1), gu2], -1)
-        ga = _solve_triangular(transpose(lower), ga, upper=True, left=True, unitriangular=True)
-        if gu is None:
-            zeros = call(aten.zeros_like.default, _narrow(upper, -1, k, n - k))
-            ga = call(aten.cat.default, [ga, zeros], -1)
-    else:  # tall: L = [L1; L2]
-        l1 = _narrow(lower, -2, 0, k)
-        ga = _matmul(gu, transpose(upper)) if gu is not None else None
-        if gl is not None:
-            term = _matmul(transpose(lower), call(tril, gl, -1))
-            ga = -term if ga is None else ga - term
-        ga = _solve_triangular(
-            transpose(l1), call(triu, ga), upper=True, left=True, unitriangular=True
-        )
-        if gl is not None:
-            gl1, gl2 = _narrow(gl, -2, 0, k), _narrow(gl, -2, k, m - k)
-            ga = call(aten.cat.default, [ga + call(tril, gl1, -1), gl2], -2)
-        ga = _solve_triangular(transpose(upper), ga, upper=False, left=False)
-        if gl is None:
-            zeros = call(aten.zeros_like.default, _narrow(lower, -2, k, m - k))
-            ga = call(aten.cat.default, [ga, zeros], -2)
-    return _matmul(p, ga) if pivot else ga
-
-
-def linalg_lu_rule(g, y, a, pivot=True):
-    _, gl, gu = g
-    if gl is None and gu is None:
-        return (None,)
-    return (_lu_backward(gl, gu, y[0], y[1], y[2], pivot),)
-
-
-def lu_factor_ex_rule(g, y, a, pivot=True, check_errors=False):
-    # L and U share one matrix: its lower part is L's gradient, its upper part U's
-    if g[0] is None:
-        return (None,)
-    lu, pivots = y[0], y[1]
-    p, lower, upper = call(aten.lu_unpack.default, lu, pivots, True, pivot)
-    k = min(lu.shape[-2], lu.shape[-1])
-    gl, gu = _narrow(g[0], -1, 0, k), _narrow(g[0], -2, 0, k)
-    return (_lu_backward(gl, gu, p, lower, upper, pivot),)
-
-
-RULES[aten.linalg_lu.default] = linalg_lu_rule
-RULES[aten.linalg_lu_factor_ex.default] = lu_factor_ex_rule
-
-
-def lu_solve_rule(g, y, lu, pivots, b, left=True, adjoint=False):
-    # torch's linalg_lu_solve_LU: the adjoint of dX = -A^-1 dA X, written on the factors
-    gb = call(aten.linalg_lu_solve.default, lu, pivots, g, left=left, adjoint=not adjoint)
-    p, lower, upper = call(aten.lu_unpack.default, lu, pivots, True, left == adjoint)
-    x = y
-    if left != adjoint:
-        rhs = -_matmul(g, transpose(x)) if left else -_matmul(transpose(g), x)
-        gr = _solve_triangular(transpose(upper), rhs, upper=False)
-        gl = _solve_triangular(
-            transpose(lower), _matmul(gr, transpose(upper)), upper=True, unitriangular=True
-        )
-        glu = call(aten.tril.default, gl, -1) + call(aten.triu.default, gr)
-    else:
-        xs = x if left else transpose(x)
-        gs = transpose(g) if left else g
-        gr = -_matmul(_matmul(_matmul(transpose(p), xs), gs), p)
-        gr = _solve_triangular(transpose(lower), gr, upper=True, left=False, unitriangular=True)
-        gu = _solve_triangular(
-            transpose(upper), _matmul(transpose(lower), gr), upper=False, left=False
-        )
-        glu = call(aten.tril.default, gr, -1) + call(aten.triu.default, gu)
-    return (glu, None, gb)
-
-
-RULES[aten.linalg_lu_solve.default] = lu_solve_rule
-
-
 def pinv_rule(g, y, a, atol=None, rtol=None, hermitian=False):
     # torch's pinv_backward (real case), with the products kept to the smaller dimension
     m, n = a.shape[-2], a.shape[-1]
@@ -346,55 +177,28 @@ def pinv_rule(g, y, a, atol=None, rtol=None, hermitian=False):
     return (ga,)
 
 
-RULES[aten.linalg_pinv.atol_rtol_tensor] = pinv_rule
-
-
-def _svd_backward(gu, gs, gvh, u, s, vh):
-    # torch's svd_backward (real case, distinct singular values)
-    m, n = u.shape[-2], vh.shape[-1]
-    if gu is None and gvh is None:  # singular values only: U diag(gS) V^H
-        if m >= n:
-            return _matmul(u, unsqueeze(gs, -1) * vh)
-        return _matmul(u * unsqueeze(gs, -2), vh)
-    skew = lambda x: x - transpose(x)
-    s_row, s_col = unsqueeze(s, -2), unsqueeze(s, -1)
-    s2 = s * s
-    eye = call(aten.diag_embed.default, call(aten.ones_like.default, s))
-    gap = unsqueeze(s2, -2) - unsqueeze(s2, -1) + eye  # E, with ones on its zero diagonal
-    if gu is not None and gvh is not None:
-        inner = (
-            skew(_matmul(transpose(u), gu)) * s_row + s_col * skew(_matmul(vh, transpose(gvh)))
-        ) / gap
-    elif gu is not None:
-        inner = skew(_matmul(transpose(u), gu)) * (s_row / gap)
-    else:
-        inner = s_col * (skew(_matmul(vh, transpose(gvh))) / gap)
-    if gs is not None:
-        inner = inner + call(aten.diag_embed.default, gs)
-    if m > n and gu is not None:  # gA = [U inner + (I - U U^H) gU S^-1] V^H
-        gu_sinv = gu / s_row
-        ga = _matmul(u, inner) + gu_sinv - _matmul(u, _matmul(transpose(u), gu_sinv))
-        return _matmul(ga, vh)
-    if m < n and gvh is not None:  # gA = U [inner V^H + S^-1 gV^H (I - V V^H)]
-        sinv_gvh = gvh / s_col
-        ga = _matmul(inner, vh) + sinv_gvh - _matmul(_matmul(sinv_gvh, transpose(vh)), vh)
-        return _matmul(u, ga)
-    return _matmul(u, _matmul(inner, vh))
-
-
-def svd_rule(g, y, a, full_matrices, compute_uv=True, driver=None):
-    gu, gs, gvh = g
-    u, s, vh = y
-    if not compute_uv:  # svdvals traced without grad: the backward needs the vectors anyway
-        u, s, vh = call(aten._linalg_svd.default, a, False, True, driver=driver)
-    k = s.shape[-1]
-    if full_matrices:  # only the first k singular vectors carry information
-        u, vh = _narrow(u, -1, 0, k), _narrow(vh, -2, 0, k)
-        gu = _narrow(gu, -1, 0, k) if gu is not None else None
-        gvh = _narrow(gvh, -2, 0, k) if gvh is not None else None
-    if gu is None and gs is None and gvh is None:
-        return (None,)
-    return (_svd_backward(gu, gs, gvh, u, s, vh),)
-
-
-RULES[aten._linalg_svd.default] = svd_rule
+RULES = {
+    aten.mv.default: lambda g, y, mat, vec: (
+        unsqueeze(g, -1) * unsqueeze(vec, 0),
+        call(aten.mv.default, transpose(mat), g),
+    ),
+    aten.dot.default: lambda g, y, a, b: (g * b, g * a),
+    aten.addmv.default: addmv_rule,
+    aten.addbmm.default: addbmm_rule,
+    aten.linalg_inv_ex.default: inv_rule,
+    aten._linalg_slogdet.default: slogdet_rule,
+    aten._linalg_solve_ex.default: solve_rule,
+    aten.linalg_solve_triangular.default: solve_triangular_rule,
+    aten.cholesky.default: cholesky_rule,
+    aten.linalg_cholesky_ex.default: lambda g, y, a, upper=False, check_errors=False: cholesky_rule(
+        g[0], y[0], a, upper
+    ),
+    aten.linalg_matrix_exp.default: matrix_exp_rule,
+    aten._trilinear.default: trilinear_rule,
+    aten._cdist_forward.default: cdist_rule,
+    aten.cholesky_inverse.default: cholesky_inverse_rule,
+    aten.cholesky_solve.default: cholesky_solve_rule,
+    aten.triangular_solve.default: triangular_solve_rule,
+    aten._linalg_det.default: det_rule,
+    aten.linalg_pinv.atol_rtol_tensor: pinv_rule,
+}

@@ -129,6 +129,24 @@ def sinc_rule(g, y, x):  # sinc(x) = sin(pi x)/(pi x): (cos(pi x) - sinc(x)) / x
     return (g * where(call(aten.eq.Scalar, x, 0), 0, slope),)
 
 
+def angle_rule(g, y, x):  # real inputs: piecewise constant; complex: d arg z = Im(dz / z)
+    if not x.dtype.is_complex:
+        return (None,)
+    slope = g * x / (call(aten.abs.default, x) ** 2) * 1j
+    return (where(call(aten.eq.Scalar, x, 0), 0, slope),)
+
+
+def polar_rule(g, y, r, theta):  # y = r e^(i theta)
+    g_conj = call(aten._conj.default, g)
+    g_r = call(aten.real.default, g_conj * call(aten.sgn.default, y))
+    g_theta = call(aten.real.default, g_conj * (y * 1j))
+    return (g_r, g_theta)
+
+
+def _contiguous(x):
+    return call(aten.clone.default, x, memory_format=torch.contiguous_format)
+
+
 RULES = {
     aten.abs.default: lambda g, y, x: (g * call(aten.sgn.default, x),),
     aten.acos.default: lambda g, y, x: (-(g * call(aten.rsqrt.default, 1 - x * x)),),
@@ -239,43 +257,19 @@ RULES = {
     aten.square.default: lambda g, y, x: (g * x * 2,),
     aten.copy.default: lambda g, y, x, src, non_blocking=False: (None, g),  # y = src, in x's place
     aten.lift_fresh_copy.default: lambda g, y, x: (g,),
+    # complex numbers: cotangents are conjugate-linear, as in torch
+    aten._conj.default: lambda g, y, x: (call(aten._conj.default, g),),
+    aten._conj_physical.default: lambda g, y, x: (call(aten._conj_physical.default, g),),
+    aten.complex.default: lambda g, y, re, im: (
+        call(aten.real.default, g),
+        call(aten.imag.default, g),
+    ),
+    aten.view_as_real.default: lambda g, y, x: (
+        call(aten.view_as_complex.default, _contiguous(g)),
+    ),
+    aten.view_as_complex.default: lambda g, y, x: (
+        call(aten.view_as_real.default, _contiguous(call(aten.resolve_conj.default, g))),
+    ),
+    aten.angle.default: angle_rule,
+    aten.polar.default: polar_rule,
 }
-
-
-def angle_rule(g, y, x):  # real inputs: piecewise constant; complex: d arg z = Im(dz / z)
-    if not x.dtype.is_complex:
-        return (None,)
-    slope = g * x / (call(aten.abs.default, x) ** 2) * 1j
-    return (where(call(aten.eq.Scalar, x, 0), 0, slope),)
-
-
-def polar_rule(g, y, r, theta):  # y = r e^(i theta)
-    g_conj = call(aten._conj.default, g)
-    g_r = call(aten.real.default, g_conj * call(aten.sgn.default, y))
-    g_theta = call(aten.real.default, g_conj * (y * 1j))
-    return (g_r, g_theta)
-
-
-def _contiguous(x):
-    return call(aten.clone.default, x, memory_format=torch.contiguous_format)
-
-
-RULES.update(
-    {
-        # complex numbers: cotangents are conjugate-linear, as in torch
-        aten._conj.default: lambda g, y, x: (call(aten._conj.default, g),),
-        aten._conj_physical.default: lambda g, y, x: (call(aten._conj_physical.default, g),),
-        aten.complex.default: lambda g, y, re, im: (
-            call(aten.real.default, g),
-            call(aten.imag.default, g),
-        ),
-        aten.view_as_real.default: lambda g, y, x: (
-            call(aten.view_as_complex.default, _contiguous(g)),
-        ),
-        aten.view_as_complex.default: lambda g, y, x: (
-            call(aten.view_as_real.default, _contiguous(call(aten.resolve_conj.default, g))),
-        ),
-        aten.angle.default: angle_rule,
-        aten.polar.default: polar_rule,
-    }
-)

@@ -79,44 +79,6 @@ def cumprod_rule(g, y, x, dim, dtype=None):
     return (call(aten.cumprod_backward.default, g, x, dim, y),)
 
 
-RULES = {
-    aten.max.default: _evenly,
-    aten.min.default: _evenly,
-    aten.median.default: _evenly,
-    aten.nanmedian.default: _evenly,
-    aten.max.dim: lambda g, y, x, dim, keepdim=False: _selected(g, y, x, dim, keepdim),
-    aten.min.dim: lambda g, y, x, dim, keepdim=False: _selected(g, y, x, dim, keepdim),
-    aten.median.dim: lambda g, y, x, dim, keepdim=False: _selected(g, y, x, dim, keepdim),
-    aten.nanmedian.dim: lambda g, y, x, dim, keepdim=False: _selected(g, y, x, dim, keepdim),
-    aten.mode.default: lambda g, y, x, dim=-1, keepdim=False: _selected(g, y, x, dim, keepdim),
-    aten.kthvalue.default: lambda g, y, x, k, dim=-1, keepdim=False: _selected(
-        g, y, x, dim, keepdim
-    ),
-    aten.sort.default: lambda g, y, x, dim=-1, descending=False: _selected(g, y, x, dim, True),
-    aten.sort.stable: lambda g, y, x, stable=None, dim=-1, descending=False: _selected(
-        g, y, x, dim, True
-    ),
-    aten.topk.default: lambda g, y, x, k, dim=-1, largest=True, sorted=True: _selected(
-        g, y, x, dim, True
-    ),
-    aten.cummax.default: lambda g, y, x, dim: (
-        call(aten.cummaxmin_backward.default, g[0], x, y[1], dim),
-    ),
-    aten.cummin.default: lambda g, y, x, dim: (
-        call(aten.cummaxmin_backward.default, g[0], x, y[1], dim),
-    ),
-    aten.cumsum.default: cumsum_rule,
-    aten.cumprod.default: cumprod_rule,
-    aten.var_mean.correction: var_mean_rule,
-    aten.var.correction: var_rule,
-    aten.linalg_vector_norm.default: vector_norm_rule,
-    aten.dist.default: dist_rule,
-}
-RULES[aten._safe_softmax.default] = lambda g, y, x, dim, dtype=None: (
-    call(aten._softmax_backward_data.default, g, y, dim, x.dtype),
-)
-
-
 def _flip(x, dim):
     return call(aten.flip.default, x, [dim])
 
@@ -157,10 +119,42 @@ def logcumsumexp_rule(g, y, x, dim):
     return (total[0] - total[1],)
 
 
-RULES.update(
-    {
-        aten.prod.default: prod_rule,
-        aten.prod.dim_int: prod_dim_rule,
-        aten.logcumsumexp.default: logcumsumexp_rule,
-    }
-)
+RULES = {
+    aten.max.default: _evenly,
+    aten.min.default: _evenly,
+    aten.median.default: _evenly,
+    aten.nanmedian.default: _evenly,
+    aten.max.dim: lambda g, y, x, dim, keepdim=False: _selected(g, y, x, dim, keepdim),
+    aten.min.dim: lambda g, y, x, dim, keepdim=False: _selected(g, y, x, dim, keepdim),
+    aten.median.dim: lambda g, y, x, dim, keepdim=False: _selected(g, y, x, dim, keepdim),
+    aten.nanmedian.dim: lambda g, y, x, dim, keepdim=False: _selected(g, y, x, dim, keepdim),
+    aten.mode.default: lambda g, y, x, dim=-1, keepdim=False: _selected(g, y, x, dim, keepdim),
+    aten.kthvalue.default: lambda g, y, x, k, dim=-1, keepdim=False: _selected(
+        g, y, x, dim, keepdim
+    ),
+    aten.sort.default: lambda g, y, x, dim=-1, descending=False: _selected(g, y, x, dim, True),
+    aten.sort.stable: lambda g, y, x, stable=None, dim=-1, descending=False: _selected(
+        g, y, x, dim, True
+    ),
+    aten.topk.default: lambda g, y, x, k, dim=-1, largest=True, sorted=True: _selected(
+        g, y, x, dim, True
+    ),
+    aten.cummax.default: lambda g, y, x, dim: (
+        call(aten.cummaxmin_backward.default, g[0], x, y[1], dim),
+    ),
+    aten.cummin.default: lambda g, y, x, dim: (
+        call(aten.cummaxmin_backward.default, g[0], x, y[1], dim),
+    ),
+    aten.cumsum.default: cumsum_rule,
+    aten.cumprod.default: cumprod_rule,
+    aten.var_mean.correction: var_mean_rule,
+    aten.var.correction: var_rule,
+    aten.linalg_vector_norm.default: vector_norm_rule,
+    aten.dist.default: dist_rule,
+    aten.prod.default: prod_rule,
+    aten.prod.dim_int: prod_dim_rule,
+    aten.logcumsumexp.default: logcumsumexp_rule,
+    aten._safe_softmax.default: lambda g, y, x, dim, dtype=None: (
+        call(aten._softmax_backward_data.default, g, y, dim, x.dtype),
+    ),
+}

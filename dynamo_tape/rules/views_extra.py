@@ -44,6 +44,12 @@ def masked_scatter_rule(g, y, x, mask, source):
 
 _back_to_input_shape = lambda g, y, x, *args: (reshape(g, x.shape),)
 
+
+def unbind_copy_rule(g, y, x, dim=0):
+    parts = [gi if gi is not None else zeros_like(yi) for gi, yi in zip(g, y, strict=True)]
+    return (call(aten.stack.default, parts, dim),)
+
+
 RULES = {
     aten.view_copy.default: _back_to_input_shape,
     aten.permute_copy.default: lambda g, y, x, dims: (permute(g, _inverse(dims)),),
@@ -74,33 +80,22 @@ RULES = {
     aten.masked_scatter.default: masked_scatter_rule,
     aten.tril.default: lambda g, y, x, k=0: (call(aten.tril.default, g, k),),
     aten.triu.default: lambda g, y, x, k=0: (call(aten.triu.default, g, k),),
+    aten.scatter.src: lambda g, y, x, dim, index, src: (
+        call(aten.scatter.value, g, dim, index, 0),
+        None,
+        None,
+        call(aten.gather.default, g, dim, index),
+    ),
+    aten.scatter.value: lambda g, y, x, dim, index, value: (
+        call(aten.scatter.value, g, dim, index, 0),
+    ),
+    aten.put.default: lambda g, y, x, index, source, accumulate=False: (
+        g if accumulate else call(aten.put.default, g, index, zeros_like(source), False),
+        None,
+        call(aten.take.default, g, index),
+    ),
+    aten.take.default: lambda g, y, x, index: (
+        call(aten.put.default, zeros_like(x), index, g, True),
+    ),
+    aten.unbind_copy.int: unbind_copy_rule,
 }
-
-
-def unbind_copy_rule(g, y, x, dim=0):
-    parts = [gi if gi is not None else zeros_like(yi) for gi, yi in zip(g, y, strict=True)]
-    return (call(aten.stack.default, parts, dim),)
-
-
-RULES.update(
-    {
-        aten.scatter.src: lambda g, y, x, dim, index, src: (
-            call(aten.scatter.value, g, dim, index, 0),
-            None,
-            None,
-            call(aten.gather.default, g, dim, index),
-        ),
-        aten.scatter.value: lambda g, y, x, dim, index, value: (
-            call(aten.scatter.value, g, dim, index, 0),
-        ),
-        aten.put.default: lambda g, y, x, index, source, accumulate=False: (
-            g if accumulate else call(aten.put.default, g, index, zeros_like(source), False),
-            None,
-            call(aten.take.default, g, index),
-        ),
-        aten.take.default: lambda g, y, x, index: (
-            call(aten.put.default, zeros_like(x), index, g, True),
-        ),
-        aten.unbind_copy.int: unbind_copy_rule,
-    }
-)
