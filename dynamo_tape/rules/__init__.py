@@ -65,6 +65,10 @@ NONDIFFERENTIABLE = {
     aten.randn_like.default,
     aten.bernoulli.default,
     aten.bernoulli.p,
+    # torch defines the gradient of a normal draw with respect to its mean and std as zero
+    aten.normal.Tensor_Tensor,
+    aten.normal.Tensor_float,
+    aten.normal.float_Tensor,
     aten.detach.default,
     aten.new_zeros.default,
     aten.new_ones.default,

@@ -45,6 +45,13 @@ def max_pool2d_backward_rule(g, y, go, x, kernel, stride, padding, dilation, cei
     return (reshape(call(aten.gather.default, flat, -1, idx), list(indices.shape)),)
 
 
+def rrelu_rule(g, y, x, noise, lower=0.125, upper=1.0 / 3, training=False, generator=None):
+    # the slopes drawn in the forward are its second output: the backward reuses them
+    return (
+        call(aten.rrelu_with_noise_backward.default, g[0], x, y[1], lower, upper, training, False),
+    )
+
+
 RULES = {
     aten.upsample_bilinear2d.default: _resample(aten.upsample_bilinear2d_backward.default),
     aten.upsample_bicubic2d.default: _resample(aten.upsample_bicubic2d_backward.default),
@@ -69,6 +76,13 @@ RULES = {
         call(aten.max_pool3d_with_indices_backward.default, g[0], x, *params, y[1]),
     ),
     aten.max_pool2d_with_indices_backward.default: max_pool2d_backward_rule,
+    aten.fractional_max_pool2d.default: lambda g, y, x, kernel, size, samples: (
+        call(aten.fractional_max_pool2d_backward.default, g[0], x, kernel, size, y[1]),
+    ),
+    aten.fractional_max_pool3d.default: lambda g, y, x, kernel, size, samples: (
+        call(aten.fractional_max_pool3d_backward.default, g[0], x, kernel, size, y[1]),
+    ),
+    aten.rrelu_with_noise_functional.default: rrelu_rule,
     aten._pdist_forward.default: lambda g, y, x, p=2: (
         call(aten._pdist_backward.default, g, x, p, y),
     ),
