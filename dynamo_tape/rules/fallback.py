@@ -87,6 +87,12 @@ def _differentiable(x) -> bool:
 
 def autograd_vjp(op, g, y, *args, **kwargs):
     """Rule used for ops without one of their own: records one AutogradVJP entry."""
+    if isinstance(op, torch._ops.OpOverload) and torch.Tag.nondeterministic_seeded in op.tags:
+        # the VJP runs the op again: a random op would draw new numbers, a wrong gradient
+        raise NotImplementedError(
+            f"dynamo_tape: no rule for the random op aten.{op_name(op)}, and the generic "
+            "fallback would differentiate a fresh draw instead of the one the forward made"
+        )
     gs = list(g) if isinstance(g, tuple) else [g]
     flat, spec = tree_flatten(list(args))
     skip = frozenset(_flat_positions(op, args, NOT_THROUGH.get(op, ())))

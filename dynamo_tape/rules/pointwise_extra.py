@@ -254,6 +254,10 @@ RULES = {
         _scale(g / b, value),
         _scale(-(g * a) / (b * b), value),
     ),
+    # a gamma draw moves with its concentration along the drawn sample (implicit reparameterization)
+    aten._standard_gamma.default: lambda g, y, x, generator=None: (
+        g * call(aten._standard_gamma_grad.default, x, y),
+    ),
     aten.square.default: lambda g, y, x: (g * x * 2,),
     aten.copy.default: lambda g, y, x, src, non_blocking=False: (None, g),  # y = src, in x's place
     aten.lift_fresh_copy.default: lambda g, y, x: (g,),
