@@ -182,6 +182,8 @@ class Tracked:
             if g.ddp_bucket:
                 buckets.setdefault(g.compile_id, []).append(g)
         for compile_id, graphs in buckets.items():
+            if len(graphs) < 2:  # parameters that fit one bucket: the graph was not cut
+                continue
             reason = f"DDPOptimizer compiled Dynamo's graph as {len(graphs)} bucket graphs"
             splits.append(
                 Split("DDP bucket split", graphs[0].frame, compile_id, reason, len(graphs))

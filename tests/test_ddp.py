@@ -105,6 +105,12 @@ def worker(rank, port):
         assert whole.graph_count == 1 and not ddp_splits(whole)
         torch._dynamo.config.optimize_ddp = True
 
+        # parameters that fit one bucket: DDPOptimizer hands the graph over whole, no split
+        torch._dynamo.reset()
+        single = TapeCounter()
+        train(ddp_of_compiled(single, make_model(width=32)), 1, rank, width=32)
+        assert single.graph_count == 1 and not ddp_splits(single)
+
         # the other order captures nothing on torch 2.13 (README: which form works)
         torch._dynamo.reset()
         outside = TapeCounter()

@@ -148,6 +148,9 @@ def test_every_nn_rule_has_a_case():
     checked = {p.values[0] for p in CASES} | {
         aten._native_batch_norm_legit_functional.default,
         aten._native_batch_norm_legit_no_training.default,
+        # eager has no derivative for silu_backward to check against: its rule is checked by
+        # second-order gradients of silu in tests/test_robustness.py
+        aten.silu_backward.default,
     }
     assert not set(nn.RULES) - checked
     assert set(nn.RULES) <= set(RULES)
