@@ -14,64 +14,49 @@ def _as_float(mask, like):
     return call(aten._to_copy.default, mask, dtype=like.dtype)
 
 
-def scatter_reduce_rule(g, y, x, dim, index, src, reduce, include_self=True):
+def _reduce_rule(op, pick, add, fill, g, y, x, dim, index, src, reduce, include_self):
     # sum: each element passes g on; mean: divided by how many met there; amax/amin: ties at
     # the extreme share g. prod is left to torch (its zeros need care).
+    # `pick` reads the slots index points at, `add` accumulates into them, `fill` clears them:
+    # gather / scatter_add / scatter for scatter_reduce, index_select / index_add / index_fill
+    # for index_reduce.
     if reduce == "prod":
-        return autograd_vjp(
-            aten.scatter_reduce.two, g, y, x, dim, index, src, reduce, include_self=include_self
-        )
+        return autograd_vjp(op, g, y, x, dim, index, src, reduce, include_self=include_self)
     if reduce == "sum":
-        gx, gsrc = g, call(aten.gather.default, g, dim, index)
+        gx, gsrc = g, pick(g)
     elif reduce == "mean":
         count = call(aten.ones_like.default, g) if include_self else zeros_like(g)
-        count = call(aten.scatter_add.default, count, dim, index, call(aten.ones_like.default, src))
+        count = add(count, call(aten.ones_like.default, src))
         share = g / where(call(aten.eq.Scalar, count, 0), 1.0, count)
-        gx, gsrc = share, call(aten.gather.default, share, dim, index)
+        gx, gsrc = share, pick(share)
     else:  # amax, amin
-        picked = call(aten.gather.default, y, dim, index)
         x_won = _as_float(call(aten.eq.Tensor, x, y), g)
-        src_won = _as_float(call(aten.eq.Tensor, src, picked), g)
-        winners = call(aten.scatter_add.default, x_won, dim, index, src_won)
-        share = g / winners
-        gx, gsrc = x_won * share, src_won * call(aten.gather.default, share, dim, index)
+        src_won = _as_float(call(aten.eq.Tensor, src, pick(y)), g)
+        share = g / add(x_won, src_won)
+        gx, gsrc = x_won * share, src_won * pick(share)
     if not include_self:
-        gx = call(aten.scatter.value, gx, dim, index, 0)
+        gx = fill(gx)
     return (gx, None, None, gsrc)
 
 
+def scatter_reduce_rule(g, y, x, dim, index, src, reduce, include_self=True):
+    return _reduce_rule(
+        aten.scatter_reduce.two,
+        lambda t: call(aten.gather.default, t, dim, index),
+        lambda t, s: call(aten.scatter_add.default, t, dim, index, s),
+        lambda t: call(aten.scatter.value, t, dim, index, 0),
+        g, y, x, dim, index, src, reduce, include_self,
+    )  # fmt: skip
+
+
 def index_reduce_rule(g, y, x, dim, index, source, reduce, include_self=True):
-    # as scatter_reduce, with whole slices chosen by index along dim
-    if reduce == "prod":
-        return autograd_vjp(
-            aten.index_reduce.default,
-            g,
-            y,
-            x,
-            dim,
-            index,
-            source,
-            reduce,
-            include_self=include_self,
-        )
-    if reduce == "mean":
-        count = call(aten.ones_like.default, g) if include_self else zeros_like(g)
-        count = call(
-            aten.index_add.default, count, dim, index, call(aten.ones_like.default, source)
-        )
-        share = g / where(call(aten.eq.Scalar, count, 0), 1.0, count)
-        gx, gsource = share, call(aten.index_select.default, share, dim, index)
-    else:  # amax, amin
-        picked = call(aten.index_select.default, y, dim, index)
-        x_won = _as_float(call(aten.eq.Tensor, x, y), g)
-        source_won = _as_float(call(aten.eq.Tensor, source, picked), g)
-        winners = call(aten.index_add.default, x_won, dim, index, source_won)
-        share = g / winners
-        gx = x_won * share
-        gsource = source_won * call(aten.index_select.default, share, dim, index)
-    if not include_self:
-        gx = call(aten.index_fill.int_Scalar, gx, dim, index, 0)
-    return (gx, None, None, gsource)
+    return _reduce_rule(
+        aten.index_reduce.default,
+        lambda t: call(aten.index_select.default, t, dim, index),
+        lambda t, s: call(aten.index_add.default, t, dim, index, s),
+        lambda t: call(aten.index_fill.int_Scalar, t, dim, index, 0),
+        g, y, x, dim, index, source, reduce, include_self,
+    )  # fmt: skip
 
 
 def _storage_positions(x, size, stride, offset):
