@@ -1,7 +1,7 @@
 """dynamo-tape: a torch.compile backend that runs Dynamo's graphs on its own tape autograd.
 
-    f = torch.compile(fn, backend="tape")      # found through the torch_dynamo_backends entry point
-    print(dynamo_tape.last_tapes())            # forward and backward tapes of the last graph
+f = torch.compile(fn, backend="tape")      # found through the torch_dynamo_backends entry point
+print(dynamo_tape.last_tapes())            # forward and backward tapes of the last graph
 """
 
 from __future__ import annotations

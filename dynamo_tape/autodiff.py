@@ -98,9 +98,7 @@ def _fit(g, x):
     """Make a cotangent match its input: sum broadcast dimensions, restore dtype and device."""
     g = record.sum_to(g, x.shape)
     if g.dtype != x.dtype or g.meta.device != x.meta.device:
-        g = record.call(
-            record.aten._to_copy.default, g, dtype=x.dtype, device=x.meta.device
-        )
+        g = record.call(record.aten._to_copy.default, g, dtype=x.dtype, device=x.meta.device)
     return g
 
 

@@ -61,9 +61,9 @@ def check_rule(
 
     def leaves():
         return [
-            x.detach().clone().requires_grad_(
-                is_differentiable(x) and not any(x is c for c in constants)
-            )
+            x.detach()
+            .clone()
+            .requires_grad_(is_differentiable(x) and not any(x is c for c in constants))
             for x in inputs
         ]
 

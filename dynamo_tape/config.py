@@ -24,7 +24,9 @@ class Config:
         unknown = sorted(set(options) - set(OPTIONS))
         if unknown:
             valid = ", ".join(f"{k!r} ({'|'.join(v[0])})" for k, v in OPTIONS.items())
-            raise ValueError(f"unknown tape option(s) {', '.join(map(repr, unknown))}; valid: {valid}")
+            raise ValueError(
+                f"unknown tape option(s) {', '.join(map(repr, unknown))}; valid: {valid}"
+            )
         for key, value in options.items():
             allowed = OPTIONS[key][0]
             if value not in allowed:

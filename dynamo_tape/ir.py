@@ -156,9 +156,7 @@ class TapeEntry:
         return [v for v in _flat(self.args) + _flat(list(self.kwargs.values())) if _is_var(v)]
 
     def text(self) -> str:
-        outs = " ".join(
-            f"{v.name}:{v.type_text()}" if v is not None else "_" for v in self.outputs
-        )
+        outs = " ".join(f"{v.name}:{v.type_text()}" if v is not None else "_" for v in self.outputs)
         positional, defaults = _schema(self.op)
         operands, params = [], []
         for i, a in enumerate(self.args):

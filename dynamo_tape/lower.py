@@ -19,7 +19,7 @@ from torch._decomp import core_aten_decompositions
 from torch._functorch.aot_autograd import aot_export_module
 from torch.fx.experimental.proxy_tensor import make_fx
 
-from .ir import Namer, Tape, TapeEntry, Variable
+from .ir import Namer, Tape, TapeEntry
 from .rules import RULES, attention, lookup
 
 aten = torch.ops.aten
@@ -97,9 +97,20 @@ def to_aten(gm: torch.fx.GraphModule, example_inputs, fake_mode):
 # ops say so in their schemas; native_batch_norm's does not); a cheap look at Dynamo's graph
 # first sends the likely cases (BatchNorm, `x.add_(1)`, `x += 1`) straight to aot_export_module.
 _INPLACE_OPERATORS = {
-    operator.setitem, operator.iadd, operator.isub, operator.imul, operator.itruediv,
-    operator.ifloordiv, operator.imod, operator.ipow, operator.iand, operator.ior, operator.ixor,
-    operator.ilshift, operator.irshift, operator.imatmul,
+    operator.setitem,
+    operator.iadd,
+    operator.isub,
+    operator.imul,
+    operator.itruediv,
+    operator.ifloordiv,
+    operator.imod,
+    operator.ipow,
+    operator.iand,
+    operator.ior,
+    operator.ixor,
+    operator.ilshift,
+    operator.irshift,
+    operator.imatmul,
 }
 
 
@@ -195,9 +206,7 @@ def to_tape(gm: torch.fx.GraphModule, strict: bool, name: str = "forward") -> tu
             # the code generator writes out in terms of the input sizes
             env[node] = meta
         else:
-            raise LoweringError(
-                f"unsupported node {node.format_node()}{_where(source_of(node))}"
-            )
+            raise LoweringError(f"unsupported node {node.format_node()}{_where(source_of(node))}")
     return tape, namer
 
 

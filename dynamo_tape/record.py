@@ -94,7 +94,9 @@ def call(op, *args, **kwargs):
     meta_args, meta_kwargs = metas((args, kwargs))
     out = op(*meta_args, **meta_kwargs)
     several = isinstance(out, tuple | list)
-    outputs = [rec.namer(m) if isinstance(m, torch.Tensor) else None for m in (out if several else [out])]
+    outputs = [
+        rec.namer(m) if isinstance(m, torch.Tensor) else None for m in (out if several else [out])
+    ]
     entry = TapeEntry(op, args, kwargs, outputs, source=rec.source)
     entry.propagate, entry.kind = lookup(entry, strict=False)
     rec.tape.entries.append(entry)

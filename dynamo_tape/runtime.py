@@ -167,7 +167,11 @@ class CompiledGraph:
                 view = outs[position]
                 # as_strided keeps the input's dtype and conj/neg bits: view_as_complex, conj
                 x = args[index]
-                if (view.dtype, view.is_conj(), view.is_neg()) != (x.dtype, x.is_conj(), x.is_neg()):
+                if (view.dtype, view.is_conj(), view.is_neg()) != (
+                    x.dtype,
+                    x.is_conj(),
+                    x.is_neg(),
+                ):
                     continue
                 outs[position] = args[index].as_strided(
                     view.size(), view.stride(), view.storage_offset()

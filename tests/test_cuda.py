@@ -112,15 +112,22 @@ def fused_attention_graph(op, n_inputs, args) -> torch.fx.GraphModule:
 FUSED = {
     "flash": (aten._scaled_dot_product_flash_attention.default, (0.0, True), torch.float16, 0),
     "efficient": (
-        aten._scaled_dot_product_efficient_attention.default, (None, False, 0.0, True),
-        torch.float32, 0,
+        aten._scaled_dot_product_efficient_attention.default,
+        (None, False, 0.0, True),
+        torch.float32,
+        0,
     ),
     "efficient_bias": (
-        aten._scaled_dot_product_efficient_attention.default, (False, 0.1), torch.float32, 1
+        aten._scaled_dot_product_efficient_attention.default,
+        (False, 0.1),
+        torch.float32,
+        1,
     ),
     "cudnn": (
-        aten._scaled_dot_product_cudnn_attention.default, (None, False, 0.0, True),
-        torch.bfloat16, 0,
+        aten._scaled_dot_product_cudnn_attention.default,
+        (None, False, 0.0, True),
+        torch.bfloat16,
+        0,
     ),
 }
 

@@ -86,7 +86,9 @@ def worker(rank, port):
         got = train(ddp_of_compiled(counter), 2, rank)
         for step, (want, have) in enumerate(zip(expected, got)):
             for w, h in zip(want, have):
-                torch.testing.assert_close(h, w, msg=lambda m: f"rank {rank} step {step}: {m}")
+                torch.testing.assert_close(
+                    h, w, msg=lambda m, step=step: f"rank {rank} step {step}: {m}"
+                )
         assert all(g.compiled.calls["backward"] == 2 for g in counter.graphs)
 
         # the tracker reports DDPOptimizer's split: as many bucket graphs as Dynamo's own

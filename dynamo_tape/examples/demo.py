@@ -15,8 +15,8 @@ import torch
 from tabulate import tabulate
 
 import dynamo_tape
-from dynamo_tape.report import write
 from dynamo_tape.examples.models import GPT, ResNet, gpt_batch, resnet_batch, train_side_by_side
+from dynamo_tape.report import write
 
 MODELS = {"cnn": (ResNet, resnet_batch), "gpt": (GPT, gpt_batch)}
 DTYPES = {"float32": torch.float32, "float64": torch.float64}

@@ -45,13 +45,35 @@ def flash_attention(
     out, logsumexp, cum_seq_q, cum_seq_k, _, _, rng_state, unused, _ = y
     return call(
         aten._scaled_dot_product_flash_attention_backward.default,
-        g[0], query, key, value, out, logsumexp, cum_seq_q, cum_seq_k,
-        query.shape[2], key.shape[2], dropout_p, is_causal, rng_state, unused, scale=scale,
+        g[0],
+        query,
+        key,
+        value,
+        out,
+        logsumexp,
+        cum_seq_q,
+        cum_seq_k,
+        query.shape[2],
+        key.shape[2],
+        dropout_p,
+        is_causal,
+        rng_state,
+        unused,
+        scale=scale,
     )
 
 
 def efficient_attention(
-    g, y, query, key, value, attn_bias, compute_log_sumexp, dropout_p=0.0, is_causal=False, *,
+    g,
+    y,
+    query,
+    key,
+    value,
+    attn_bias,
+    compute_log_sumexp,
+    dropout_p=0.0,
+    is_causal=False,
+    *,
     scale=None,
 ):
     if g[0] is None:
@@ -62,14 +84,35 @@ def efficient_attention(
     # One kernel gives all four gradients; the mask's is computed whenever it is floating point.
     return call(
         aten._scaled_dot_product_efficient_attention_backward.default,
-        g[0], query, key, value, attn_bias, out, logsumexp, philox_seed, philox_offset,
-        dropout_p, [True, True, True, _differentiable(attn_bias)], is_causal, scale=scale,
+        g[0],
+        query,
+        key,
+        value,
+        attn_bias,
+        out,
+        logsumexp,
+        philox_seed,
+        philox_offset,
+        dropout_p,
+        [True, True, True, _differentiable(attn_bias)],
+        is_causal,
+        scale=scale,
     )
 
 
 def cudnn_attention(
-    g, y, query, key, value, attn_bias, compute_log_sumexp, dropout_p=0.0, is_causal=False,
-    return_debug_mask=False, *, scale=None,
+    g,
+    y,
+    query,
+    key,
+    value,
+    attn_bias,
+    compute_log_sumexp,
+    dropout_p=0.0,
+    is_causal=False,
+    return_debug_mask=False,
+    *,
+    scale=None,
 ):
     if g[0] is None:
         return ()
@@ -78,8 +121,22 @@ def cudnn_attention(
     out, logsumexp, cum_seq_q, cum_seq_k, _, _, philox_seed, philox_offset, _ = y
     gq, gk, gv = call(
         aten._scaled_dot_product_cudnn_attention_backward.default,
-        g[0], query, key, value, out, logsumexp, philox_seed, philox_offset, attn_bias,
-        cum_seq_q, cum_seq_k, query.shape[2], key.shape[2], dropout_p, is_causal, scale=scale,
+        g[0],
+        query,
+        key,
+        value,
+        out,
+        logsumexp,
+        philox_seed,
+        philox_offset,
+        attn_bias,
+        cum_seq_q,
+        cum_seq_k,
+        query.shape[2],
+        key.shape[2],
+        dropout_p,
+        is_causal,
+        scale=scale,
     )
     op = "_scaled_dot_product_cudnn_attention"
     g_bias = _bias_grad(g[0], query, key, value, attn_bias, dropout_p, is_causal, scale, op)
@@ -100,8 +157,16 @@ def flash_attention_cpu(
     out, logsumexp = y
     return call(
         aten._scaled_dot_product_flash_attention_for_cpu_backward.default,
-        g[0], query, key, value, out, logsumexp, dropout_p, is_causal,
-        attn_mask=attn_mask, scale=scale,
+        g[0],
+        query,
+        key,
+        value,
+        out,
+        logsumexp,
+        dropout_p,
+        is_causal,
+        attn_mask=attn_mask,
+        scale=scale,
     )
 
 

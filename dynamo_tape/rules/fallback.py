@@ -16,7 +16,6 @@ from torch.utils._pytree import tree_flatten, tree_unflatten
 from .. import record
 from ..ir import Variable, op_name
 
-
 aten = torch.ops.aten
 
 # Backward kernels PyTorch differentiates through some arguments only: the norms' saved

@@ -1,7 +1,6 @@
 """Matrix-product rules. g: cotangent of the output; return one cotangent per argument."""
 
 import torch
-
 from torch.fx.experimental.symbolic_shapes import statically_known_true
 
 from ..record import bmm, mm, transpose

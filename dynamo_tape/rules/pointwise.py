@@ -29,7 +29,10 @@ RULES = {
     aten.rsub.Scalar: lambda g, y, x, other, alpha=1: (_scaled(-g, alpha),),  # other - alpha x
     aten.mul.Tensor: lambda g, y, x, other: (g * other, g * x),  # d(xy) = y dx + x dy
     aten.mul.Scalar: lambda g, y, x, other: (g * other,),
-    aten.div.Tensor: lambda g, y, x, other: (g / other, -(g * y) / other),  # d(x/u) = dx/u - (x/u) du/u
+    aten.div.Tensor: lambda g, y, x, other: (
+        g / other,
+        -(g * y) / other,
+    ),  # d(x/u) = dx/u - (x/u) du/u
     aten.neg.default: lambda g, y, x: (-g,),
     aten.pow.Tensor_Scalar: pow_tensor_scalar,
     aten.pow.Tensor_Tensor: lambda g, y, x, e: (g * e * x ** (e - 1), g * y * x.log()),
