@@ -122,9 +122,7 @@ def worker(rank, port):
         dist.destroy_process_group()
 
 
-@pytest.mark.skipif(not dist.is_gloo_available(), reason="needs torch.distributed with gloo")
-def test_ddp_of_compiled_model_matches_eager_ddp_and_reports_bucket_splits(monkeypatch):
-    monkeypatch.setenv("GLOO_SOCKET_IFNAME", "lo")
+def run_workers():
     context = mp.start_processes(
         worker, args=(free_port(),), nprocs=WORLD, join=False, start_method="spawn"
     )
@@ -138,3 +136,18 @@ def test_ddp_of_compiled_model_matches_eager_ddp_and_reports_bucket_splits(monke
             if process.is_alive():
                 process.terminate()
             process.join(timeout=5)
+
+
+@pytest.mark.skipif(not dist.is_gloo_available(), reason="needs torch.distributed with gloo")
+def test_ddp_of_compiled_model_matches_eager_ddp_and_reports_bucket_splits(monkeypatch):
+    monkeypatch.setenv("GLOO_SOCKET_IFNAME", "lo")
+    try:
+        run_workers()
+    except mp.ProcessExitedException as e:
+        # Once in a full CI run a worker died by SIGABRT inside torch ("terminate called without
+        # an active exception") before any of our assertions; it never reproduced in dozens of
+        # runs. A death by signal is retried once; a failed assertion (ProcessRaisedException)
+        # never is.
+        if e.signal_name is None:
+            raise
+        run_workers()
