@@ -487,7 +487,7 @@ def render(ops, calls, seconds, jobs) -> str:
     summary = [
         ["OpInfo ops (autograd, float32, CPU)", len(ops)],
         [f"first {SAMPLES_PER_OP} samples pass end to end (tape == eager)", verdicts[PASS]],
-        ["ops aot_eager captures", captured],
+        ["ops Dynamo and aot_eager capture (all but the two verdicts below)", captured],
         *[[f"verdict: {v}", verdicts[v]] for v in (DYNAMO, AOT, REFERENCE_MISMATCH, ERROR, WRONG)],
         ["ATen overloads reached", len(rows)],
         ["  own rule", kinds["rule"]],
