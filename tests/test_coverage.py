@@ -7,7 +7,7 @@ reached against torch.autograd in float64 (see dynamo_tape/coverage.py)."""
 import pytest
 import torch
 
-from dynamo_tape import coverage
+from dynamo_tape import coverage, coverage_report
 from dynamo_tape.rules import RULES
 
 aten = torch.ops.aten
@@ -98,7 +98,7 @@ def test_full_opinfo_sweep():
     ops, calls = coverage.sweep(jobs=2)
     assert not [o for o in ops if o.verdict in (coverage.ERROR, coverage.WRONG)]
     assert not [c for c in calls if c.status == "FAIL"]
-    rows = coverage.overload_rows(ops, calls)
+    rows = coverage_report.overload_rows(ops, calls)
     own = sum(r[1] == "rule" for r in rows)
     fallback = sum(r[1] == "fallback" for r in rows)
     assert own / (own + fallback) >= 0.95
