@@ -102,12 +102,13 @@ def _fit(g, x):
     return g
 
 
-def eliminate_dead_entries(tape: Tape) -> None:
-    """Drop entries none of whose outputs is read later (backward tapes hold no random ops)."""
+def eliminate_dead_entries(tape: Tape, keep=lambda entry: False) -> None:
+    """Drop entries none of whose outputs is read later, except those `keep` names (backward
+    tapes hold no random ops; a tape holding forward entries keeps them)."""
     live = {v for v in tape.outputs if isinstance(v, Variable)}
     kept = []
     for e in reversed(tape.entries):
-        if any(v is not None and v in live for v in e.outputs):
+        if keep(e) or any(v is not None and v in live for v in e.outputs):
             kept.append(e)
             live.update(e.inputs)
     tape.entries = kept[::-1]

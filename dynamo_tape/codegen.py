@@ -82,7 +82,9 @@ def generate(tape: Tape, name: str, params: list, returns, symbols=None):
             last_use[v] = i
     kept = {v for v in _flat(returns) if isinstance(v, Variable)}
     linears = _linears(tape, kept)
+    weight_of = {}  # addmm index -> the weight its fused permute read
     for permute, addmm in linears.items():  # the weight is read on the addmm's line
+        weight_of[addmm] = tape.entries[permute].args[0]
         for v in tape.entries[permute].inputs:
             last_use[v] = max(last_use[v], addmm)
     fused = {tape.entries[i].outputs[0] for i in linears}
@@ -96,9 +98,8 @@ def generate(tape: Tape, name: str, params: list, returns, symbols=None):
             continue
         same = _same_tensor(e, kept)
         call = same.name if same is not None else w.call(e)
-        if e.args and e.op is _ADDMM and e.args[2] in fused:
-            weight = tape.entries[_index_of(tape, e.args[2])].args[0]
-            args = ", ".join(w.value(a) for a in (e.args[1], weight, e.args[0]))
+        if i in weight_of:
+            args = ", ".join(w.value(a) for a in (e.args[1], weight_of[i], e.args[0]))
             call = f"{w.bind(torch._C._nn.linear, 'linear')}({args})"
         outs = [v.name if v is not None else "_" for v in e.outputs]
         if e.single_output or (len(outs) == 1 and _returns_one(e.op)):
@@ -142,9 +143,11 @@ def _linears(tape: Tape, kept) -> dict[int, int]:
     reader: the pair is written as one `linear(x, w, b)`, which runs exactly that addmm (ATen's
     linear of a matrix with a bias is `addmm(b, x, w.t())`) for one Python call instead of two."""
     readers: dict = {}
+    producer = {}
     for i, e in enumerate(tape.entries):
         for v in e.inputs:
             readers.setdefault(v, []).append(i)
+        producer.update((v, i) for v in e.outputs)
     found = {}
     for i, e in enumerate(tape.entries):
         if e.op is not _ADDMM or e.kwargs.get("beta", 1) != 1 or e.kwargs.get("alpha", 1) != 1:
@@ -154,18 +157,11 @@ def _linears(tape: Tape, kept) -> dict[int, int]:
             continue
         if bias.dim() != 1 or readers.get(t) != [i]:
             continue
-        source = _index_of(tape, t)
+        source = producer.get(t)
         p = tape.entries[source] if source is not None else None
         if p is not None and p.op is torch.ops.aten.permute.default and list(p.args[1]) == [1, 0]:
             found[source] = i
     return found
-
-
-def _index_of(tape: Tape, v: Variable) -> int | None:
-    for i, e in enumerate(tape.entries):
-        if v in e.outputs:
-            return i
-    return None
 
 
 _VIEWS = (

@@ -44,6 +44,11 @@ class Lowered:
     recorded_mutations: list[bool] = field(default_factory=list)
 
     @property
+    def recorded(self) -> list[bool]:
+        """`recorded_mutations`, or when unknown (tapes built by hand) every mutation."""
+        return self.recorded_mutations or [True] * len(self.mutations)
+
+    @property
     def user_outputs(self) -> list:
         return self.tape.outputs[len(self.mutations) :]
 

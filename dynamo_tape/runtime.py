@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .autodiff import Backward, grad
+from .autodiff import Backward, eliminate_dead_entries, grad
 from .codegen import CompiledTape, compile_tape, symbols_of
 from .ir import Tape, Variable
 from .lower import Lowered
@@ -77,18 +77,13 @@ def _recompute(lowered: Lowered, bw: Backward) -> Recompute:
         list(bw.tape.outputs),
     )
     # dead entries go, except random ones: the replayed RNG must be drawn in the same order
-    live = {v for v in joint.outputs if isinstance(v, Variable)}
-    kept = []
-    for e in reversed(joint.entries):
-        if _is_random(e) or any(v is not None and v in live for v in e.outputs):
-            kept.append(e)
-            live.update(e.inputs)
-    joint.entries = kept[::-1]
+    eliminate_dead_entries(joint, keep=_is_random)
+    live = {v for e in joint.entries for v in e.inputs}
+    live.update(v for v in joint.outputs if isinstance(v, Variable))
     read = [i for i, v in enumerate(forward.inputs) if v in live and v.is_tensor]
     copied = tuple(i for i in read if i in lowered.mutations)
     checked = tuple(i for i in read if i not in copied)
-    recorded = lowered.recorded_mutations or [True] * len(lowered.mutations)
-    pairs = zip(lowered.mutations, recorded, strict=True)
+    pairs = zip(lowered.mutations, lowered.recorded, strict=True)
     detached = tuple(i for i, r in pairs if r and i not in copied)
     random = any(_is_random(e) for e in joint.entries)
     joint_lowered = Lowered(joint, lowered.namer, lowered.fake_mode)
@@ -164,18 +159,7 @@ class CompiledGraph:
             for position, index in self.views_of_inputs.items():
                 # the Function's own output is a view autograd will not let the user modify
                 # in place; the same view taken outside it behaves as eager's
-                view = outs[position]
-                # as_strided keeps the input's dtype and conj/neg bits: view_as_complex, conj
-                x = args[index]
-                if (view.dtype, view.is_conj(), view.is_neg()) != (
-                    x.dtype,
-                    x.is_conj(),
-                    x.is_neg(),
-                ):
-                    continue
-                outs[position] = args[index].as_strided(
-                    view.size(), view.stride(), view.storage_offset()
-                )
+                outs[position] = _view_again(args[index], outs[position])
             for position, base in self.views_of_outputs.items():
                 outs[position] = _view_again(outs[base], outs[position])
         for position, index in self.lowered.returns_input.items():
@@ -223,7 +207,7 @@ def _view_again(base, view):
 
 
 def _copy_back(args, lowered: Lowered, new_values):
-    recorded = lowered.recorded_mutations or [True] * len(new_values)
+    recorded = lowered.recorded
     targets = [args[index] for index in lowered.mutations]
     grad = torch.is_grad_enabled()
     if not any(
