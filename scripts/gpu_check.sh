@@ -7,7 +7,8 @@
 #   bash scripts/gpu_check.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
-if ! python - <<'EOF'
+PY=${PYTHON:-python3}  # some GPU images have python3 but no python
+if ! "$PY" - <<'EOF'
 import sys, torch
 if not torch.cuda.is_available():
     sys.exit(f"gpu_check: no CUDA GPU visible to torch {torch.__version__} "
@@ -20,9 +21,9 @@ then
 fi
 
 # backend="tape" is found through the package's entry point, so the package must be installed
-if ! python -c "from importlib.metadata import entry_points as e
+if ! "$PY" -c "from importlib.metadata import entry_points as e
 import sys; sys.exit(not e(group='torch_dynamo_backends', name='tape'))"; then
-    python -m pip install -q --no-deps --no-index --no-build-isolation -e . ||
+    "$PY" -m pip install -q --no-deps --no-index --no-build-isolation -e . ||
         { echo "gpu_check: could not install the package (offline, no deps)"; exit 2; }
 fi
 
@@ -41,10 +42,10 @@ step() {  # step NAME SECONDS COMMAND...: run with a time limit, keep the last l
         "$(grep -v '^\s*$' "$LOGS/$name.log" | tail -n 1)")")
 }
 
-PYTEST=(python -m pytest -q -rs -p no:cacheprovider)
+PYTEST=("$PY" -m pytest -q -rs -p no:cacheprovider)
 step cuda 210 "${PYTEST[@]}" tests/test_cuda.py
 step models 150 "${PYTEST[@]}" tests/test_models.py
-step bench 90 python -m dynamo_tape.bench --rounds 3 --budget 0.2 --out "$LOGS/bench.md"
+step bench 90 "$PY" -m dynamo_tape.bench --rounds 3 --budget 0.2 --out "$LOGS/bench.md"
 
 echo "== gpu_check summary (logs in $LOGS) =="
 printf '%s\n' "${SUMMARY[@]}"
