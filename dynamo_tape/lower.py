@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.fx
+import torch.utils._python_dispatch
 from torch._decomp import core_aten_decompositions
 from torch._functorch.aot_autograd import aot_export_module
 from torch.fx.experimental.proxy_tensor import make_fx
+from torch.utils._pytree import tree_map
 
 from .ir import Namer, Tape, TapeEntry
 from .rules import RULES, attention, lookup
@@ -89,7 +91,7 @@ def to_aten(gm: torch.fx.GraphModule, example_inputs, fake_mode):
     """(ATen graph, aot_export's signature, or None when the graph mutates nothing)."""
     fakes = [fake_mode.from_tensor(x) if isinstance(x, torch.Tensor) else x for x in example_inputs]
     if not _may_mutate(gm):
-        traced = _trace_pure(gm, fakes, fake_mode)
+        traced = _record_pure(gm, fakes, fake_mode) or _trace_pure(gm, fakes, fake_mode)
         if traced is not None:
             return traced, None
     with fake_mode:
@@ -141,13 +143,134 @@ def _trace_pure(gm, fakes, fake_mode) -> torch.fx.GraphModule | None:
             traced = make_fx(run, decomposition_table=decompositions(), tracing_mode="real")(*fakes)
     except Exception:  # noqa: BLE001 - aot_export_module will try, and report what fails
         return None
+    return None if _mutates(traced) else traced
+
+
+def _mutates(traced: torch.fx.GraphModule) -> bool:
     for node in traced.graph.nodes:
         op = node.target
         if isinstance(op, torch._ops.OpOverload) and (
             op._schema.is_mutable or "batch_norm" in op._schema.name
         ):
-            return None
-    return traced
+            return True
+    return False
+
+
+# Static shapes, nothing mutated (most training graphs): the ATen graph is recorded by a
+# dispatch mode that runs Dynamo's graph once on fake tensors and appends one node per ATen call.
+# make_fx does the same through proxies, at about twice the cost, which was most of the compile
+# time. Anything this recorder does not handle (symbolic sizes, constants it cannot place, a
+# mutation) sends the graph to make_fx, then to aot_export_module.
+class _NotRecordable(Exception):
+    pass
+
+
+def _record_pure(gm, fakes, fake_mode) -> torch.fx.GraphModule | None:
+    if any(_symbolic(x) for x in fakes):
+        return None
+    recorder = _AtenRecorder(decompositions())
+    try:
+        with fake_mode, torch.no_grad(), recorder:
+            recorder.run(gm, fakes)
+    except _NotRecordable:
+        return None
+    except Exception:  # noqa: BLE001 - make_fx will try, and report what fails
+        return None
+    traced = torch.fx.GraphModule(recorder.constants, recorder.graph)
+    return None if _mutates(traced) else traced
+
+
+def _symbolic(x) -> bool:
+    if isinstance(x, torch.Tensor):
+        return any(isinstance(s, torch.SymInt) for s in (*x.shape, *x.stride(), x.storage_offset()))
+    return isinstance(x, torch.SymInt | torch.SymFloat | torch.SymBool)
+
+
+class _AtenRecorder(torch.utils._python_dispatch.TorchDispatchMode):
+    """Runs a torch-level FX graph and records the ATen ops it dispatches (decomposed by
+    `table`) as a new FX graph, each node with its fake value (`val`) and the Dynamo node's
+    stack trace."""
+
+    def __init__(self, table):
+        super().__init__()
+        self.table = table
+        self.graph = torch.fx.Graph()
+        self.constants = torch.nn.Module()
+        self.nodes: dict[int, tuple[torch.Tensor, torch.fx.Node]] = {}  # id(fake) -> node
+        self.meta: dict = {}
+
+    def run(self, gm: torch.fx.GraphModule, fakes):
+        env = {}
+        args = iter(fakes)
+        for node in gm.graph.nodes:
+            if node.op == "placeholder":
+                env[node] = value = next(args)
+                placeholder = self.graph.placeholder(node.name)
+                placeholder.meta["val"] = value
+                if isinstance(value, torch.Tensor):
+                    self.nodes[id(value)] = (value, placeholder)
+            elif node.op == "output":
+                out = torch.fx.node.map_arg(node.args[0], env.__getitem__)
+                self.graph.output(tree_map(self._node_of, out))
+            else:
+                self.meta = {"stack_trace": node.meta.get("stack_trace")}
+                args_, kwargs = torch.fx.node.map_arg((node.args, node.kwargs), env.__getitem__)
+                if node.op == "call_function":
+                    env[node] = node.target(*args_, **kwargs)
+                elif node.op == "call_method":
+                    env[node] = getattr(args_[0], node.target)(*args_[1:], **kwargs)
+                elif node.op == "call_module":
+                    env[node] = gm.get_submodule(node.target)(*args_, **kwargs)
+                else:  # get_attr: Dynamo's constants are real tensors
+                    env[node] = torch.fx.graph_module._get_attr(gm, node.target)
+
+    def _node_of(self, x):
+        if not isinstance(x, torch.Tensor):
+            if _symbolic(x):
+                raise _NotRecordable
+            return x
+        found = self.nodes.get(id(x))
+        if found is not None:
+            return found[1]
+        if isinstance(x, torch._subclasses.FakeTensor):
+            raise _NotRecordable  # made by something this recorder did not see
+        name = f"_tensor_constant{len(self.nodes)}"
+        setattr(self.constants, name, x)
+        node = self.graph.get_attr(name)
+        self.nodes[id(x)] = (x, node)
+        return node
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is aten.lift_fresh.default:  # `torch.tensor(2.0)`: a copy, as make_fx records
+            func = aten.lift_fresh_copy.default
+        # the table's decomposition, else the op's own composite one (an op called below
+        # autograd skips it), as make_fx does
+        decomposition = self.table.get(func)
+        if decomposition is None and func.namespace != "prim":  # prim ops have no such kernel
+            decomposition = func.decompose
+        if decomposition is not None:
+            with self:
+                out = decomposition(*args, **kwargs)
+            if out is not NotImplemented:
+                return out
+        out = func(*args, **kwargs)
+        flat = out if isinstance(out, tuple | list) else (out,)
+        if not any(isinstance(o, torch.Tensor) for o in flat):
+            if any(_symbolic(o) for o in flat) or torch.Tag.data_dependent_output in func.tags:
+                raise _NotRecordable
+            return out  # a metadata query (prim.device, is_contiguous...): nothing to record
+        node = self.graph.call_function(func, *tree_map(self._node_of, (tuple(args), kwargs)))
+        node.meta.update(self.meta, val=out)
+        if out is flat:
+            for i, o in enumerate(flat):
+                if isinstance(o, torch.Tensor):
+                    item = self.graph.call_function(operator.getitem, (node, i))
+                    item.meta.update(self.meta, val=o)
+                    self.nodes[id(o)] = (o, item)
+        else:
+            self.nodes[id(out)] = (out, node)
+        return out
 
 
 def lower(gm: torch.fx.GraphModule, example_inputs, fake_mode, strict: bool) -> Lowered:

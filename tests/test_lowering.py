@@ -101,3 +101,75 @@ def test_int_and_float_outputs():
     ours, theirs = twins((5, 4))
     got = assert_same_run(fn, ours, theirs, dynamic=True)
     assert type(got[1]) is int and type(got[2]) is float
+
+
+# ---- the recorder that lowers static pure graphs, against make_fx ----------------------------
+
+
+def _dynamo_graph(fn, *args, dynamic=False):
+    """Dynamo's graph of fn, its inputs as fake tensors, and their fake mode."""
+    graphs = []
+
+    def capture(gm, example_inputs):
+        fake_mode = torch._guards.detect_fake_mode(example_inputs)
+        fakes = [
+            fake_mode.from_tensor(x) if isinstance(x, torch.Tensor) else x for x in example_inputs
+        ]
+        graphs.append((gm, fakes, fake_mode))
+        return gm.forward
+
+    torch._dynamo.reset()
+    torch.compile(fn, backend=capture, dynamic=dynamic)(*args)
+    (graph,) = graphs
+    return graph
+
+
+def _signature(gm):
+    def shape(v):
+        return tuple(v.shape) if isinstance(v, torch.Tensor) else v
+
+    # Each ATen call with its values' shapes and the user's line. Placeholder names differ, and
+    # the recorder keeps one `aten.alias` that make_fx drops
+    # (`torch.arange(n, device=d)` on the device it is already on): a free view either way.
+    leaves = torch.utils._pytree.tree_leaves
+    return [
+        (str(n.target), [shape(v) for v in leaves(n.meta["val"])], n.meta.get("stack_trace") or "")
+        for n in gm.graph.nodes
+        if n.op == "call_function" and n.target is not torch.ops.aten.alias.default
+    ]
+
+
+def _constant_and_split(x):
+    a, b = (x.softmax(-1) * torch.tensor(2.0)).split([1, 3], dim=1)
+    return a.sum() + b.amax()
+
+
+def test_recorded_aten_graph_is_make_fxs():
+    from dynamo_tape.examples.models import GPT, gpt_batch
+    from dynamo_tape.lower import _record_pure, _trace_pure
+
+    generator = torch.Generator().manual_seed(0)
+    gpt = GPT(n_layer=1, n_embd=32, n_head=2, block=8, vocab=11)
+    cnn = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.MaxPool2d(2), torch.nn.Flatten()
+    )
+    cases = [
+        (gpt, gpt_batch(gpt, generator, torch.float32, batch=2)),
+        (cnn, (torch.randn(2, 3, 8, 8),)),
+        (_constant_and_split, (torch.randn(3, 4),)),  # a constant tensor, several outputs
+    ]
+    for fn, args in cases:
+        gm, fakes, fake_mode = _dynamo_graph(fn, *args)
+        recorded = _record_pure(gm, fakes, fake_mode)
+        assert recorded is not None, "the recorder gave up on a static, pure graph"
+        assert _signature(recorded) == _signature(_trace_pure(gm, fakes, fake_mode))
+
+
+def test_recorder_leaves_symbolic_and_mutating_graphs_to_the_tracers():
+    from dynamo_tape.lower import _record_pure
+
+    x = torch.randn(4, 3)
+    gm, fakes, fake_mode = _dynamo_graph(lambda x: x.sin().add_(1), x)
+    assert _record_pure(gm, fakes, fake_mode) is None  # a mutation: aot_export_module's
+    gm, fakes, fake_mode = _dynamo_graph(lambda x: x.sin() * x.shape[0], x, dynamic=True)
+    assert _record_pure(gm, fakes, fake_mode) is None  # symbolic sizes: make_fx's
