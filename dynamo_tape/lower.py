@@ -18,6 +18,7 @@ import torch.fx
 import torch.utils._python_dispatch
 from torch._decomp import core_aten_decompositions
 from torch._functorch.aot_autograd import aot_export_module
+from torch.fx._lazy_graph_module import _LazyGraphModule
 from torch.fx.experimental.proxy_tensor import make_fx
 from torch.utils._pytree import tree_map
 
@@ -88,14 +89,21 @@ def _decompositions():
 
 
 def to_aten(gm: torch.fx.GraphModule, example_inputs, fake_mode):
-    """(ATen graph, aot_export's signature, or None when the graph mutates nothing)."""
+    """(ATen graph, aot_export's signature or None when the graph mutates nothing, the fake
+    mode of the graph's values)."""
+    pure = not _may_mutate(gm)
+    recorded = _record_pure(gm) if pure else None
+    if recorded is not None:
+        return recorded, None, _fake_mode_of(gm)
     fakes = [fake_mode.from_tensor(x) if isinstance(x, torch.Tensor) else x for x in example_inputs]
-    if not _may_mutate(gm):
-        traced = _record_pure(gm, fakes, fake_mode) or _trace_pure(gm, fakes, fake_mode)
-        if traced is not None:
-            return traced, None
+    traced = _trace_pure(gm, fakes, fake_mode) if pure else None
+    if traced is not None:
+        return traced, None, fake_mode
     with fake_mode:
-        return aot_export_module(gm, fakes, trace_joint=False, decompositions=decompositions())
+        aten_gm, signature = aot_export_module(
+            gm, fakes, trace_joint=False, decompositions=decompositions()
+        )
+    return aten_gm, signature, fake_mode
 
 
 # A graph that mutates nothing is functional as traced: one `make_fx` pass gives its ATen graph,
@@ -165,9 +173,21 @@ class _NotRecordable(Exception):
     pass
 
 
-def _record_pure(gm, fakes, fake_mode) -> torch.fx.GraphModule | None:
-    if any(_symbolic(x) for x in fakes):
+def _fake_mode_of(gm):
+    """The fake mode of Dynamo's own values, or None where they are not all fake tensors of one
+    mode (Dynamo lifts only tensors and sizes, and sizes are symbolic)."""
+    fakes = [n.meta.get("example_value") for n in gm.graph.find_nodes(op="placeholder")]
+    modes = {getattr(x, "fake_mode", None) for x in fakes}
+    return modes.pop() if len(modes) == 1 and not any(map(_symbolic, fakes)) else None
+
+
+def _record_pure(gm) -> torch.fx.GraphModule | None:
+    # It runs on Dynamo's own fake inputs: the fake mode Dynamo hands backends is a fresh one,
+    # in which converting each input again cost 0.6 ms.
+    fake_mode = _fake_mode_of(gm)
+    if fake_mode is None:
         return None
+    fakes = [n.meta["example_value"] for n in gm.graph.find_nodes(op="placeholder")]
     recorder = _AtenRecorder(decompositions())
     try:
         with fake_mode, torch.no_grad(), recorder:
@@ -176,7 +196,8 @@ def _record_pure(gm, fakes, fake_mode) -> torch.fx.GraphModule | None:
         return None
     except Exception:  # noqa: BLE001 - make_fx will try, and report what fails
         return None
-    traced = torch.fx.GraphModule(recorder.constants, recorder.graph)
+    # lazy: its Python code is generated only if someone runs it (the coverage sweep)
+    traced = _LazyGraphModule(recorder.constants, recorder.graph)
     return None if _mutates(traced) else traced
 
 
@@ -275,7 +296,7 @@ class _AtenRecorder(torch.utils._python_dispatch.TorchDispatchMode):
 
 def lower(gm: torch.fx.GraphModule, example_inputs, fake_mode, strict: bool) -> Lowered:
     try:
-        aten_gm, signature = to_aten(gm, example_inputs, fake_mode)
+        aten_gm, signature, fake_mode = to_aten(gm, example_inputs, fake_mode)
     except Exception as e:  # noqa: BLE001 - reported to the user with the cause attached
         raise LoweringError(f"could not lower the graph to ATen: {type(e).__name__}: {e}") from e
     tape, namer = to_tape(aten_gm, strict)

@@ -23,6 +23,7 @@ changes before use) and, when the tape draws random numbers, the RNG state it st
 from __future__ import annotations
 
 import contextlib
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -103,9 +104,6 @@ class CompiledGraph:
         self.lowered = lowered
         self.tape: Tape = lowered.tape
         self.symbols = symbols_of(self.tape)
-        self.inference_code = compile_tape(
-            self.tape, "forward", self.tape.inputs, tuple(self.tape.outputs)
-        )
         self.differentiable_inputs = [
             i for i, v in enumerate(self.tape.inputs) if is_differentiable(v.meta)
         ]
@@ -113,6 +111,11 @@ class CompiledGraph:
         self.calls = {"inference": 0, "forward": 0, "backward": 0, "double_backward": 0}
         self.views_of_inputs = _views_of_inputs(lowered)
         self.views_of_outputs = _views_of_outputs(lowered, self.views_of_inputs)
+
+    @functools.cached_property
+    def inference_code(self) -> CompiledTape:
+        """The forward alone, generated at the first call that needs no gradient."""
+        return compile_tape(self.tape, "forward", self.tape.inputs, tuple(self.tape.outputs))
 
     @property
     def n_mutations(self) -> int:

@@ -160,7 +160,7 @@ def test_recorded_aten_graph_is_make_fxs():
     ]
     for fn, args in cases:
         gm, fakes, fake_mode = _dynamo_graph(fn, *args)
-        recorded = _record_pure(gm, fakes, fake_mode)
+        recorded = _record_pure(gm)
         assert recorded is not None, "the recorder gave up on a static, pure graph"
         assert _signature(recorded) == _signature(_trace_pure(gm, fakes, fake_mode))
 
@@ -170,6 +170,6 @@ def test_recorder_leaves_symbolic_and_mutating_graphs_to_the_tracers():
 
     x = torch.randn(4, 3)
     gm, fakes, fake_mode = _dynamo_graph(lambda x: x.sin().add_(1), x)
-    assert _record_pure(gm, fakes, fake_mode) is None  # a mutation: aot_export_module's
+    assert _record_pure(gm) is None  # a mutation: aot_export_module's
     gm, fakes, fake_mode = _dynamo_graph(lambda x: x.sin() * x.shape[0], x, dynamic=True)
-    assert _record_pure(gm, fakes, fake_mode) is None  # symbolic sizes: make_fx's
+    assert _record_pure(gm) is None  # symbolic sizes: make_fx's
