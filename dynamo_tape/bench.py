@@ -116,10 +116,15 @@ class Runner:
         self.parameters = list(self.model.parameters())
 
 
+# Dynamo with its `eager` backend: the captured graph runs as it is. Its first call is the
+# part every backend pays (Dynamo's tracing and guards, the kernels): the floor for first calls.
+DYNAMO_ALONE = "Dynamo alone"
+
+
 def _compile(model: nn.Module, backend: str):
     if backend == "eager":
         return model
-    return torch.compile(model, backend=backend)
+    return torch.compile(model, backend="eager" if backend == DYNAMO_ALONE else backend)
 
 
 def _step(runner: Runner, batch):
@@ -141,10 +146,6 @@ def _first_call(spec: Model, backend: str, batch) -> Runner:
 # CPU time of this process: the machine may be shared, and time spent waiting for a core is
 # noise, not cost (every backend here computes on this one thread)
 _clock = time.process_time
-
-
-def _compile_rounds(rounds: int) -> int:
-    return max(1, (rounds + 1) // 2)  # compiles are slow: fewer rounds
 
 
 def _timed(fn, repeat: int) -> float:
@@ -193,16 +194,19 @@ def bench_model(spec: Model, backends, rounds: int, budget_s: float) -> dict[str
     batch = spec.batch(spec.make(), generator)
     torch._dynamo.reset()
     runners = {}
-    first_calls: dict[str, list[float]] = {b: [] for b in backends}
-    for _ in range(_compile_rounds(rounds)):
-        for backend in backends:
+    first_calls: dict[str, list[float]] = {b: [] for b in (*backends, DYNAMO_ALONE)}
+    for _ in range(rounds):
+        for backend in first_calls:
             torch._dynamo.reset()
             runners.pop(backend, None)
             gc.collect()  # no backend pays for collecting another's garbage
             runners[backend] = _first_call(spec, backend, batch)
             first_calls[backend].append(runners[backend].first_call_s)
+    floor = runners.pop(DYNAMO_ALONE)
+    floor.first_call_s = statistics.median(first_calls[DYNAMO_ALONE])
     for backend, runner in runners.items():
         runner.first_call_s = statistics.median(first_calls[backend])
+        _step(runner, batch)  # compiles again (after the resets above) outside the hooks
         runner.saved_bytes = saved_bytes(runner, batch)
         with torch.no_grad():
             runner.fn(*batch)  # compiles the no-grad graph outside the timing
@@ -219,6 +223,7 @@ def bench_model(spec: Model, backends, rounds: int, budget_s: float) -> dict[str
             for _ in range(repeat):
                 for runner in runners.values():
                     runner.inference_s.append(_timed(lambda r=runner: r.fn(*batch), 1))
+    runners[DYNAMO_ALONE] = floor
     for runner in runners.values():  # keep the numbers, let the models and graphs go
         runner.model = runner.fn = None
         runner.parameters = []
@@ -242,7 +247,8 @@ def table(results: dict[str, dict[str, Runner]], backends) -> str:
     head += [f"step {b}/eager" for b in compiled]
     head += [f"no_grad {b}/eager" for b in compiled]
     head += [f"first call {b} (s)" for b in compiled if b != "eager"]
-    head += ["first call tape/aot_eager"]
+    head += [f"first call {DYNAMO_ALONE} (s)", "first call tape/aot_eager"]
+    head += [f"floor: {DYNAMO_ALONE}/aot_eager"]
     head += [f"saved KiB {b}" for b in backends]
     rows = []
     for name, runners in results.items():
@@ -250,7 +256,10 @@ def table(results: dict[str, dict[str, Runner]], backends) -> str:
         row += [f"{_ratio(runners, b, 'step_s'):.2f}" for b in compiled]
         row += [f"{_ratio(runners, b, 'inference_s'):.2f}" for b in compiled]
         row += [f"{runners[b].first_call_s:.2f}" for b in compiled]
-        row += [f"{runners['tape'].first_call_s / runners['aot_eager'].first_call_s:.2f}"]
+        aot_eager_first = runners["aot_eager"].first_call_s
+        row += [f"{runners[DYNAMO_ALONE].first_call_s:.2f}"]
+        row += [f"{runners['tape'].first_call_s / aot_eager_first:.2f}"]
+        row += [f"{runners[DYNAMO_ALONE].first_call_s / aot_eager_first:.2f}"]
         row += [f"{runners[b].saved_bytes / 1024:.1f}" for b in backends]
         rows.append(row)
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -276,9 +285,12 @@ interleaved step by step within each of {rounds} rounds, medians of CPU time
 (`time.process_time`, so that other load on a shared machine does not count). Step = forward +
 backward of one training batch (gradients reset to None first); no_grad = the forward under
 `torch.no_grad()`. Ratios below 1.00 are faster than eager. First call = compile + first
-forward and backward, median of {_compile_rounds(rounds)} fresh compiles after one warm-up
-compile per backend. Saved KiB = distinct storages the autograd graph keeps for backward (seen
-by `torch.autograd.graph.saved_tensors_hooks`), parameters and batch excluded.
+forward and backward, median of {rounds} fresh compiles after one warm-up
+compile per backend. "{DYNAMO_ALONE}" is Dynamo with its `eager` backend, which runs the
+captured graph as it is: the Dynamo tracing, guards and kernels that every backend's first call
+includes, so that no backend's first call can be below this floor. Saved KiB = distinct
+storages the autograd graph keeps for backward (seen by
+`torch.autograd.graph.saved_tensors_hooks`), parameters and batch excluded.
 
 Machine: {_cpu()}; {platform.system()} {platform.release()}; Python
 {platform.python_version()}; torch {torch.__version__}.
@@ -311,7 +323,7 @@ def main(argv=None):
         if not args.models
         or any(s.strip().lower() in m.name.lower() for s in args.models.split(","))
     ]
-    warm_up(backends)
+    warm_up([*backends, DYNAMO_ALONE])
     results = {}
     for spec in chosen:
         print(f"benchmarking {spec.name} ...", flush=True)

@@ -37,7 +37,9 @@ def recording(tape: Tape, namer: Namer, fake_mode):
     recorder = Recorder(tape, namer, fake_mode)
     _current.append(recorder)
     try:
-        with fake_mode or contextlib.nullcontext():
+        # no autograd on the fake values: recording only needs their metadata, and the user's
+        # saved_tensors_hooks must not see fake tensors saved during a compile
+        with fake_mode or contextlib.nullcontext(), torch.no_grad():
             yield recorder
     finally:
         _current.pop()

@@ -401,6 +401,27 @@ def test_no_grad_and_inference_mode_save_nothing(mode):
     assert tracker.last_compiled().calls["forward"] == 0
 
 
+def test_compiling_under_saved_tensors_hooks_shows_them_only_real_tensors():
+    # offloading hooks read each saved tensor's storage; a fake tensor has none
+    seen = []
+
+    def pack(t):
+        seen.append(t.untyped_storage().data_ptr())
+        return t
+
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.GELU(), torch.nn.Linear(4, 2))
+    model = model.to(F64)
+    x = randn(5, 3, seed=0)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = compiled(model)(x).square().sum()
+    loss.backward()
+    assert seen, "the hooks saw nothing the backward keeps"
+    expected = [p.grad for p in model.parameters()]
+    model.zero_grad()
+    model(x).square().sum().backward()
+    assert_all_close(expected, [p.grad for p in model.parameters()])
+
+
 @pytest.mark.parametrize("requires_grad", [(False, True, False), (True, False, True)])
 def test_only_some_inputs_require_grad(requires_grad):
     def grads(fn):
