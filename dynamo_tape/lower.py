@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import operator
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 
 import torch
@@ -89,21 +90,22 @@ def _decompositions():
 
 
 def to_aten(gm: torch.fx.GraphModule, example_inputs, fake_mode):
-    """(ATen graph, aot_export's signature or None when the graph mutates nothing, the fake
+    """(ATen graph, the inputs it mutates, whose new values are its leading outputs, the fake
     mode of the graph's values)."""
-    pure = not _may_mutate(gm)
-    recorded = _record_pure(gm) if pure else None
+    recorded = _record(gm)
     if recorded is not None:
-        return recorded, None, _fake_mode_of(gm)
+        return recorded
     fakes = [fake_mode.from_tensor(x) if isinstance(x, torch.Tensor) else x for x in example_inputs]
-    traced = _trace_pure(gm, fakes, fake_mode) if pure else None
+    traced = None if _may_mutate(gm) else _trace_pure(gm, fakes, fake_mode)
     if traced is not None:
-        return traced, None, fake_mode
+        return traced, [], fake_mode
     with fake_mode:
         aten_gm, signature = aot_export_module(
             gm, fakes, trace_joint=False, decompositions=decompositions()
         )
-    return aten_gm, signature, fake_mode
+    names = [n.name for n in aten_gm.graph.find_nodes(op="placeholder")]
+    mutated = [names.index(name) for name in signature.user_inputs_to_mutate.values()]
+    return aten_gm, mutated, fake_mode
 
 
 # A graph that mutates nothing is functional as traced: one `make_fx` pass gives its ATen graph,
@@ -164,11 +166,13 @@ def _mutates(traced: torch.fx.GraphModule) -> bool:
     return False
 
 
-# Static shapes, nothing mutated (most training graphs): the ATen graph is recorded by a
-# dispatch mode that runs Dynamo's graph once on fake tensors and appends one node per ATen call.
-# make_fx does the same through proxies, at about twice the cost, which was most of the compile
-# time. Anything this recorder does not handle (symbolic sizes, constants it cannot place, a
-# mutation) sends the graph to make_fx, then to aot_export_module.
+# Static shapes (most training graphs): the ATen graph is recorded by a dispatch mode that runs
+# Dynamo's graph once on fake tensors and appends one node per ATen call. make_fx does the same
+# through proxies at about twice the cost, and aot_export_module traces twice: they were most of
+# the compile time. In-place ops on tensors nothing else views (`out += x`, BatchNorm's running
+# statistics) are recorded in their functional form; the new values of mutated graph inputs
+# become leading outputs, as aot_export_module gives them. Anything else (symbolic sizes, a
+# mutation of a view, a constant it cannot place) goes to make_fx or aot_export_module.
 class _NotRecordable(Exception):
     pass
 
@@ -181,7 +185,7 @@ def _fake_mode_of(gm):
     return modes.pop() if len(modes) == 1 and not any(map(_symbolic, fakes)) else None
 
 
-def _record_pure(gm) -> torch.fx.GraphModule | None:
+def _record(gm) -> tuple[torch.fx.GraphModule, list[int], object] | None:
     # It runs on Dynamo's own fake inputs: the fake mode Dynamo hands backends is a fresh one,
     # in which converting each input again cost 0.6 ms.
     fake_mode = _fake_mode_of(gm)
@@ -191,20 +195,48 @@ def _record_pure(gm) -> torch.fx.GraphModule | None:
     recorder = _AtenRecorder(decompositions())
     try:
         with fake_mode, torch.no_grad(), recorder:
-            recorder.run(gm, fakes)
+            mutated = recorder.run(gm, fakes)
     except _NotRecordable:
         return None
-    except Exception:  # noqa: BLE001 - make_fx will try, and report what fails
+    except Exception:  # noqa: BLE001 - make_fx or aot_export_module will try, and report
         return None
+    recorder.graph.eliminate_dead_code()  # what a composite kernel made and dropped
     # lazy: its Python code is generated only if someone runs it (the coverage sweep)
-    traced = _LazyGraphModule(recorder.constants, recorder.graph)
-    return None if _mutates(traced) else traced
+    return _LazyGraphModule(recorder.constants, recorder.graph), mutated, fake_mode
 
 
 def _symbolic(x) -> bool:
     if isinstance(x, torch.Tensor):
         return any(isinstance(s, torch.SymInt) for s in (*x.shape, *x.stride(), x.storage_offset()))
     return isinstance(x, torch.SymInt | torch.SymFloat | torch.SymBool)
+
+
+# BatchNorm kernels update the running statistics in place; these do not (the others either
+# say so in their schemas or, like native_batch_norm, do it without saying)
+_PURE_BATCH_NORM = {
+    aten._native_batch_norm_legit_functional.default,
+    aten._native_batch_norm_legit_no_training.default,
+    aten._native_batch_norm_legit.no_stats,
+}
+
+
+def _functional_form(func) -> tuple[torch._ops.OpOverload, int] | None:
+    """(functional op, how many of its outputs the in-place op returns); its other outputs are
+    the new values of the arguments the in-place op writes, in order. None: not known."""
+    if func is aten._native_batch_norm_legit.default:
+        return aten._native_batch_norm_legit_functional.default, 3
+    if torch.Tag.inplace_view in func.tags:  # `t_`, `unsqueeze_`: a view's metadata changes
+        return None
+    name = func._schema.name.split("::")[-1]
+    written = [a for a in func._schema.arguments if a.alias_info and a.alias_info.is_write]
+    if not name.endswith("_") or name.endswith("__") or written != func._schema.arguments[:1]:
+        return None
+    functional = getattr(getattr(aten, name[:-1], None), func._overloadname, None)
+    return (functional, 0) if isinstance(functional, torch._ops.OpOverload) else None
+
+
+def _storage(x: torch.Tensor) -> int:
+    return x.untyped_storage()._cdata
 
 
 class _AtenRecorder(torch.utils._python_dispatch.TorchDispatchMode):
@@ -218,9 +250,17 @@ class _AtenRecorder(torch.utils._python_dispatch.TorchDispatchMode):
         self.graph = torch.fx.Graph()
         self.constants = torch.nn.Module()
         self.nodes: dict[int, tuple[torch.Tensor, torch.fx.Node]] = {}  # id(fake) -> node
+        self.inputs: dict[int, int] = {}  # id(fake input) -> its position
+        self.new_values: dict[int, torch.Tensor] = {}  # input position -> its value now
+        self.views: Counter = Counter()  # storage -> how many recorded tensors use it
         self.meta: dict = {}
 
-    def run(self, gm: torch.fx.GraphModule, fakes):
+    def _add(self, value: torch.Tensor, node: torch.fx.Node):
+        self.nodes[id(value)] = (value, node)
+        self.views[_storage(value)] += 1
+
+    def run(self, gm: torch.fx.GraphModule, fakes) -> list[int]:
+        """Records the graph; returns the positions of the inputs it mutates."""
         env = {}
         args = iter(fakes)
         for node in gm.graph.nodes:
@@ -229,10 +269,14 @@ class _AtenRecorder(torch.utils._python_dispatch.TorchDispatchMode):
                 placeholder = self.graph.placeholder(node.name)
                 placeholder.meta["val"] = value
                 if isinstance(value, torch.Tensor):
-                    self.nodes[id(value)] = (value, placeholder)
+                    self._add(value, placeholder)
+                    self.inputs[id(value)] = len(self.inputs)
             elif node.op == "output":
+                mutated = sorted(self.new_values)
                 out = torch.fx.node.map_arg(node.args[0], env.__getitem__)
-                self.graph.output(tree_map(self._node_of, out))
+                new = [self.new_values[i] for i in mutated]
+                self.graph.output(tree_map(self._node_of, (*new, *out)))
+                return mutated
             else:
                 self.meta = {"stack_trace": node.meta.get("stack_trace")}
                 args_, kwargs = torch.fx.node.map_arg((node.args, node.kwargs), env.__getitem__)
@@ -244,6 +288,7 @@ class _AtenRecorder(torch.utils._python_dispatch.TorchDispatchMode):
                     env[node] = gm.get_submodule(node.target)(*args_, **kwargs)
                 else:  # get_attr: Dynamo's constants are real tensors
                     env[node] = torch.fx.graph_module._get_attr(gm, node.target)
+        raise _NotRecordable  # a graph without output
 
     def _node_of(self, x):
         if not isinstance(x, torch.Tensor):
@@ -258,7 +303,7 @@ class _AtenRecorder(torch.utils._python_dispatch.TorchDispatchMode):
         name = f"_tensor_constant{len(self.nodes)}"
         setattr(self.constants, name, x)
         node = self.graph.get_attr(name)
-        self.nodes[id(x)] = (x, node)
+        self._add(x, node)
         return node
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
@@ -275,6 +320,10 @@ class _AtenRecorder(torch.utils._python_dispatch.TorchDispatchMode):
                 out = decomposition(*args, **kwargs)
             if out is not NotImplemented:
                 return out
+        if func._schema.is_mutable:
+            return self._functionalized(func, args, kwargs)
+        if "batch_norm" in func._schema.name and func not in _PURE_BATCH_NORM:
+            raise _NotRecordable
         out = func(*args, **kwargs)
         flat = out if isinstance(out, tuple | list) else (out,)
         if not any(isinstance(o, torch.Tensor) for o in flat):
@@ -288,21 +337,48 @@ class _AtenRecorder(torch.utils._python_dispatch.TorchDispatchMode):
                 if isinstance(o, torch.Tensor):
                     item = self.graph.call_function(operator.getitem, (node, i))
                     item.meta.update(self.meta, val=o)
-                    self.nodes[id(o)] = (o, item)
+                    self._add(o, item)
         else:
-            self.nodes[id(out)] = (out, node)
+            self._add(out, node)
         return out
+
+    def _functionalized(self, func, args, kwargs):
+        """An in-place op on a tensor nothing else views (a graph input, an intermediate),
+        recorded as its functional form: later reads of that tensor read the new value."""
+        form = _functional_form(func)
+        if form is None:
+            raise _NotRecordable
+        functional, n_returned = form
+        from .record import normalize
+
+        positional, keyword = normalize(func, args, kwargs)
+        values = {**dict(zip((a.name for a in func._schema.arguments), positional)), **keyword}
+        targets = [
+            values[a.name]
+            for a in func._schema.arguments
+            if a.alias_info is not None and a.alias_info.is_write
+        ]
+        for target in targets:
+            if id(target) not in self.nodes or self.views[_storage(target)] != 1:
+                raise _NotRecordable  # a view, or a tensor something views: aot_export's
+        with self:
+            out = functional(*args, **kwargs)
+        flat = list(out) if isinstance(out, tuple | list) else [out]
+        for target, new in zip(targets, flat[n_returned:], strict=True):
+            if (new.shape, new.dtype) != (target.shape, target.dtype):
+                raise _NotRecordable  # `int_tensor.add_(0.5)`: eager would refuse it
+            self.nodes[id(target)] = (target, self.nodes[id(new)][1])
+            if id(target) in self.inputs:
+                self.new_values[self.inputs[id(target)]] = new
+        return tuple(flat[:n_returned]) if n_returned else targets[0]
 
 
 def lower(gm: torch.fx.GraphModule, example_inputs, fake_mode, strict: bool) -> Lowered:
     try:
-        aten_gm, signature, fake_mode = to_aten(gm, example_inputs, fake_mode)
+        aten_gm, mutations, fake_mode = to_aten(gm, example_inputs, fake_mode)
     except Exception as e:  # noqa: BLE001 - reported to the user with the cause attached
         raise LoweringError(f"could not lower the graph to ATen: {type(e).__name__}: {e}") from e
     tape, namer = to_tape(aten_gm, strict)
-    names = [n.name for n in aten_gm.graph.find_nodes(op="placeholder")]
-    outputs = list(signature.user_inputs_to_mutate.items()) if signature is not None else []
-    mutations = [names.index(input_name) for _, input_name in outputs]
     returns_input = outputs_that_are_inputs(gm)
     traced = [n.meta.get("example_value") for n in gm.graph.find_nodes(op="placeholder")]
     recorded = [getattr(traced[i], "requires_grad", True) for i in mutations]

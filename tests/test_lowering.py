@@ -1,6 +1,8 @@
 """Lowering's awkward inputs and outputs, each compiled with backend="tape" and compared with
 eager: values, and gradients for a random cotangent."""
 
+import operator
+
 import torch
 from torch._dynamo.testing import CompileCounterWithBackend
 
@@ -128,14 +130,15 @@ def _signature(gm):
     def shape(v):
         return tuple(v.shape) if isinstance(v, torch.Tensor) else v
 
-    # Each ATen call with its values' shapes and the user's line. Placeholder names differ, and
-    # the recorder keeps one `aten.alias` that make_fx drops
-    # (`torch.arange(n, device=d)` on the device it is already on): a free view either way.
+    # Each ATen call with its values' shapes and the user's line. Left out: the getitems of
+    # unread outputs, which the recorder drops, and one `aten.alias` it keeps where make_fx
+    # does not (`torch.arange(n, device=d)` on the device it is already on): a free view.
     leaves = torch.utils._pytree.tree_leaves
     return [
         (str(n.target), [shape(v) for v in leaves(n.meta["val"])], n.meta.get("stack_trace") or "")
         for n in gm.graph.nodes
-        if n.op == "call_function" and n.target is not torch.ops.aten.alias.default
+        if n.op == "call_function"
+        and n.target not in (torch.ops.aten.alias.default, operator.getitem)
     ]
 
 
@@ -146,7 +149,7 @@ def _constant_and_split(x):
 
 def test_recorded_aten_graph_is_make_fxs():
     from dynamo_tape.examples.models import GPT, gpt_batch
-    from dynamo_tape.lower import _record_pure, _trace_pure
+    from dynamo_tape.lower import _record, _trace_pure
 
     generator = torch.Generator().manual_seed(0)
     gpt = GPT(n_layer=1, n_embd=32, n_head=2, block=8, vocab=11)
@@ -160,16 +163,48 @@ def test_recorded_aten_graph_is_make_fxs():
     ]
     for fn, args in cases:
         gm, fakes, fake_mode = _dynamo_graph(fn, *args)
-        recorded = _record_pure(gm)
+        recorded = _record(gm)
         assert recorded is not None, "the recorder gave up on a static, pure graph"
-        assert _signature(recorded) == _signature(_trace_pure(gm, fakes, fake_mode))
+        aten_gm, mutated, _ = recorded
+        assert mutated == []
+        assert _signature(aten_gm) == _signature(_trace_pure(gm, fakes, fake_mode))
 
 
-def test_recorder_leaves_symbolic_and_mutating_graphs_to_the_tracers():
-    from dynamo_tape.lower import _record_pure
+def _residual(x, w):
+    y = x @ w
+    y += x  # in place on an intermediate nothing else views
+    return torch.relu_(y).sum()
+
+
+def test_recorded_mutations_are_aot_export_modules():
+    from torch._functorch.aot_autograd import aot_export_module
+
+    from dynamo_tape.examples.models import ResNet, resnet_batch
+    from dynamo_tape.lower import _record, decompositions
+
+    resnet = ResNet()  # training: BatchNorm updates its running statistics in place
+    generator = torch.Generator().manual_seed(0)
+    cases = [
+        (resnet, resnet_batch(resnet, generator, torch.float32, batch=2, size=8)),
+        (_residual, (torch.randn(3, 3), torch.randn(3, 3))),
+    ]
+    for fn, args in cases:
+        gm, fakes, fake_mode = _dynamo_graph(fn, *args)
+        recorded, mutated, _ = _record(gm)
+        with fake_mode:
+            aot_gm, signature = aot_export_module(
+                gm, fakes, trace_joint=False, decompositions=decompositions()
+            )
+        names = [n.name for n in aot_gm.graph.find_nodes(op="placeholder")]
+        assert mutated == sorted(names.index(n) for n in signature.user_inputs_to_mutate.values())
+        assert _signature(recorded) == _signature(aot_gm)
+
+
+def test_recorder_leaves_symbolic_graphs_and_mutated_views_to_the_tracers():
+    from dynamo_tape.lower import _record
 
     x = torch.randn(4, 3)
-    gm, fakes, fake_mode = _dynamo_graph(lambda x: x.sin().add_(1), x)
-    assert _record_pure(gm) is None  # a mutation: aot_export_module's
-    gm, fakes, fake_mode = _dynamo_graph(lambda x: x.sin() * x.shape[0], x, dynamic=True)
-    assert _record_pure(gm) is None  # symbolic sizes: make_fx's
+    gm, _, _ = _dynamo_graph(lambda x: x.sin() * x.shape[0], x, dynamic=True)
+    assert _record(gm) is None  # symbolic sizes: make_fx's
+    gm, _, _ = _dynamo_graph(lambda x: x.t().add_(1), x)
+    assert _record(gm) is None  # a view of an input: aot_export_module's
