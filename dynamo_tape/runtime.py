@@ -24,15 +24,18 @@ from __future__ import annotations
 
 import contextlib
 import functools
+from collections import Counter
 from dataclasses import dataclass
 
 import torch
 
 from .autodiff import Backward, eliminate_dead_entries, grad
 from .codegen import CompiledTape, compile_tape, symbols_of
-from .ir import Tape, Variable
+from .ir import Tape, TapeEntry, Variable
 from .lower import Lowered
-from .rules import is_differentiable
+from .rules import is_differentiable, lookup
+
+aten = torch.ops.aten
 
 
 @dataclass
@@ -47,6 +50,7 @@ class Plan:
     copied: tuple[int, ...]  # saved positions holding inputs the graph mutates: saved as copies
     recompute: Recompute
     saves_only_tensors: bool = True  # no SymInt among the saved: they go to autograd as they are
+    copy_back: tuple[int, ...] = ()  # mutations whose new values the caller copies back
 
 
 @dataclass
@@ -79,6 +83,7 @@ def _recompute(lowered: Lowered, bw: Backward) -> Recompute:
     )
     # dead entries go, except random ones: the replayed RNG must be drawn in the same order
     eliminate_dead_entries(joint, keep=_is_random)
+    joint.entries = _without_unread_statistics(joint)
     live = {v for e in joint.entries for v in e.inputs}
     live.update(v for v in joint.outputs if isinstance(v, Variable))
     read = [i for i, v in enumerate(forward.inputs) if v in live and v.is_tensor]
@@ -89,6 +94,99 @@ def _recompute(lowered: Lowered, bw: Backward) -> Recompute:
     random = any(_is_random(e) for e in joint.entries)
     joint_lowered = Lowered(joint, lowered.namer, lowered.fake_mode)
     return Recompute(joint_lowered, checked, copied, detached, random)
+
+
+# functional op -> (its in-place form, the arguments that form writes, the functional op's
+# outputs that are their new values)
+_IN_PLACE = {
+    aten._native_batch_norm_legit_functional.default: (
+        aten._native_batch_norm_legit.default,
+        (3, 4),
+        (3, 4),
+    ),
+}
+
+
+def _in_place_form(op):
+    if op in _IN_PLACE:
+        return _IN_PLACE[op]
+    if not isinstance(op, torch._ops.OpOverload):
+        return None
+    # `add.Tensor` -> `add_.Tensor`: writes its first argument, returns it
+    packet = getattr(aten, op._schema.name.split("::")[-1] + "_", None)
+    in_place = getattr(packet, op._overloadname, None)
+    if not isinstance(in_place, torch._ops.OpOverload):
+        return None
+    arguments = in_place._schema.arguments
+    written = [a for a in arguments if a.alias_info is not None and a.alias_info.is_write]
+    return (in_place, (0,), (0,)) if written == arguments[:1] else None
+
+
+def _in_place(lowered: Lowered, read_later: set, flowing=()) -> tuple[Tape, tuple[int, ...]]:
+    """The forward tape with mutations of graph inputs done in place, as eager does them
+    (BatchNorm's running statistics, `num_batches_tracked += 1`), rather than computed aside
+    and copied back; and the mutations still to copy back. Only where that changes nothing
+    anyone reads: autograd does not record the mutation, the entry is the old value's only
+    reader, the new value's only use is the copy back (no gradient flows from it: `flowing`
+    lists the outputs that get one), and neither the backward nor the double backward's
+    recompute (`read_later`) reads the old value."""
+    tape = lowered.tape
+    readers = Counter(v for e in tape.entries for v in e.inputs)
+    used = Counter(v for v in tape.outputs if isinstance(v, Variable))
+    producer = {v: i for i, e in enumerate(tape.entries) for v in e.outputs if v is not None}
+    by_entry: dict[int, list[int]] = {}
+    for k, (index, recorded) in enumerate(zip(lowered.mutations, lowered.recorded, strict=True)):
+        old, new = tape.inputs[index], tape.outputs[k]
+        i = producer.get(new)
+        in_place = not recorded and i is not None and k not in flowing
+        form = _in_place_form(tape.entries[i].op) if in_place else None
+        if form is None:
+            continue
+        entry, (_, written, results) = tape.entries[i], form
+        position = entry.outputs.index(new)
+        if position not in results or entry.args[written[results.index(position)]] is not old:
+            continue
+        if readers[old] == 1 and not used[old] and old not in read_later:
+            if not readers[new] and used[new] == 1 and new not in read_later:
+                by_entry.setdefault(i, []).append(k)
+    entries, outputs, done = list(tape.entries), list(tape.outputs), set()
+    for i, mutations in by_entry.items():
+        entry = entries[i]
+        op, written, results = _in_place_form(entry.op)
+        if len(mutations) != len(written):  # BatchNorm: both statistics, or neither
+            continue
+        kept = entry.outputs if results == (0,) else entry.outputs[: min(results)]
+        entries[i] = TapeEntry(op, entry.args, entry.kwargs, list(kept), source=entry.source)
+        for k in mutations:
+            outputs[k] = None  # returned as None: the input itself holds the new value
+        done.update(mutations)
+    forward = Tape(tape.name, tape.inputs, entries, outputs)
+    return forward, tuple(k for k in range(len(lowered.mutations)) if k not in done)
+
+
+def _without_unread_statistics(tape: Tape) -> list:
+    """Training BatchNorm entries whose new running statistics nobody reads, as the batch-only
+    form that reads no running statistics: then the recompute needs no copy of them, and the
+    forward may update them in place (`_in_place`)."""
+    read = {v for e in tape.entries for v in e.inputs} | set(tape.outputs)
+    entries = []
+    for e in tape.entries:
+        if (
+            e.op is aten._native_batch_norm_legit_functional.default
+            and e.args[5] is True
+            and not read & set(e.outputs[3:])
+        ):
+            x, w, b, _, _, training, momentum, eps = e.args
+            e = TapeEntry(
+                aten._native_batch_norm_legit.no_stats,
+                [x, w, b, training, momentum, eps],
+                {},
+                e.outputs[:3],
+                source=e.source,
+            )
+            e.propagate, e.kind = lookup(e, strict=False)
+        entries.append(e)
+    return entries
 
 
 def _is_random(entry) -> bool:
@@ -113,9 +211,15 @@ class CompiledGraph:
         self.views_of_outputs = _views_of_outputs(lowered, self.views_of_inputs)
 
     @functools.cached_property
+    def _inference(self) -> tuple[CompiledTape, tuple[int, ...]]:
+        """The forward alone and the mutations to copy back after it, generated at the first
+        call that needs no gradient."""
+        forward, copy_back = _in_place(self.lowered, read_later=set())
+        return compile_tape(forward, "forward", forward.inputs, tuple(forward.outputs)), copy_back
+
+    @property
     def inference_code(self) -> CompiledTape:
-        """The forward alone, generated at the first call that needs no gradient."""
-        return compile_tape(self.tape, "forward", self.tape.inputs, tuple(self.tape.outputs))
+        return self._inference[0]
 
     @property
     def n_mutations(self) -> int:
@@ -129,17 +233,27 @@ class CompiledGraph:
     def _build_plan(self, wrt) -> Plan:
         tape = self.tape
         bw = grad(tape, [tape.inputs[i] for i in wrt], self.lowered.namer, self.lowered.fake_mode)
-        returns = (tuple(tape.outputs), tuple(bw.saved), tuple(self.symbols))
-        forward_code = compile_tape(tape, "forward_train", tape.inputs, returns)
+        recompute = _recompute(self.lowered, bw)
+        read_later = {*bw.saved, *(tape.inputs[i] for i in recompute.checked + recompute.copied)}
+        forward, copy_back = _in_place(self.lowered, read_later, bw.cotangent_of)
+        returns = (tuple(forward.outputs), tuple(bw.saved), tuple(self.symbols))
+        forward_code = compile_tape(forward, "forward_train", tape.inputs, returns)
         backward_code = compile_tape(
             bw.tape, "backward", bw.tape.inputs, tuple(bw.tape.outputs), symbols=self.symbols
         )
         mutated = {tape.inputs[i] for i in self.lowered.mutations}
         copied = tuple(k for k, v in enumerate(bw.saved) if v in mutated)
-        recompute = _recompute(self.lowered, bw)
         only_tensors = all(v.is_tensor for v in bw.saved)
         return Plan(
-            wrt, bw, forward_code, backward_code, len(bw.saved), copied, recompute, only_tensors
+            wrt,
+            bw,
+            forward_code,
+            backward_code,
+            len(bw.saved),
+            copied,
+            recompute,
+            only_tensors,
+            copy_back,
         )
 
     def requires_grad_inputs(self, args) -> tuple[int, ...]:
@@ -150,14 +264,16 @@ class CompiledGraph:
     def __call__(self, *args):
         wrt = self.requires_grad_inputs(args)
         if wrt:
-            outs = _TapeFunction.apply(self, self.plan(wrt), *args)
+            plan = self.plan(wrt)
+            outs = _TapeFunction.apply(self, plan, *args)
+            copy_back = plan.copy_back
         else:
             self.calls["inference"] += 1
-            outs = run(self.inference_code, args)
-        n = self.n_mutations
-        if n:
-            _copy_back(args, self.lowered, outs[:n])
-        outs = list(outs[n:])
+            code, copy_back = self._inference
+            outs = run(code, args)
+        if copy_back:
+            _copy_back(args, self.lowered, outs, copy_back)
+        outs = list(outs[self.n_mutations :])
         if wrt:
             for position, index in self.views_of_inputs.items():
                 # the Function's own output is a view autograd will not let the user modify
@@ -209,9 +325,10 @@ def _view_again(base, view):
     return base.as_strided(view.size(), view.stride(), view.storage_offset())
 
 
-def _copy_back(args, lowered: Lowered, new_values):
-    recorded = lowered.recorded
-    targets = [args[index] for index in lowered.mutations]
+def _copy_back(args, lowered: Lowered, outs, mutations: tuple[int, ...]):
+    recorded = [lowered.recorded[k] for k in mutations]
+    targets = [args[lowered.mutations[k]] for k in mutations]
+    new_values = [outs[k] for k in mutations]
     grad = torch.is_grad_enabled()
     if not any(
         seen and grad and (new.requires_grad or target.requires_grad)
@@ -267,17 +384,24 @@ class _TapeFunction(torch.autograd.Function):
         else:
             ctx.others = [None if isinstance(s, torch.Tensor) else s for s in saved]
             ctx.save_for_backward(*(s for s in saved if isinstance(s, torch.Tensor)))
-        # outputs no gradient flows back from (a buffer's `+= 1`) must not require one
-        flowing = set(plan.backward.cotangent_of)
+        # outputs no gradient flows back from (a buffer's `+= 1`) must not require one, and
+        # get no zeros made for them at each backward: a gradient is made only where needed
+        flowing = plan.backward.cotangent_of
         ctx.mark_non_differentiable(
             *(o for i, o in enumerate(outs) if isinstance(o, torch.Tensor) and i not in flowing)
         )
+        ctx.set_materialize_grads(False)
+        ctx.cotangent_specs = [(outs[i].shape, outs[i].dtype, outs[i].device) for i in flowing]
         return tuple(outs)
 
     @staticmethod
     def backward(ctx, *cotangents):
         graph, plan = ctx.graph, ctx.plan
         cts = [cotangents[i] for i in plan.backward.cotangent_of]
+        for k, ct in enumerate(cts):
+            if ct is None:  # an output the loss does not read
+                shape, dtype, device = ctx.cotangent_specs[k]
+                cts[k] = torch.zeros(shape, dtype=dtype, device=device)
         if torch.is_grad_enabled():
             grads = _differentiable_backward(ctx, cts)
         else:

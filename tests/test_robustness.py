@@ -182,6 +182,46 @@ def test_batchnorm_buffers_and_parameters_train_as_eager():
     torch.testing.assert_close(step_ours(randn(5, 4, seed=9)), theirs(randn(5, 4, seed=9)))
 
 
+class CountsCalls(torch.nn.Module):
+    """A BatchNorm (statistics updated in place, as eager does) and a counter read after its
+    update (computed aside, then copied back)."""
+
+    def __init__(self):
+        super().__init__()
+        self.norm = torch.nn.BatchNorm1d(3, dtype=F64)
+        self.register_buffer("calls", torch.zeros((), dtype=F64))
+
+    def forward(self, x):
+        self.calls += 1
+        return self.norm(x) * self.calls
+
+
+def test_buffer_updates_run_in_place_where_nothing_else_reads_them():
+    ours, theirs = CountsCalls(), CountsCalls()
+    step = compiled(ours)
+    with tracker.track() as seen:
+        step(randn(6, 3, seed=0).requires_grad_())  # compiles the graph for training
+    ours.load_state_dict(theirs.state_dict())
+    graph = seen.graphs[0].compiled
+    for i in range(3):
+        x = randn(6, 3, seed=i).requires_grad_()
+        y = x.detach().clone().requires_grad_()
+        assert_all_close(step(x), theirs(y))
+        step(x).sum().backward()
+        theirs(y).sum().backward()
+        assert_all_close(x.grad, y.grad)
+        with torch.no_grad():
+            assert_all_close(step(x), theirs(y))
+    for (name, a), b in zip(ours.state_dict().items(), theirs.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, msg=name)
+    (plan,) = graph.plans.values()
+    names = [graph.tape.inputs[graph.lowered.mutations[k]] for k in plan.copy_back]
+    assert len(graph.lowered.mutations) == 4 and len(names) == 1  # only `calls` copied back
+    assert "_native_batch_norm_legit_" in plan.forward_code.source  # the in-place kernel
+    assert "add__" in plan.forward_code.source  # num_batches_tracked
+    assert graph._inference[1] == plan.copy_back
+
+
 # --- double backward ----------------------------------------------------------------------
 # Saved intermediates (tanh's and exp's outputs, the matmul operands) must carry their history
 # into the second derivative: a backward that treats them as constants is wrong on all of these.

@@ -94,6 +94,10 @@ def batch_norm_train(x, w, b, running_mean, running_var):
     return F.batch_norm(x, running_mean, running_var, w, b, training=True, momentum=0.3)
 
 
+def batch_norm_without_statistics(x, w, b, running_mean, running_var):
+    return F.batch_norm(x, None, None, w, b, training=True)
+
+
 def batch_norm_eval(x, w, b, running_mean, running_var):
     return F.batch_norm(x, running_mean, running_var, w, b, training=False)
 
@@ -112,6 +116,7 @@ def one_piece_of_a_split(x, w, b, running_mean, running_var):
     [
         (batch_norm_train, {aten._native_batch_norm_legit_functional.default}),
         (batch_norm_eval, {aten._native_batch_norm_legit_no_training.default}),
+        (batch_norm_without_statistics, {aten._native_batch_norm_legit.no_stats}),
         (dropout_train, {aten.native_dropout.default}),
         (one_piece_of_a_split, {aten.split_with_sizes.default}),
     ],
@@ -144,6 +149,7 @@ def test_every_nn_rule_has_a_case():
     checked = {p.values[0] for p in CASES} | {
         aten._native_batch_norm_legit_functional.default,
         aten._native_batch_norm_legit_no_training.default,
+        aten._native_batch_norm_legit.no_stats,
         # eager has no derivative for silu_backward to check against: its rule is checked by
         # second-order gradients of silu in tests/test_robustness.py
         aten.silu_backward.default,

@@ -45,6 +45,13 @@ def batch_norm_functional(g, y, x, w, b, running_mean, running_var, training, mo
     return _batch_norm(g[0], x, w, b, running_mean, running_var, y[1], y[2], training, eps)
 
 
+def batch_norm_no_stats(g, y, x, w, b, training, momentum, eps):
+    # F.batch_norm(x, None, None, training=True): the batch's statistics, no running ones
+    if g[0] is None:
+        return ()
+    return _batch_norm(g[0], x, w, b, None, None, y[1], y[2], training, eps)
+
+
 def batch_norm_no_training(g, y, x, w, b, running_mean, running_var, momentum, eps):
     # eval mode normalises with the running statistics: y = (x - mean) / sqrt(var + eps) w + b
     if g[0] is None:
@@ -139,6 +146,7 @@ RULES = {
     aten.convolution.default: convolution,
     aten._native_batch_norm_legit_functional.default: batch_norm_functional,
     aten._native_batch_norm_legit_no_training.default: batch_norm_no_training,
+    aten._native_batch_norm_legit.no_stats: batch_norm_no_stats,
     aten.native_layer_norm.default: layer_norm,
     aten._softmax.default: lambda g, y, x, dim, half_to_float: (
         call(aten._softmax_backward_data.default, g, y, dim, x.dtype),  # y (g - sum(g y))
