@@ -200,9 +200,25 @@ def _record(gm) -> tuple[torch.fx.GraphModule, list[int], object] | None:
         return None
     except Exception:  # noqa: BLE001 - make_fx or aot_export_module will try, and report
         return None
-    recorder.graph.eliminate_dead_code()  # what a composite kernel made and dropped
+    _drop_unread(recorder.graph)  # what a composite kernel made and dropped
     # lazy: its Python code is generated only if someone runs it (the coverage sweep)
     return _LazyGraphModule(recorder.constants, recorder.graph), mutated, fake_mode
+
+
+def _drop_unread(graph: torch.fx.Graph):
+    """Unread values go (BatchNorm's composite kernel makes an empty tensor it never uses);
+    checks, random draws (their order fixes the numbers drawn) and mutations stay."""
+    for node in reversed(graph.nodes):
+        op = node.target
+        if node.op != "call_function" or node.users:
+            continue
+        if op is operator.getitem or (
+            isinstance(op, torch._ops.OpOverload)
+            and op._schema.returns
+            and not op._schema.is_mutable
+            and torch.Tag.nondeterministic_seeded not in op.tags
+        ):
+            graph.erase_node(node)
 
 
 def _symbolic(x) -> bool:
@@ -326,10 +342,11 @@ class _AtenRecorder(torch.utils._python_dispatch.TorchDispatchMode):
             raise _NotRecordable
         out = func(*args, **kwargs)
         flat = out if isinstance(out, tuple | list) else (out,)
-        if not any(isinstance(o, torch.Tensor) for o in flat):
-            if any(_symbolic(o) for o in flat) or torch.Tag.data_dependent_output in func.tags:
-                raise _NotRecordable
+        if any(_symbolic(o) for o in flat) or torch.Tag.data_dependent_output in func.tags:
+            raise _NotRecordable  # sizes or values known only at run time: make_fx's
+        if func._schema.returns and not any(isinstance(o, torch.Tensor) for o in flat):
             return out  # a metadata query (prim.device, is_contiguous...): nothing to record
+        # (an op that returns nothing is a check, `_linalg_check_errors`: recorded)
         node = self.graph.call_function(func, *tree_map(self._node_of, (tuple(args), kwargs)))
         node.meta.update(self.meta, val=out)
         if out is flat:

@@ -3,6 +3,7 @@ eager: values, and gradients for a random cotangent."""
 
 import operator
 
+import pytest
 import torch
 from torch._dynamo.testing import CompileCounterWithBackend
 
@@ -208,3 +209,12 @@ def test_recorder_leaves_symbolic_graphs_and_mutated_views_to_the_tracers():
     assert _record(gm) is None  # symbolic sizes: make_fx's
     gm, _, _ = _dynamo_graph(lambda x: x.t().add_(1), x)
     assert _record(gm) is None  # a view of an input: aot_export_module's
+
+
+def test_checks_that_return_nothing_are_kept():
+    # linalg.cholesky checks its result with `_linalg_check_errors`, an op with no output
+    def factor(a):
+        return torch.linalg.cholesky(a)
+
+    with pytest.raises(torch.linalg.LinAlgError, match="not positive-definite"):
+        torch.compile(factor, backend="tape")(-torch.eye(3))
