@@ -97,6 +97,8 @@ _PROMOTED = {torch.float32: torch.float64, torch.complex64: torch.complex128}
 def _float64(x):
     if isinstance(x, torch.Tensor):
         return x.detach().to(_PROMOTED.get(x.dtype, x.dtype), copy=True)
+    if isinstance(x, torch.dtype):  # `vector_norm(x, dtype=torch.float32)` promotes too
+        return _PROMOTED.get(x, x)
     return x
 
 
