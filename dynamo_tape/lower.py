@@ -86,6 +86,9 @@ def _decompositions():
         if op in RULES:
             table.pop(op, None)
     table.update(attention.WITH_LOGSUMEXP)  # fused attention keeps what its backward reads
+    # `x.detach()` stays a detach (no gradient through it), not the alias it decomposes to:
+    # the tape is differentiated by its rules, not traced under autograd as aot_eager's is
+    table.pop(aten.detach.default, None)
     return table
 
 
@@ -294,7 +297,7 @@ class _AtenRecorder(torch.utils._python_dispatch.TorchDispatchMode):
                 self.graph.output(tree_map(self._node_of, (*new, *out)))
                 return mutated
             else:
-                self.meta = {"stack_trace": node.meta.get("stack_trace")}
+                self.meta = {"stack_trace": node.meta.get("stack_trace"), "origin": node.name}
                 args_, kwargs = torch.fx.node.map_arg((node.args, node.kwargs), env.__getitem__)
                 if node.op == "call_function":
                     env[node] = node.target(*args_, **kwargs)
@@ -391,17 +394,56 @@ class _AtenRecorder(torch.utils._python_dispatch.TorchDispatchMode):
 
 
 def lower(gm: torch.fx.GraphModule, example_inputs, fake_mode, strict: bool) -> Lowered:
+    no_grad = _under_no_grad(gm)
     try:
-        aten_gm, mutations, fake_mode = to_aten(gm, example_inputs, fake_mode)
+        aten_gm, mutations, fake_mode = to_aten(
+            _without_grad_mode_changes(gm), example_inputs, fake_mode
+        )
     except Exception as e:  # noqa: BLE001 - reported to the user with the cause attached
         raise LoweringError(f"could not lower the graph to ATen: {type(e).__name__}: {e}") from e
-    tape, namer = to_tape(aten_gm, strict)
+    tape, namer = to_tape(aten_gm, strict, no_grad=no_grad)
     returns_input = outputs_that_are_inputs(gm)
     traced = [n.meta.get("example_value") for n in gm.graph.find_nodes(op="placeholder")]
     recorded = [getattr(traced[i], "requires_grad", True) for i in mutations]
     return Lowered(
         tape, namer, fake_mode, mutations, returns_input, aten_gm, recorded_mutations=recorded
     )
+
+
+def _under_no_grad(gm: torch.fx.GraphModule) -> set[str]:
+    """Names of Dynamo's nodes inside `torch.no_grad()` regions of the graph (Dynamo writes the
+    region as `torch._C._set_grad_enabled` calls): no gradient flows through what they compute."""
+    found, enabled = set(), True
+    for node in gm.graph.nodes:
+        if node.op == "call_function" and node.target is torch._C._set_grad_enabled:
+            enabled = bool(node.args[0])
+        elif not enabled:
+            found.add(node.name)
+    return found
+
+
+def _without_grad_mode_changes(gm: torch.fx.GraphModule) -> torch.fx.GraphModule:
+    """A copy of Dynamo's graph without its `_set_grad_enabled` calls (same node names): the
+    lowering traces forward only, and the tape stops gradients itself (`_under_no_grad`);
+    switched on while tracing, grad mode made aot_export_module trace a joint graph."""
+    changes = gm.graph.find_nodes(op="call_function", target=torch._C._set_grad_enabled)
+    if not changes:
+        return gm
+    graph = torch.fx.Graph()
+    output = graph.graph_copy(gm.graph, {})
+    graph.output(output)
+    for node in graph.find_nodes(op="call_function", target=torch._C._set_grad_enabled):
+        graph.erase_node(node)
+    return torch.fx.GraphModule(gm, graph)
+
+
+def _origin(node: torch.fx.Node) -> str | None:
+    """The name of the Dynamo node an ATen node comes from: the recorder's own note, or the
+    provenance make_fx and aot_export_module keep."""
+    if "origin" in node.meta:
+        return node.meta["origin"]
+    sources = node.meta.get("from_node") or ()
+    return getattr(sources[0], "name", None) if sources else None
 
 
 def outputs_that_are_inputs(gm: torch.fx.GraphModule) -> dict[int, int]:
@@ -420,7 +462,12 @@ def outputs_that_are_inputs(gm: torch.fx.GraphModule) -> dict[int, int]:
 _SYMBOLIC = (torch.SymInt, torch.SymFloat, torch.SymBool, int, float, bool)
 
 
-def to_tape(gm: torch.fx.GraphModule, strict: bool, name: str = "forward") -> tuple[Tape, Namer]:
+def to_tape(
+    gm: torch.fx.GraphModule,
+    strict: bool,
+    name: str = "forward",
+    no_grad: set | frozenset = frozenset(),
+) -> tuple[Tape, Namer]:
     namer = Namer()
     tape = Tape(name)
     env: dict[torch.fx.Node, object] = {}
@@ -442,7 +489,7 @@ def to_tape(gm: torch.fx.GraphModule, strict: bool, name: str = "forward") -> tu
         elif isinstance(node.target, torch._ops.OpOverload) and (
             not _is_scalar(meta) or _reads_data(node.target)
         ):
-            env[node] = _entry(tape, namer, node, value, meta, strict)
+            env[node] = _entry(tape, namer, node, value, meta, strict, _origin(node) in no_grad)
         elif _is_scalar(meta):
             # size arithmetic (sym_size, s0 * 2...): its value is a SymInt expression, which
             # the code generator writes out in terms of the input sizes
@@ -461,7 +508,7 @@ def _reads_data(op) -> bool:
     return torch.Tag.data_dependent_output in op.tags
 
 
-def _entry(tape, namer, node, value, meta, strict):
+def _entry(tape, namer, node, value, meta, strict, no_grad=False):
     from .record import normalize
 
     args, kwargs = normalize(node.target, value(node.args), value(node.kwargs))
@@ -471,7 +518,8 @@ def _entry(tape, namer, node, value, meta, strict):
         for m in (meta if several else [meta])
     ]
     entry = TapeEntry(node.target, args, kwargs, outputs, source=source_of(node))
-    entry.propagate, entry.kind = lookup(entry, strict=strict)
+    # computed under torch.no_grad(): a constant to the backward, as in eager
+    entry.propagate, entry.kind = (None, "nondiff") if no_grad else lookup(entry, strict=strict)
     tape.entries.append(entry)
     return outputs if several else outputs[0]
 

@@ -132,14 +132,14 @@ def _signature(gm):
         return tuple(v.shape) if isinstance(v, torch.Tensor) else v
 
     # Each ATen call with its values' shapes and the user's line. Left out: the getitems of
-    # unread outputs, which the recorder drops, and one `aten.alias` it keeps where make_fx
+    # unread outputs, which the recorder drops, and one `aten.detach` it keeps where make_fx
     # does not (`torch.arange(n, device=d)` on the device it is already on): a free view.
     leaves = torch.utils._pytree.tree_leaves
     return [
         (str(n.target), [shape(v) for v in leaves(n.meta["val"])], n.meta.get("stack_trace") or "")
         for n in gm.graph.nodes
         if n.op == "call_function"
-        and n.target not in (torch.ops.aten.alias.default, operator.getitem)
+        and n.target not in (torch.ops.aten.detach.default, operator.getitem)
     ]
 
 

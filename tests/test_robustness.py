@@ -462,6 +462,40 @@ def test_compiling_under_saved_tensors_hooks_shows_them_only_real_tensors():
     assert_all_close(expected, [p.grad for p in model.parameters()])
 
 
+def detached(x, w):
+    return (x * (x.detach() * w).tanh()).sum()
+
+
+def no_grad_region(x, w):
+    with torch.no_grad():
+        scale = (x * w).exp()  # a constant to the backward, as in eager
+    return (x * scale).sum(), scale
+
+
+def no_grad_region_and_view_update(x, w):
+    buffer = w.detach().clone()
+    buffer[1:].mul_(2)  # in place on a view: lowered by aot_export_module
+    with torch.no_grad():
+        scale = (x * buffer).exp()
+    return (x * scale * w).sum()
+
+
+@pytest.mark.parametrize("dynamic", [False, True])  # recorded; make_fx (symbolic sizes)
+@pytest.mark.parametrize("fn", [detached, no_grad_region, no_grad_region_and_view_update])
+def test_detach_and_no_grad_regions_stop_gradients_as_in_eager(fn, dynamic):
+    x, w = randn(5, seed=0), randn(5, seed=1)
+    ours = [t.clone().requires_grad_() for t in (x, w)]
+    theirs = [t.clone().requires_grad_() for t in (x, w)]
+    got = torch.compile(fn, backend="tape", dynamic=dynamic)(*ours)
+    expected = fn(*theirs)
+    got, expected = (torch.utils._pytree.tree_leaves(o) for o in (got, expected))
+    assert_all_close(got, expected)
+    assert [o.requires_grad for o in got] == [o.requires_grad for o in expected]
+    got[0].backward()
+    expected[0].backward()
+    assert_all_close([t.grad for t in ours], [t.grad for t in theirs])
+
+
 @pytest.mark.parametrize("requires_grad", [(False, True, False), (True, False, True)])
 def test_only_some_inputs_require_grad(requires_grad):
     def grads(fn):
