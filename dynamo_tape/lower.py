@@ -1,9 +1,11 @@
 """Lowering: Dynamo's torch-level FX graph -> a functional ATen graph -> a forward Tape.
 
-The ATen graph comes from `aot_export_module` on the fake tensors of Dynamo's own fake mode,
-with a decomposition table; it is functional, and reports which inputs the graph mutates
-(BatchNorm's running statistics, `x.add_(1)`): their new values are extra outputs, listed in
-`Lowered.mutations`, that the runtime copies back.
+The ATen graph is recorded by running Dynamo's graph on its fake tensors under a dispatch mode
+(`_AtenRecorder`), with a decomposition table; where that cannot be done, `make_fx` or
+`aot_export_module` trace it. It is functional and lists the inputs the graph mutates
+(BatchNorm's running statistics, `x.add_(1)`): their new values are extra leading outputs,
+listed in `Lowered.mutations`, for the runtime to write back. Entries computed under
+`torch.no_grad()` inside the graph are non-differentiable.
 """
 
 from __future__ import annotations
@@ -199,9 +201,7 @@ def _record(gm) -> tuple[torch.fx.GraphModule, list[int], object] | None:
     try:
         with fake_mode, torch.no_grad(), recorder:
             mutated = recorder.run(gm, fakes)
-    except _NotRecordable:
-        return None
-    except Exception:  # noqa: BLE001 - make_fx or aot_export_module will try, and report
+    except Exception:  # noqa: BLE001 - _NotRecordable, or what make_fx or aot_export will report
         return None
     _drop_unread(recorder.graph)  # what a composite kernel made and dropped
     # lazy: its Python code is generated only if someone runs it (the coverage sweep)
@@ -404,7 +404,8 @@ def lower(gm: torch.fx.GraphModule, example_inputs, fake_mode, strict: bool) -> 
     tape, namer = to_tape(aten_gm, strict, no_grad=no_grad)
     returns_input = outputs_that_are_inputs(gm)
     traced = [n.meta.get("example_value") for n in gm.graph.find_nodes(op="placeholder")]
-    recorded = [getattr(traced[i], "requires_grad", True) for i in mutations]
+    quiet = _mutated_only_under_no_grad(gm, no_grad)
+    recorded = [getattr(traced[i], "requires_grad", True) and i not in quiet for i in mutations]
     return Lowered(
         tape, namer, fake_mode, mutations, returns_input, aten_gm, recorded_mutations=recorded
     )
@@ -420,6 +421,22 @@ def _under_no_grad(gm: torch.fx.GraphModule) -> set[str]:
         elif not enabled:
             found.add(node.name)
     return found
+
+
+def _mutated_only_under_no_grad(gm: torch.fx.GraphModule, no_grad: set[str]) -> set[int]:
+    """Inputs whose in-place updates (`w.add_(1)`, `w -= lr * g`) all sit in no-grad regions:
+    autograd does not record them, as in eager."""
+    placeholders = {n: i for i, n in enumerate(gm.graph.find_nodes(op="placeholder"))}
+    inside: dict[int, set[bool]] = {}
+    for node in gm.graph.nodes:
+        name = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", "")
+        first = node.args[0] if node.args else None
+        in_place = (name.endswith("_") and not name.endswith("__")) or (
+            node.target in _INPLACE_OPERATORS
+        )
+        if first in placeholders and in_place:
+            inside.setdefault(placeholders[first], set()).add(node.name in no_grad)
+    return {i for i, seen in inside.items() if seen == {True}}
 
 
 def _without_grad_mode_changes(gm: torch.fx.GraphModule) -> torch.fx.GraphModule:

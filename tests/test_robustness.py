@@ -496,6 +496,23 @@ def test_detach_and_no_grad_regions_stop_gradients_as_in_eager(fn, dynamic):
     assert_all_close([t.grad for t in ours], [t.grad for t in theirs])
 
 
+def sgd_step_inside(x, w):
+    loss = (x + w).sum()  # w is not saved: eager lets the update below happen
+    with torch.no_grad():
+        w -= 0.5 * x
+        w.mul_(0.9)
+    return loss
+
+
+def test_in_place_updates_under_no_grad_are_not_recorded():
+    x = randn(5, seed=0)
+    ours, theirs = randn(5, seed=1).requires_grad_(), randn(5, seed=1).requires_grad_()
+    compiled(sgd_step_inside)(x, ours).backward()
+    sgd_step_inside(x, theirs).backward()
+    assert_all_close([ours, ours.grad], [theirs, theirs.grad])
+    assert ours.grad_fn is None and ours.is_leaf
+
+
 @pytest.mark.parametrize("requires_grad", [(False, True, False), (True, False, True)])
 def test_only_some_inputs_require_grad(requires_grad):
     def grads(fn):
