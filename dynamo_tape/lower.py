@@ -17,9 +17,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import torch
+import torch._decomp
 import torch.fx
 import torch.utils._python_dispatch
-from torch._decomp import core_aten_decompositions
 from torch._functorch.aot_autograd import aot_export_module
 from torch.fx._lazy_graph_module import _LazyGraphModule
 from torch.fx.experimental.proxy_tensor import make_fx
@@ -78,12 +78,19 @@ def decompositions():
     return dict(_decompositions())
 
 
-# core_aten_decompositions() walks every operator namespace for composite ops (~0.1 s, a third
-# of lowering a small graph), so the table is built once. Composite ops of namespaces created
-# later are missing from it, and decompose all the same: by their own composite kernels.
+_core_aten = getattr(
+    torch._decomp,
+    "_core_aten_decompositions_post_autograd",  # torch 2.5+: the list alone
+    torch._decomp.core_aten_decompositions,
+)
+
+
+# The core ATen decompositions without the composite-implicit ops that core_aten_decompositions()
+# adds by walking every operator namespace (0.08 s, paid by each process's first compile): those
+# decompose all the same, by their own composite kernels, when they are traced.
 @functools.cache
 def _decompositions():
-    table = dict(core_aten_decompositions())
+    table = dict(_core_aten())
     for op in KEEP_WHOLE:
         if op in RULES:
             table.pop(op, None)
