@@ -5,9 +5,11 @@ forward tape, saves only what the backward tape reads, and runs the backward tap
 `backward`. Otherwise the forward runs alone and nothing is saved. Backward tapes are built
 once per set of inputs that require gradients (the one seen at compile time is built then).
 
-Inputs the graph mutates get their new values copied back after the Function. Where eager's
-autograd records the mutation (`x.add_(w)`, not BatchNorm's running statistics) the copy runs
-with grad enabled, so autograd records it too. Outputs that are views of inputs, or of other
+Inputs the graph mutates get their new values copied back after the Function, or, where eager
+updates them in place and nothing else reads them (BatchNorm's running statistics), are updated
+in place by the forward itself (`_in_place`). Where eager's autograd records the mutation
+(`x.add_(w)`, not BatchNorm's running statistics) the copy runs with grad enabled, so autograd
+records it too. Outputs that are views of inputs, or of other
 outputs, are taken again outside the Function, so that they can be modified in place as in
 eager.
 
