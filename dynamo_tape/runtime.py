@@ -53,6 +53,7 @@ class Plan:
     recompute: Recompute
     saves_only_tensors: bool = True  # no SymInt among the saved: they go to autograd as they are
     copy_back: tuple[int, ...] = ()  # mutations whose new values the caller copies back
+    flowing: frozenset = frozenset()  # user output positions a gradient flows back from
 
 
 @dataclass
@@ -256,6 +257,7 @@ class CompiledGraph:
             recompute,
             only_tensors,
             copy_back,
+            frozenset(i - self.n_mutations for i in bw.cotangent_of),
         )
 
     def requires_grad_inputs(self, args) -> tuple[int, ...]:
@@ -277,12 +279,16 @@ class CompiledGraph:
             _copy_back(args, self.lowered, outs, copy_back)
         outs = list(outs[self.n_mutations :])
         if wrt:
+            # the Function's own output is a view autograd will not let the user modify in
+            # place; the same view taken outside it behaves as eager's. One no gradient flows
+            # to (`x.detach()`) is taken from the detached base: storage shared, no history.
+            flowing = plan.flowing
             for position, index in self.views_of_inputs.items():
-                # the Function's own output is a view autograd will not let the user modify
-                # in place; the same view taken outside it behaves as eager's
-                outs[position] = _view_again(args[index], outs[position])
-            for position, base in self.views_of_outputs.items():
-                outs[position] = _view_again(outs[base], outs[position])
+                base = args[index] if position in flowing else args[index].detach()
+                outs[position] = _view_again(base, outs[position])
+            for position, of in self.views_of_outputs.items():
+                base = outs[of] if position in flowing else outs[of].detach()
+                outs[position] = _view_again(base, outs[position])
         for position, index in self.lowered.returns_input.items():
             outs[position] = args[index]
         return tuple(outs)

@@ -496,6 +496,32 @@ def test_detach_and_no_grad_regions_stop_gradients_as_in_eager(fn, dynamic):
     assert_all_close([t.grad for t in ours], [t.grad for t in theirs])
 
 
+def new_leaf_from_detach(x, w):
+    y = x.detach().requires_grad_()  # Dynamo breaks the graph here; y is a new leaf
+    return x * y * w, y
+
+
+def output_and_its_detached_view(x, w):
+    h = x * w
+    return h, h.detach()  # shares h's storage, carries no history
+
+
+@pytest.mark.parametrize("fn", [new_leaf_from_detach, output_and_its_detached_view])
+def test_detached_outputs_carry_no_history(fn):
+    x, w = randn(5, seed=0), randn(5, seed=1)
+    ours = [t.clone().requires_grad_() for t in (x, w)]
+    theirs = [t.clone().requires_grad_() for t in (x, w)]
+    (out, extra), (expected_out, expected_extra) = compiled(fn)(*ours), fn(*theirs)
+    assert_all_close([out, extra], [expected_out, expected_extra])
+    assert (extra.requires_grad, extra.is_leaf) == (
+        expected_extra.requires_grad,
+        expected_extra.is_leaf,
+    )
+    out.sum().backward()
+    expected_out.sum().backward()
+    assert_all_close([t.grad for t in ours], [t.grad for t in theirs])
+
+
 def sgd_step_inside(x, w):
     loss = (x + w).sum()  # w is not saved: eager lets the update below happen
     with torch.no_grad():
