@@ -522,6 +522,21 @@ def test_detached_outputs_carry_no_history(fn):
     assert_all_close([t.grad for t in ours], [t.grad for t in theirs])
 
 
+def overwrites_what_relu_saved(x):
+    y = torch.relu(x * 3)
+    y.mul_(2).add_(x)  # eager's backward refuses: relu's saved output was overwritten
+    return (y**2).sum()
+
+
+def test_in_place_over_a_saved_value_differentiates_the_functional_program():
+    x = randn(4, 4, seed=0)
+    ours, theirs = x.clone().requires_grad_(), x.clone().requires_grad_()
+    compiled(overwrites_what_relu_saved)(ours).backward()
+    y = torch.relu(theirs * 3) * 2 + theirs  # the same program without the in-place ops
+    (y**2).sum().backward()
+    assert_all_close([ours.grad], [theirs.grad])
+
+
 def sgd_step_inside(x, w):
     loss = (x + w).sum()  # w is not saved: eager lets the update below happen
     with torch.no_grad():
