@@ -257,4 +257,14 @@ def _value_text(a) -> str:
     return repr(a)
 
 
+def is_differentiable(meta) -> bool:
+    """Whether a value can carry a gradient: a floating-point or complex tensor."""
+    return isinstance(meta, torch.Tensor) and (meta.is_floating_point() or meta.is_complex())
+
+
+def is_random(op) -> bool:
+    """Whether an op draws random numbers (running it again draws new ones)."""
+    return isinstance(op, torch._ops.OpOverload) and torch.Tag.nondeterministic_seeded in op.tags
+
+
 from . import record as _record  # noqa: E402  (record builds on the classes above)

@@ -25,7 +25,7 @@ from torch.fx._lazy_graph_module import _LazyGraphModule
 from torch.fx.experimental.proxy_tensor import make_fx
 from torch.utils._pytree import tree_map
 
-from .ir import Namer, Tape, TapeEntry
+from .ir import Namer, Tape, TapeEntry, is_random
 from .rules import RULES, attention, lookup
 
 aten = torch.ops.aten
@@ -226,7 +226,7 @@ def _drop_unread(graph: torch.fx.Graph):
             isinstance(op, torch._ops.OpOverload)
             and op._schema.returns
             and not op._schema.is_mutable
-            and torch.Tag.nondeterministic_seeded not in op.tags
+            and not is_random(op)
         ):
             graph.erase_node(node)
 

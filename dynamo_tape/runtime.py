@@ -33,7 +33,7 @@ import torch
 
 from .autodiff import Backward, eliminate_dead_entries, grad
 from .codegen import CompiledTape, compile_tape, symbols_of
-from .ir import Tape, TapeEntry, Variable
+from .ir import Tape, TapeEntry, Variable, is_random
 from .lower import Lowered
 from .rules import is_differentiable, lookup
 
@@ -193,8 +193,7 @@ def _without_unread_statistics(tape: Tape) -> list:
 
 
 def _is_random(entry) -> bool:
-    op = entry.op
-    return isinstance(op, torch._ops.OpOverload) and torch.Tag.nondeterministic_seeded in op.tags
+    return is_random(entry.op)
 
 
 class CompiledGraph:

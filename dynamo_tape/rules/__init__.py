@@ -18,6 +18,7 @@ import functools
 
 import torch
 
+from ..ir import is_differentiable  # noqa: F401 - part of this package's interface
 from . import (
     attention,
     factorizations_extra,
@@ -89,10 +90,6 @@ NONDIFFERENTIABLE_OUTPUTS = {
 
 class UnsupportedOpError(RuntimeError):
     """An op has no rule of this project's and the generic fallback was switched off."""
-
-
-def is_differentiable(meta) -> bool:
-    return isinstance(meta, torch.Tensor) and (meta.is_floating_point() or meta.is_complex())
 
 
 def lookup(entry, strict: bool):

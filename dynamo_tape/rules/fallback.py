@@ -14,7 +14,7 @@ from torch._subclasses.fake_tensor import FakeTensor
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from .. import record
-from ..ir import Variable, op_name
+from ..ir import Variable, is_differentiable, is_random, op_name
 
 aten = torch.ops.aten
 
@@ -41,7 +41,7 @@ class AutogradVJP:
 
     def __call__(self, args, cotangents, **kwargs):
         flat, spec = tree_flatten(args)
-        positions = [i for i, a in enumerate(flat) if _differentiable(a) and i not in self.skip]
+        positions = [i for i, a in enumerate(flat) if is_differentiable(a) and i not in self.skip]
         outer_grad = torch.is_grad_enabled()  # on when this VJP is itself being differentiated
         if any(isinstance(flat[i], FakeTensor) for i in positions):
             # recording: a gradient is shaped like its input, and running torch's backward on
@@ -65,7 +65,7 @@ class AutogradVJP:
             pairs = [
                 (o, g)
                 for o, g in zip(outs, cotangents)
-                if g is not None and _differentiable(o) and o.requires_grad
+                if g is not None and is_differentiable(o) and o.requires_grad
             ]
             if not pairs:
                 return [torch.zeros_like(x) for x in inputs]
@@ -80,13 +80,9 @@ class AutogradVJP:
         return list(grads)
 
 
-def _differentiable(x) -> bool:
-    return isinstance(x, torch.Tensor) and (x.is_floating_point() or x.is_complex())
-
-
 def autograd_vjp(op, g, y, *args, **kwargs):
     """Rule used for ops without one of their own: records one AutogradVJP entry."""
-    if isinstance(op, torch._ops.OpOverload) and torch.Tag.nondeterministic_seeded in op.tags:
+    if is_random(op):
         # the VJP runs the op again: a random op would draw new numbers, a wrong gradient
         raise NotImplementedError(
             f"dynamo_tape: no rule for the random op aten.{op_name(op)}, and the generic "
@@ -98,7 +94,7 @@ def autograd_vjp(op, g, y, *args, **kwargs):
     diff = [
         i
         for i, a in enumerate(flat)
-        if isinstance(a, Variable) and _differentiable(a.meta) and i not in skip
+        if isinstance(a, Variable) and is_differentiable(a.meta) and i not in skip
     ]
     vjp = AutogradVJP(op, len(gs), skip)
     grads = record.call(vjp, list(args), gs, **kwargs)
