@@ -147,15 +147,26 @@ def _may_mutate(gm: torch.fx.GraphModule) -> bool:
     for node in gm.graph.nodes:
         if node.op not in ("call_function", "call_method"):
             continue
-        name = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", "")
         if (
-            (name.endswith("_") and not name.endswith("__"))
-            or "batch_norm" in name
+            _in_place_call(node)
+            or "batch_norm" in _name_of(node)
             or node.kwargs.get("inplace") is True
-            or (node.op == "call_function" and node.target in _INPLACE_OPERATORS)
         ):
             return True
     return False
+
+
+def _name_of(node: torch.fx.Node) -> str:
+    return node.target if isinstance(node.target, str) else getattr(node.target, "__name__", "")
+
+
+def _in_place_call(node: torch.fx.Node) -> bool:
+    """`x.add_(1)`, `torch.relu_(x)`, `x += 1`: a call of Dynamo's graph that writes into its
+    first argument."""
+    name = _name_of(node)
+    return (name.endswith("_") and not name.endswith("__")) or (
+        node.op == "call_function" and node.target in _INPLACE_OPERATORS
+    )
 
 
 def _trace_pure(gm, fakes, fake_mode) -> torch.fx.GraphModule | None:
@@ -204,7 +215,7 @@ def _record(gm) -> tuple[torch.fx.GraphModule, list[int], object] | None:
     if fake_mode is None:
         return None
     fakes = [n.meta["example_value"] for n in gm.graph.find_nodes(op="placeholder")]
-    recorder = _AtenRecorder(decompositions())
+    recorder = _AtenRecorder(_decompositions())  # read only: no copy
     try:
         with fake_mode, torch.no_grad(), recorder:
             mutated = recorder.run(gm, fakes)
@@ -237,25 +248,36 @@ def _symbolic(x) -> bool:
     return isinstance(x, torch.SymInt | torch.SymFloat | torch.SymBool)
 
 
+# BatchNorm's kernel that updates the running statistics in place, and its functional form,
+# which returns their new values as outputs 3 and 4 (the in-place one returns outputs 0-2)
+BATCH_NORM_IN_PLACE = aten._native_batch_norm_legit.default
+BATCH_NORM_FUNCTIONAL = aten._native_batch_norm_legit_functional.default
+
+
 # BatchNorm kernels update the running statistics in place; these do not (the others either
 # say so in their schemas or, like native_batch_norm, do it without saying)
 _PURE_BATCH_NORM = {
-    aten._native_batch_norm_legit_functional.default,
+    BATCH_NORM_FUNCTIONAL,
     aten._native_batch_norm_legit_no_training.default,
     aten._native_batch_norm_legit.no_stats,
 }
 
 
+def writes_first_argument_only(op) -> bool:
+    """`add_.Tensor`, `relu_`: an op that writes its first argument and nothing else, and keeps
+    its metadata (not `t_`, whose view changes)."""
+    arguments = op._schema.arguments
+    written = [a for a in arguments if a.alias_info is not None and a.alias_info.is_write]
+    return written == arguments[:1] and torch.Tag.inplace_view not in op.tags
+
+
 def _functional_form(func) -> tuple[torch._ops.OpOverload, int] | None:
     """(functional op, how many of its outputs the in-place op returns); its other outputs are
     the new values of the arguments the in-place op writes, in order. None: not known."""
-    if func is aten._native_batch_norm_legit.default:
-        return aten._native_batch_norm_legit_functional.default, 3
-    if torch.Tag.inplace_view in func.tags:  # `t_`, `unsqueeze_`: a view's metadata changes
-        return None
+    if func is BATCH_NORM_IN_PLACE:
+        return BATCH_NORM_FUNCTIONAL, 3
     name = func._schema.name.split("::")[-1]
-    written = [a for a in func._schema.arguments if a.alias_info and a.alias_info.is_write]
-    if not name.endswith("_") or name.endswith("__") or written != func._schema.arguments[:1]:
+    if not name.endswith("_") or name.endswith("__") or not writes_first_argument_only(func):
         return None
     functional = getattr(getattr(aten, name[:-1], None), func._overloadname, None)
     return (functional, 0) if isinstance(functional, torch._ops.OpOverload) else None
@@ -436,13 +458,10 @@ def _mutated_only_under_no_grad(gm: torch.fx.GraphModule, no_grad: set[str]) -> 
     placeholders = {n: i for i, n in enumerate(gm.graph.find_nodes(op="placeholder"))}
     inside: dict[int, set[bool]] = {}
     for node in gm.graph.nodes:
-        name = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", "")
         first = node.args[0] if node.args else None
-        in_place = (name.endswith("_") and not name.endswith("__")) or (
-            node.target in _INPLACE_OPERATORS
-        )
-        if first in placeholders and in_place:
-            inside.setdefault(placeholders[first], set()).add(node.name in no_grad)
+        if node.op in ("call_function", "call_method") and first in placeholders:
+            if _in_place_call(node):
+                inside.setdefault(placeholders[first], set()).add(node.name in no_grad)
     return {i for i, seen in inside.items() if seen == {True}}
 
 

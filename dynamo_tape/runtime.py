@@ -34,7 +34,12 @@ import torch
 from .autodiff import Backward, eliminate_dead_entries, grad
 from .codegen import CompiledTape, compile_tape, symbols_of
 from .ir import Tape, TapeEntry, Variable, is_random
-from .lower import Lowered
+from .lower import (
+    BATCH_NORM_FUNCTIONAL,
+    BATCH_NORM_IN_PLACE,
+    Lowered,
+    writes_first_argument_only,
+)
 from .rules import is_differentiable, lookup
 
 aten = torch.ops.aten
@@ -99,30 +104,19 @@ def _recompute(lowered: Lowered, bw: Backward) -> Recompute:
     return Recompute(joint_lowered, checked, copied, detached, random)
 
 
-# functional op -> (its in-place form, the arguments that form writes, the functional op's
-# outputs that are their new values)
-_IN_PLACE = {
-    aten._native_batch_norm_legit_functional.default: (
-        aten._native_batch_norm_legit.default,
-        (3, 4),
-        (3, 4),
-    ),
-}
-
-
 def _in_place_form(op):
-    if op in _IN_PLACE:
-        return _IN_PLACE[op]
+    """(the in-place form of a functional op, the arguments that form writes, the functional
+    op's outputs that are their new values), or None."""
+    if op is BATCH_NORM_FUNCTIONAL:  # running_mean and running_var
+        return BATCH_NORM_IN_PLACE, (3, 4), (3, 4)
     if not isinstance(op, torch._ops.OpOverload):
         return None
     # `add.Tensor` -> `add_.Tensor`: writes its first argument, returns it
     packet = getattr(aten, op._schema.name.split("::")[-1] + "_", None)
     in_place = getattr(packet, op._overloadname, None)
-    if not isinstance(in_place, torch._ops.OpOverload):
-        return None
-    arguments = in_place._schema.arguments
-    written = [a for a in arguments if a.alias_info is not None and a.alias_info.is_write]
-    return (in_place, (0,), (0,)) if written == arguments[:1] else None
+    if isinstance(in_place, torch._ops.OpOverload) and writes_first_argument_only(in_place):
+        return in_place, (0,), (0,)
+    return None
 
 
 def _in_place(lowered: Lowered, read_later: set, flowing=()) -> tuple[Tape, tuple[int, ...]]:
@@ -137,7 +131,7 @@ def _in_place(lowered: Lowered, read_later: set, flowing=()) -> tuple[Tape, tupl
     readers = Counter(v for e in tape.entries for v in e.inputs)
     used = Counter(v for v in tape.outputs if isinstance(v, Variable))
     producer = {v: i for i, e in enumerate(tape.entries) for v in e.outputs if v is not None}
-    by_entry: dict[int, list[int]] = {}
+    by_entry: dict[int, tuple[tuple, list[int]]] = {}  # entry -> (its in-place form, mutations)
     for k, (index, recorded) in enumerate(zip(lowered.mutations, lowered.recorded, strict=True)):
         old, new = tape.inputs[index], tape.outputs[k]
         i = producer.get(new)
@@ -151,11 +145,10 @@ def _in_place(lowered: Lowered, read_later: set, flowing=()) -> tuple[Tape, tupl
             continue
         if readers[old] == 1 and not used[old] and old not in read_later:
             if not readers[new] and used[new] == 1 and new not in read_later:
-                by_entry.setdefault(i, []).append(k)
+                by_entry.setdefault(i, (form, []))[1].append(k)
     entries, outputs, done = list(tape.entries), list(tape.outputs), set()
-    for i, mutations in by_entry.items():
+    for i, ((op, written, results), mutations) in by_entry.items():
         entry = entries[i]
-        op, written, results = _in_place_form(entry.op)
         if len(mutations) != len(written):  # BatchNorm: both statistics, or neither
             continue
         kept = entry.outputs if results == (0,) else entry.outputs[: min(results)]
@@ -174,11 +167,7 @@ def _without_unread_statistics(tape: Tape) -> list:
     read = {v for e in tape.entries for v in e.inputs} | set(tape.outputs)
     entries = []
     for e in tape.entries:
-        if (
-            e.op is aten._native_batch_norm_legit_functional.default
-            and e.args[5] is True
-            and not read & set(e.outputs[3:])
-        ):
+        if e.op is BATCH_NORM_FUNCTIONAL and e.args[5] is True and not read & set(e.outputs[3:]):
             x, w, b, _, _, training, momentum, eps = e.args
             e = TapeEntry(
                 aten._native_batch_norm_legit.no_stats,
