@@ -554,6 +554,39 @@ def test_in_place_updates_under_no_grad_are_not_recorded():
     assert ours.grad_fn is None and ours.is_leaf
 
 
+def sin_times(a, w):
+    return (a.sin() * w).sum()
+
+
+def test_functorch_wrapped_inputs_and_transforms_match_eager(monkeypatch):
+    """Graphs whose inputs are plain tensors call autograd's C++ `apply` directly; a tensor
+    that escaped a finished `torch.func` transform (a dead wrapper) and calls under a live
+    transform keep `Function.apply`, which handles them."""
+    import dynamo_tape.backend as backend
+
+    graphs = []
+
+    def keep(*args):
+        graphs.append(compile_graph(*args))
+        return graphs[-1]
+
+    compile_graph = backend.compile_graph
+    monkeypatch.setattr(backend, "compile_graph", keep)
+    escaped = []
+    torch.func.grad(lambda x: escaped.append(x) or x.sum())(randn(3, seed=0))
+    assert torch._C._functorch.is_functorch_wrapped_tensor(escaped[0])
+    fn = compiled(sin_times)
+    for a in (randn(3, seed=1), escaped[0]):
+        ours, theirs = randn(3, seed=2).requires_grad_(), randn(3, seed=2).requires_grad_()
+        fn(a, ours).backward()
+        sin_times(a, theirs).backward()
+        assert_all_close([ours.grad], [theirs.grad])
+    assert [g.plain_inputs for g in graphs] == [True, False]
+
+    x, w = randn(3, seed=3), randn(3, seed=4)
+    assert_all_close([torch.func.grad(fn)(x, w)], [torch.func.grad(sin_times)(x, w)])
+
+
 @pytest.mark.parametrize("requires_grad", [(False, True, False), (True, False, True)])
 def test_only_some_inputs_require_grad(requires_grad):
     def grads(fn):
