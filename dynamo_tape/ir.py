@@ -19,6 +19,7 @@ number for scalars. Operators on Variables record new entries onto the tape bein
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass, field
 from typing import Any
@@ -151,8 +152,10 @@ class TapeEntry:
         returns = self.op._schema.returns
         return len(returns) == 1 and str(returns[0].type) == "Tensor"
 
-    @property
+    @functools.cached_property
     def inputs(self) -> list[Variable]:
+        # cached: every pass over a tape reads it, and an entry's arguments are never changed
+        # after it is made (passes make new entries)
         return [v for v in _flat(self.args) + _flat(list(self.kwargs.values())) if _is_var(v)]
 
     def text(self) -> str:
