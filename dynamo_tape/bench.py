@@ -1,24 +1,32 @@
 """The benchmark: eager, aot_eager, tape, Dynamo alone (and inductor when asked) on the same
 models, in one process, interleaved, several rounds; medians and ratios against eager.
 
-    python -m dynamo_tape.bench --out reports/benchmarks.md [--rounds 7] [--inductor]
+    python -m dynamo_tape.bench --out reports/benchmarks.md [--rounds 7] [--processes 3]
 
 Per model and backend it measures: the first call (compile + one forward and backward), the
 steady-state training step (forward + backward), inference under `torch.no_grad()`, and the
 bytes the autograd graph keeps for backward (every tensor `saved_tensors_hooks` sees, counted
 once per storage, leaving out the parameters' and the batch's own storages, which live anyway).
+
+Ratios near 1.00 move by a few hundredths from one process to the next (where the allocator
+puts things), so the whole measurement runs in several fresh processes, and the report gives
+the median over processes of each process's own ratios.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import torch
 import torch._dynamo
@@ -231,17 +239,46 @@ def bench_model(spec: Model, backends, rounds: int, budget_s: float) -> dict[str
     return runners
 
 
+@dataclass
+class Summary:
+    """One backend on one model in one process: the medians of that process's rounds."""
+
+    step_s: float
+    inference_s: float
+    first_call_s: float
+    saved_bytes: int
+
+
+def summarize(runners: dict[str, Runner]) -> dict[str, Summary]:
+    return {
+        backend: Summary(
+            statistics.median(r.step_s),
+            statistics.median(r.inference_s),
+            r.first_call_s,
+            r.saved_bytes,
+        )
+        for backend, r in runners.items()
+    }
+
+
+# Results: model name -> one {backend: Summary} per process.
+Results = dict[str, list[dict[str, Summary]]]
+
+
 # --- the report ------------------------------------------------------------------------------
 
 
-def _ratio(runners, backend, attr):
-    return statistics.median(getattr(runners[backend], attr)) / statistics.median(
-        getattr(runners["eager"], attr)
-    )
+def _ratio(runs: list[dict[str, Summary]], backend: str, attr: str) -> float:
+    """`backend` over eager, taken within each process, then the median over processes."""
+    return statistics.median(getattr(r[backend], attr) / getattr(r["eager"], attr) for r in runs)
 
 
-def _first_call_ratio(runners, backend):
-    return runners[backend].first_call_s / runners["aot_eager"].first_call_s
+def _first_call_ratio(runs: list[dict[str, Summary]], backend: str) -> float:
+    return statistics.median(r[backend].first_call_s / r["aot_eager"].first_call_s for r in runs)
+
+
+def _median(runs: list[dict[str, Summary]], backend: str, attr: str) -> float:
+    return statistics.median(getattr(r[backend], attr) for r in runs)
 
 
 def _markdown(rows, headers) -> str:
@@ -253,41 +290,41 @@ def _measured(backends) -> list[str]:
     return [*(b for b in backends if b != "eager"), DYNAMO_ALONE]
 
 
-def steady_table(results: dict[str, dict[str, Runner]], backends) -> str:
+def steady_table(results: Results, backends) -> str:
     """Step and no_grad time of every compiled backend, and of Dynamo alone, over eager's."""
     measured = _measured(backends)
     headers = ["model", *(f"step {b}" for b in measured), *(f"no_grad {b}" for b in measured)]
     rows = [
         [name]
-        + [f"{_ratio(runners, b, 'step_s'):.2f}" for b in measured]
-        + [f"{_ratio(runners, b, 'inference_s'):.2f}" for b in measured]
-        for name, runners in results.items()
+        + [f"{_ratio(runs, b, 'step_s'):.2f}" for b in measured]
+        + [f"{_ratio(runs, b, 'inference_s'):.2f}" for b in measured]
+        for name, runs in results.items()
     ]
     return _markdown(rows, headers)
 
 
-def first_call_table(results: dict[str, dict[str, Runner]], backends) -> str:
+def first_call_table(results: Results, backends) -> str:
     measured = _measured(backends)
     headers = ["model", *(f"{b} (s)" for b in measured)]
     headers += ["tape/aot_eager", f"floor: {DYNAMO_ALONE}/aot_eager"]
     rows = [
         [name]
-        + [f"{runners[b].first_call_s:.2f}" for b in measured]
-        + [f"{_first_call_ratio(runners, b):.2f}" for b in ("tape", DYNAMO_ALONE)]
-        for name, runners in results.items()
+        + [f"{_median(runs, b, 'first_call_s'):.2f}" for b in measured]
+        + [f"{_first_call_ratio(runs, b):.2f}" for b in ("tape", DYNAMO_ALONE)]
+        for name, runs in results.items()
     ]
     return _markdown(rows, headers)
 
 
-def saved_table(results: dict[str, dict[str, Runner]], backends) -> str:
+def saved_table(results: Results, backends) -> str:
     rows = [
-        [name, *(f"{runners[b].saved_bytes / 1024:.1f}" for b in backends)]
-        for name, runners in results.items()
+        [name, *(f"{_median(runs, b, 'saved_bytes') / 1024:.1f}" for b in backends)]
+        for name, runs in results.items()
     ]
     return _markdown(rows, ["model", *backends])
 
 
-def targets_table(results: dict[str, dict[str, Runner]]) -> str:
+def targets_table(results: Results) -> str:
     """Issue 6's targets, model by model: met or not, with the ratio to three places (the
     tables above round to two), and Dynamo alone's beside it (for the first call, a floor no
     backend can go below)."""
@@ -297,24 +334,22 @@ def targets_table(results: dict[str, dict[str, Runner]]) -> str:
         return f"{met} ({value:.3f}; {DYNAMO_ALONE} {dynamo_alone:.3f})"
 
     rows = []
-    for name, runners in results.items():
-        saved = runners["tape"].saved_bytes
-        limit = min(runners["aot_eager"].saved_bytes, runners["eager"].saved_bytes)
+    for name, runs in results.items():
+        saved = _median(runs, "tape", "saved_bytes")
+        limit = min(_median(runs, b, "saved_bytes") for b in ("aot_eager", "eager"))
         rows.append(
             [
                 name,
+                verdict(_ratio(runs, "tape", "step_s"), 1.0, _ratio(runs, DYNAMO_ALONE, "step_s")),
                 verdict(
-                    _ratio(runners, "tape", "step_s"), 1.0, _ratio(runners, DYNAMO_ALONE, "step_s")
-                ),
-                verdict(
-                    _ratio(runners, "tape", "inference_s"),
+                    _ratio(runs, "tape", "inference_s"),
                     1.0,
-                    _ratio(runners, DYNAMO_ALONE, "inference_s"),
+                    _ratio(runs, DYNAMO_ALONE, "inference_s"),
                 ),
                 verdict(
-                    _first_call_ratio(runners, "tape"),
+                    _first_call_ratio(runs, "tape"),
                     0.5,
-                    _first_call_ratio(runners, DYNAMO_ALONE),
+                    _first_call_ratio(runs, DYNAMO_ALONE),
                 ),
                 f"{'yes' if saved <= limit else 'no'} ({saved / 1024:.1f} KiB)",
             ]
@@ -329,7 +364,7 @@ def targets_table(results: dict[str, dict[str, Runner]]) -> str:
     return _markdown(rows, headers)
 
 
-def tables(results: dict[str, dict[str, Runner]], backends) -> str:
+def tables(results: Results, backends) -> str:
     return "\n\n".join(
         [
             "## Steady state: time over eager's (median)",
@@ -354,17 +389,20 @@ def _cpu() -> str:
     return f"{name}, {os.cpu_count()} logical CPUs"
 
 
-def report(results, backends, rounds: int, command: str) -> str:
+def report(results: Results, backends, rounds: int, command: str) -> str:
+    n = len(next(iter(results.values())))
+    processes = f"{n} fresh processes one after the other" if n > 1 else "one process"
     return f"""# Benchmarks
 
-Generated by `{command}`: one process, `torch.set_num_threads(1)`, backends
-interleaved step by step within each of {rounds} rounds, medians of CPU time
-(`time.process_time`, so that other load on a shared machine does not count). Step = forward +
-backward of one training batch (gradients reset to None first); no_grad = the forward under
-`torch.no_grad()`. Ratios below 1.00 are faster than eager. First call = compile + first
-forward and backward, median of {rounds} fresh compiles after one warm-up compile per backend.
-Saved = distinct storages the autograd graph keeps for backward (seen by
-`torch.autograd.graph.saved_tensors_hooks`), parameters and batch excluded.
+Generated by `{command}`: {processes}, each with `torch.set_num_threads(1)`
+and backends interleaved step by step within each of {rounds} rounds; CPU time
+(`time.process_time`, so that other load on a shared machine does not count). Each process
+takes medians over its rounds and its ratios against eager; the tables give the median of
+those over the processes. Step = forward + backward of one training batch (gradients reset to
+None first); no_grad = the forward under `torch.no_grad()`. Ratios below 1.00 are faster than
+eager. First call = compile + first forward and backward, median of {rounds} fresh compiles
+after one warm-up compile per backend. Saved = distinct storages the autograd graph keeps for
+backward (seen by `torch.autograd.graph.saved_tensors_hooks`), parameters and batch excluded.
 
 "{DYNAMO_ALONE}" is `torch.compile` with Dynamo's own `eager` backend, which runs the captured
 graph as it is. Its first call is Dynamo's tracing and guards plus the kernels, which every
@@ -387,10 +425,11 @@ def main(argv=None):
     parser.add_argument("--out", help="write the markdown report here (printed otherwise)")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--budget", type=float, default=0.3, help="seconds per timed batch")
+    parser.add_argument("--processes", type=int, default=3, help="fresh processes to run in")
     parser.add_argument("--inductor", action="store_true", help="also run inductor (slow)")
     parser.add_argument("--models", help="comma-separated substrings of model names to run")
+    parser.add_argument("--json", help=argparse.SUPPRESS)  # a child process's results
     args = parser.parse_args(argv)
-    torch.set_num_threads(1)
     backends = BACKENDS + (["inductor"] if args.inductor else [])
     chosen = [
         m
@@ -398,13 +437,19 @@ def main(argv=None):
         if not args.models
         or any(s.strip().lower() in m.name.lower() for s in args.models.split(","))
     ]
-    warm_up([*backends, DYNAMO_ALONE])
-    results = {}
-    for spec in chosen:
-        print(f"benchmarking {spec.name} ...", flush=True)
-        results[spec.name] = bench_model(spec, backends, args.rounds, args.budget)
-        print(steady_table({spec.name: results[spec.name]}, backends), flush=True)
+    if args.processes > 1:
+        results = _in_processes(args)
+    else:
+        run = _in_this_process(chosen, backends, args)
+        if args.json:  # a child of `_in_processes`: hand the numbers back
+            numbers = {name: {b: asdict(s) for b, s in r.items()} for name, r in run.items()}
+            with open(args.json, "w") as f:
+                json.dump(numbers, f)
+            return 0
+        results = {name: [r] for name, r in run.items()}
     command = "python -m dynamo_tape.bench" + (f" --out {args.out}" if args.out else "")
+    if args.processes != 3:
+        command += f" --processes {args.processes}"
     if args.inductor:
         command += " --inductor"
     text = report(results, backends, args.rounds, command)
@@ -413,6 +458,36 @@ def main(argv=None):
             f.write(text)
     print(text)
     return 0
+
+
+def _in_this_process(chosen, backends, args) -> dict[str, dict[str, Summary]]:
+    torch.set_num_threads(1)
+    warm_up([*backends, DYNAMO_ALONE])
+    results = {}
+    for spec in chosen:
+        print(f"benchmarking {spec.name} ...", flush=True)
+        results[spec.name] = summarize(bench_model(spec, backends, args.rounds, args.budget))
+        print(steady_table({spec.name: [results[spec.name]]}, backends), flush=True)
+    return results
+
+
+def _in_processes(args) -> Results:
+    """The whole benchmark in `args.processes` fresh interpreters, one after the other."""
+    results: Results = {}
+    child = [sys.executable, "-m", "dynamo_tape.bench", "--processes", "1"]
+    child += ["--rounds", str(args.rounds), "--budget", str(args.budget)]
+    child += ["--inductor"] if args.inductor else []
+    child += ["--models", args.models] if args.models else []
+    with tempfile.TemporaryDirectory() as folder:
+        for i in range(args.processes):
+            print(f"== process {i + 1} of {args.processes}", flush=True)
+            path = os.path.join(folder, f"{i}.json")
+            subprocess.run([*child, "--json", path], check=True)
+            with open(path) as f:
+                for name, run in json.load(f).items():
+                    summaries = {b: Summary(**s) for b, s in run.items()}
+                    results.setdefault(name, []).append(summaries)
+    return results
 
 
 if __name__ == "__main__":
