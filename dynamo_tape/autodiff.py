@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import record
-from .ir import Namer, Tape, Variable
-from .rules import NONDIFFERENTIABLE_OUTPUTS, is_differentiable
+from .ir import Namer, Tape, Variable, is_differentiable
+from .rules import NONDIFFERENTIABLE_OUTPUTS
 
 
 @dataclass

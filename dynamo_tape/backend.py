@@ -40,11 +40,11 @@ def compile_graph(gm, example_inputs, config: Config) -> CompiledGraph:
 
         fake_mode = FakeTensorMode()
     lowered = lower(gm, example_inputs, fake_mode, strict=config.strict)
-    compiled = CompiledGraph(lowered, name=gm.__class__.__name__)
-    compiled.plain_inputs = not any(
+    plain = not any(
         isinstance(x, torch.Tensor) and torch._C._functorch.is_functorch_wrapped_tensor(x)
         for x in example_inputs
     )
+    compiled = CompiledGraph(lowered, name=gm.__class__.__name__, plain_inputs=plain)
     wrt = tuple(
         i
         for i in compiled.differentiable_inputs

@@ -16,9 +16,8 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils._pytree import tree_flatten, tree_map
 
 from . import record
-from .ir import Namer, Tape
+from .ir import Namer, Tape, is_differentiable
 from .lower import Lowered
-from .rules import is_differentiable
 from .runtime import CompiledGraph
 
 

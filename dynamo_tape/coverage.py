@@ -31,8 +31,8 @@ from torch.utils._pytree import tree_flatten, tree_map, tree_unflatten
 
 from .backend import tape
 from .check import check_rule
-from .ir import op_name
-from .rules import NONDIFFERENTIABLE, RULES, is_differentiable
+from .ir import is_differentiable, op_name
+from .rules import NONDIFFERENTIABLE, RULES
 
 SAMPLES_PER_OP = 2
 CALLS_PER_OVERLOAD = 3  # distinct (shape, constant) signatures checked per ATen overload

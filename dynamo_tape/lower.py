@@ -200,10 +200,14 @@ class _NotRecordable(Exception):
     pass
 
 
-def _fake_mode_of(gm):
-    """The fake mode of Dynamo's own values, or None where they are not all fake tensors of one
-    mode (Dynamo lifts only tensors and sizes, and sizes are symbolic)."""
-    fakes = [n.meta.get("example_value") for n in gm.graph.find_nodes(op="placeholder")]
+def _example_values(gm: torch.fx.GraphModule) -> list:
+    """Dynamo's own value of each graph input: a fake tensor, or a size."""
+    return [n.meta.get("example_value") for n in gm.graph.find_nodes(op="placeholder")]
+
+
+def _fake_mode_of(fakes):
+    """The fake mode of Dynamo's input values, or None where they are not all fake tensors of
+    one mode (Dynamo lifts only tensors and sizes, and sizes are symbolic)."""
     modes = {getattr(x, "fake_mode", None) for x in fakes}
     return modes.pop() if len(modes) == 1 and not any(map(_symbolic, fakes)) else None
 
@@ -211,10 +215,10 @@ def _fake_mode_of(gm):
 def _record(gm) -> tuple[torch.fx.GraphModule, list[int], object] | None:
     # It runs on Dynamo's own fake inputs: the fake mode Dynamo hands backends is a fresh one,
     # in which converting each input again cost 0.6 ms.
-    fake_mode = _fake_mode_of(gm)
+    fakes = _example_values(gm)
+    fake_mode = _fake_mode_of(fakes)
     if fake_mode is None:
         return None
-    fakes = [n.meta["example_value"] for n in gm.graph.find_nodes(op="placeholder")]
     recorder = _AtenRecorder(_decompositions())  # read only: no copy
     try:
         with fake_mode, torch.no_grad(), recorder:
@@ -432,7 +436,7 @@ def lower(gm: torch.fx.GraphModule, example_inputs, fake_mode, strict: bool) -> 
         raise LoweringError(f"could not lower the graph to ATen: {type(e).__name__}: {e}") from e
     tape, namer = to_tape(aten_gm, strict, no_grad=no_grad)
     returns_input = outputs_that_are_inputs(gm)
-    traced = [n.meta.get("example_value") for n in gm.graph.find_nodes(op="placeholder")]
+    traced = _example_values(gm)
     quiet = _mutated_only_under_no_grad(gm, no_grad)
     recorded = [getattr(traced[i], "requires_grad", True) and i not in quiet for i in mutations]
     return Lowered(
@@ -491,7 +495,7 @@ def _origin(node: torch.fx.Node) -> str | None:
 
 def outputs_that_are_inputs(gm: torch.fx.GraphModule) -> dict[int, int]:
     # In Dynamo's graph an in-place op's result carries its input's own fake tensor.
-    inputs = [n.meta.get("example_value") for n in gm.graph.find_nodes(op="placeholder")]
+    inputs = _example_values(gm)
     (output,) = gm.graph.find_nodes(op="output")
     found = {}
     for position, node in enumerate(torch.utils._pytree.tree_leaves(output.args[0])):

@@ -33,14 +33,14 @@ import torch
 
 from .autodiff import Backward, eliminate_dead_entries, grad
 from .codegen import CompiledTape, compile_tape, symbols_of
-from .ir import Tape, TapeEntry, Variable, is_random
+from .ir import Tape, TapeEntry, Variable, is_differentiable, is_random
 from .lower import (
     BATCH_NORM_FUNCTIONAL,
     BATCH_NORM_IN_PLACE,
     Lowered,
     writes_first_argument_only,
 )
-from .rules import is_differentiable, lookup
+from .rules import lookup
 
 aten = torch.ops.aten
 
@@ -188,7 +188,7 @@ def _is_random(entry) -> bool:
 class CompiledGraph:
     """What `tape(gm, example_inputs)` returns: callable with the graph's own signature."""
 
-    def __init__(self, lowered: Lowered, name: str):
+    def __init__(self, lowered: Lowered, name: str, plain_inputs: bool = False):
         self.name = name
         self.lowered = lowered
         self.tape: Tape = lowered.tape
@@ -202,7 +202,7 @@ class CompiledGraph:
         self.views_of_outputs = _views_of_outputs(lowered, self.views_of_inputs)
         # no input is a functorch wrapper (the backend checks the example inputs; Dynamo's
         # guards on dispatch keys recompile for one that is): see `_apply`
-        self.plain_inputs = False
+        self.plain_inputs = plain_inputs
 
     @functools.cached_property
     def _inference(self) -> tuple[CompiledTape, tuple[int, ...]]:

@@ -18,7 +18,7 @@ import functools
 
 import torch
 
-from ..ir import is_differentiable  # noqa: F401 - part of this package's interface
+from ..ir import is_differentiable
 from . import (
     attention,
     factorizations_extra,
