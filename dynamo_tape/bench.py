@@ -431,16 +431,10 @@ def main(argv=None):
     parser.add_argument("--json", help=argparse.SUPPRESS)  # a child process's results
     args = parser.parse_args(argv)
     backends = BACKENDS + (["inductor"] if args.inductor else [])
-    chosen = [
-        m
-        for m in MODELS
-        if not args.models
-        or any(s.strip().lower() in m.name.lower() for s in args.models.split(","))
-    ]
     if args.processes > 1:
         results = _in_processes(args)
     else:
-        run = _in_this_process(chosen, backends, args)
+        run = _in_this_process(backends, args)
         if args.json:  # a child of `_in_processes`: hand the numbers back
             numbers = {name: {b: asdict(s) for b, s in r.items()} for name, r in run.items()}
             with open(args.json, "w") as f:
@@ -460,7 +454,13 @@ def main(argv=None):
     return 0
 
 
-def _in_this_process(chosen, backends, args) -> dict[str, dict[str, Summary]]:
+def _in_this_process(backends, args) -> dict[str, dict[str, Summary]]:
+    chosen = [
+        m
+        for m in MODELS
+        if not args.models
+        or any(s.strip().lower() in m.name.lower() for s in args.models.split(","))
+    ]
     torch.set_num_threads(1)
     warm_up([*backends, DYNAMO_ALONE])
     results = {}
