@@ -22,6 +22,7 @@ from torch.utils._sympy.printers import PythonPrinter
 
 from .fastcall import fast_callable, without_defaults
 from .ir import Tape, TapeEntry, Variable, op_name
+from .ops import aten
 
 _SYM = torch.SymInt | torch.SymFloat | torch.SymBool
 _file_ids = itertools.count()
@@ -92,7 +93,7 @@ def generate(tape: Tape, name: str, params: list, returns, symbols=None):
     for i, e in enumerate(tape.entries):
         if i in linears:
             continue
-        if e.op is torch.ops.aten._assert_scalar.default and not _only_bound(e.args[0], bound):
+        if e.op is aten._assert_scalar.default and not _only_bound(e.args[0], bound):
             # a size check on a symbol that only Dynamo's trace named (tensor_split's u5): its
             # value is nowhere in the tape, and the ops check their own sizes as they run
             continue
@@ -135,7 +136,7 @@ def compile_tape(tape: Tape, name: str, params: list, returns, symbols=None) -> 
     return compile_source(source, globals_, name, f"{tape.name} {name}", line_entries)
 
 
-_ADDMM = torch.ops.aten.addmm.default
+_ADDMM = aten.addmm.default
 
 
 def _linears(tape: Tape, kept) -> dict[int, int]:
@@ -159,17 +160,17 @@ def _linears(tape: Tape, kept) -> dict[int, int]:
             continue
         source = producer.get(t)
         p = tape.entries[source] if source is not None else None
-        if p is not None and p.op is torch.ops.aten.permute.default and list(p.args[1]) == [1, 0]:
+        if p is not None and p.op is aten.permute.default and list(p.args[1]) == [1, 0]:
             found[source] = i
     return found
 
 
 _VIEWS = (
-    torch.ops.aten.expand.default,
-    torch.ops.aten.view.default,
-    torch.ops.aten.reshape.default,
-    torch.ops.aten._unsafe_view.default,
-    torch.ops.aten.alias.default,
+    aten.expand.default,
+    aten.view.default,
+    aten.reshape.default,
+    aten._unsafe_view.default,
+    aten.alias.default,
 )
 
 

@@ -32,6 +32,7 @@ from torch.utils._pytree import tree_flatten, tree_map, tree_unflatten
 from .backend import tape
 from .check import check_rule
 from .ir import is_differentiable, op_name
+from .ops import aten
 from .rules import NONDIFFERENTIABLE, RULES
 
 SAMPLES_PER_OP = 2
@@ -300,7 +301,7 @@ _UNCHECKABLE = (
 _ORACLE_DIFFERS = {
     # derivatives.yaml reads the functional variant's noise *input*, never filled in; eager's
     # rrelu reads the slopes it drew, as our rule does
-    torch.ops.aten.rrelu_with_noise_functional.default: "torch's formula reads the noise input",
+    aten.rrelu_with_noise_functional.default: "torch's formula reads the noise input",
 }
 
 

@@ -26,9 +26,8 @@ from torch.fx.experimental.proxy_tensor import make_fx
 from torch.utils._pytree import tree_map
 
 from .ir import Namer, Tape, TapeEntry, is_random
+from .ops import aten, present
 from .rules import RULES, attention, lookup
-
-aten = torch.ops.aten
 
 
 class LoweringError(RuntimeError):
@@ -94,7 +93,7 @@ def _decompositions():
     for op in KEEP_WHOLE:
         if op in RULES:
             table.pop(op, None)
-    table.update(attention.WITH_LOGSUMEXP)  # fused attention keeps what its backward reads
+    table.update(present(attention.WITH_LOGSUMEXP))  # fused attention keeps what its backward reads
     # `x.detach()` stays a detach (no gradient through it), not the alias it decomposes to:
     # the tape is differentiated by its rules, not traced under autograd as aot_eager's is
     table.pop(aten.detach.default, None)

@@ -15,8 +15,7 @@ import torch
 from torch.utils._pytree import tree_map
 
 from .ir import Namer, Tape, TapeEntry, Variable
-
-aten = torch.ops.aten
+from .ops import aten
 
 
 @dataclass

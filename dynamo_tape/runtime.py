@@ -40,9 +40,8 @@ from .lower import (
     Lowered,
     writes_first_argument_only,
 )
+from .ops import aten
 from .rules import lookup
-
-aten = torch.ops.aten
 
 
 @dataclass

@@ -11,9 +11,8 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 from dynamo_tape import bench, record
 from dynamo_tape.fastcall import fast_callable, without_defaults
 from dynamo_tape.ir import Namer, Tape, Variable
+from dynamo_tape.ops import aten
 from dynamo_tape.tracker import last_compiled
-
-aten = torch.ops.aten
 
 
 def _randn(*shape, seed=0, dtype=torch.float64):

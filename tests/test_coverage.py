@@ -5,12 +5,10 @@ compares forward and gradients (random cotangent) with eager, and checks every A
 reached against torch.autograd in float64 (see dynamo_tape/coverage.py)."""
 
 import pytest
-import torch
 
 from dynamo_tape import coverage, coverage_report
+from dynamo_tape.ops import aten
 from dynamo_tape.rules import RULES
-
-aten = torch.ops.aten
 
 # One op per rule family and per way a sample can be awkward: lists of tensors, integer
 # outputs (sort's indices), zero-gradient ops (ceil), saved views fed to the generic fallback

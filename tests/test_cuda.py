@@ -28,10 +28,10 @@ from dynamo_tape.examples.models import (
 )
 from dynamo_tape.ir import Variable
 from dynamo_tape.lower import lower
+from dynamo_tape.ops import aten
 from dynamo_tape.rules.attention import flash_attention_cpu
 from dynamo_tape.runtime import CompiledGraph
 
-aten = torch.ops.aten
 needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 
 

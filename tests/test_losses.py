@@ -5,8 +5,7 @@ import pytest
 import torch
 
 from dynamo_tape.check import check_rule
-
-aten = torch.ops.aten
+from dynamo_tape.ops import aten
 
 
 def _randn(*shape, seed=0):

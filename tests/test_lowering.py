@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch._dynamo.testing import CompileCounterWithBackend
 
+from dynamo_tape.ops import aten
 from dynamo_tape.tracker import last_compiled
 
 
@@ -139,7 +140,7 @@ def _signature(gm):
         (str(n.target), [shape(v) for v in leaves(n.meta["val"])], n.meta.get("stack_trace") or "")
         for n in gm.graph.nodes
         if n.op == "call_function"
-        and n.target not in (torch.ops.aten.detach.default, operator.getitem)
+        and n.target not in (aten.detach.default, operator.getitem)
     ]
 
 

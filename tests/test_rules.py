@@ -14,11 +14,10 @@ from torch.utils._pytree import tree_map
 
 from dynamo_tape.check import check_rule
 from dynamo_tape.ir import op_name
+from dynamo_tape.ops import aten
 from dynamo_tape.record import mm
 from dynamo_tape.rules import RULES
 from dynamo_tape.rules import nn as nn_rules
-
-aten = torch.ops.aten
 
 
 class Spec:

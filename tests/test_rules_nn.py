@@ -11,9 +11,8 @@ import torch
 import torch.nn.functional as F
 from test_rules import A, M, Spec, T, assert_own_rule_matches_autograd, case
 
+from dynamo_tape.ops import aten
 from dynamo_tape.rules import RULES, nn
-
-aten = torch.ops.aten
 
 
 class Index(Spec):

@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import functools
 
-import torch
-
 from ..ir import is_differentiable
+from ..ops import aten, present
 from . import (
     attention,
     factorizations_extra,
@@ -38,19 +37,18 @@ from . import (
 from .fallback import autograd_vjp
 
 RULES: dict = {}
-# the *_extra families (ops OpInfo reaches) come first: a family's own rule wins on overlap
+# the *_extra families (ops OpInfo reaches) come first: a family's own rule wins on overlap.
+# Ops the running torch lacks are dropped here (`dynamo_tape.ops.missing_ops()` lists them).
 for _family in (
     *(pointwise_extra, reductions_extra, views_extra, linalg_extra, factorizations_extra),
     *(nn_extra, scatter_extra),
     *(pointwise, reductions, views, linalg, nn, attention, losses),
 ):
-    RULES.update(_family.RULES)
-
-aten = torch.ops.aten
+    RULES.update(present(_family.RULES))
 
 # Ops whose gradient is zero (or undefined) everywhere: they need no rule. Ops whose inputs or
 # outputs are all integer or boolean are recognised by dtype and need no entry here.
-NONDIFFERENTIABLE = {
+NONDIFFERENTIABLE = present({
     aten.sign.default,
     aten.floor.default,
     aten.ceil.default,
@@ -78,14 +76,14 @@ NONDIFFERENTIABLE = {
     aten.new_empty_strided.default,
     aten.scalar_tensor.default,
     aten.empty_strided.default,
-}
+})
 
 
 # Outputs that carry no gradient although the op's inputs do: BatchNorm's updated running
 # statistics are state, updated outside autograd in eager too.
-NONDIFFERENTIABLE_OUTPUTS = {
+NONDIFFERENTIABLE_OUTPUTS = present({
     aten._native_batch_norm_legit_functional.default: (3, 4),
-}
+})
 
 
 class UnsupportedOpError(RuntimeError):

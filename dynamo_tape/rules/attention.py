@@ -8,13 +8,11 @@ dropout RNG state). Dense inputs carry no cumulative sequence lengths and their 
 are the sequence lengths, as in the ops' meta functions (torch/_meta_registrations.py).
 """
 
-import torch
 
 from ..ir import Variable
+from ..ops import aten
 from ..record import call
 from .fallback import autograd_vjp
-
-aten = torch.ops.aten
 
 
 def _differentiable(x) -> bool:

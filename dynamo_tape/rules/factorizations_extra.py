@@ -2,13 +2,11 @@
 torch's own backward in FunctionsManual.cpp (real matrices, A^H = A^T).
 g: cotangents of the factors (None for unused ones); return one cotangent per argument."""
 
-import torch
 
+from ..ops import aten
 from ..record import call, transpose, unsqueeze
 from .fallback import autograd_vjp
 from .linalg_extra import _matmul, _solve_triangular
-
-aten = torch.ops.aten
 
 
 def eigh_rule(g, y, a, uplo="L", compute_v=True):

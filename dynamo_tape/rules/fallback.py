@@ -15,8 +15,7 @@ from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from .. import record
 from ..ir import Variable, is_differentiable, is_random, op_name
-
-aten = torch.ops.aten
+from ..ops import aten
 
 # Backward kernels PyTorch differentiates through some arguments only: the norms' saved
 # statistics are functions of `input`, which the double-backward formulas already account for

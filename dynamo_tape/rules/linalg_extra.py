@@ -4,9 +4,8 @@ Real matrices (A^H = A^T). Math from derivatives.yaml and FunctionsManual.cpp.""
 
 import torch
 
+from ..ops import aten
 from ..record import call, transpose, unsqueeze
-
-aten = torch.ops.aten
 
 
 def _scale(g, c):

@@ -3,11 +3,9 @@ cotangent per argument. Losses stay whole ops on the tape (lower.py decomposes n
 rule): `cross_entropy` is then two forward entries and two backward kernels, as in eager,
 instead of some twenty decomposed ones."""
 
-import torch
 
+from ..ops import aten
 from ..record import call
-
-aten = torch.ops.aten
 
 
 def nll_loss(g, y, x, target, weight, reduction, ignore_index):  # y = (loss, total_weight)

@@ -3,11 +3,9 @@ joining and splitting). g: cotangent of the output (a tuple for ops with several
 return one cotangent per argument. Where PyTorch differentiates an op with an ATen
 `*_backward` kernel the rule records that kernel, so the tape computes eager's numbers."""
 
-import torch
 
+from ..ops import aten
 from ..record import call, needs_grad, where
-
-aten = torch.ops.aten
 
 
 def _zeros(shape, like):

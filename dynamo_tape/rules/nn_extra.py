@@ -2,12 +2,10 @@
 norm, pairwise distances. Each calls torch's own backward kernel.
 g: cotangent of the output(s); return one cotangent per argument."""
 
-import torch
 
+from ..ops import aten
 from ..record import call, reshape
 from .fallback import autograd_vjp
-
-aten = torch.ops.aten
 
 
 def _resample(backward):

@@ -2,11 +2,8 @@
 
 import math
 
-import torch
-
+from ..ops import aten
 from ..record import call, where
-
-aten = torch.ops.aten
 
 
 def _scaled(g, alpha):

@@ -5,9 +5,8 @@ import math
 
 import torch
 
+from ..ops import aten
 from ..record import call, where
-
-aten = torch.ops.aten
 
 LN2, LN10 = math.log(2.0), math.log(10.0)
 TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)

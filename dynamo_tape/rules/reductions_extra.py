@@ -2,12 +2,10 @@
 g: cotangent of the output (a tuple for ops returning values and indices); return one
 cotangent per argument. Math from derivatives.yaml."""
 
-import torch
 
+from ..ops import aten
 from ..record import call, expand, sum, where
 from .reductions import _count, _reduced_dims, _unreduce
-
-aten = torch.ops.aten
 
 
 def _selected(g, y, x, dim, keepdim):

@@ -4,10 +4,9 @@ Math from derivatives.yaml and FunctionsManual.cpp."""
 
 import torch
 
+from ..ops import aten
 from ..record import call, where, zeros_like
 from .fallback import autograd_vjp
-
-aten = torch.ops.aten
 
 
 def _as_float(mask, like):

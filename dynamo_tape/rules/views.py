@@ -1,11 +1,9 @@
 """View and shape rules. g: cotangent of the output; return one cotangent per argument.
 Expansions need no work here: the engine sums cotangents back to each input's shape."""
 
-import torch
 
+from ..ops import aten
 from ..record import call, permute, reshape, t, transpose
-
-aten = torch.ops.aten
 
 
 def _inverse(dims):

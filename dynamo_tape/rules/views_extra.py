@@ -1,12 +1,10 @@
 """More view and indexing rules: copies of views, scatters into slices and diagonals, flips,
 repeats, windows and padding. g: cotangent of the output; return one cotangent per argument."""
 
-import torch
 
+from ..ops import aten
 from ..record import call, permute, reshape, sum, where, zeros_like
 from .views import _inverse
-
-aten = torch.ops.aten
 
 
 def repeat_rule(g, y, x, repeats):
