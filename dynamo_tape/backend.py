@@ -9,8 +9,8 @@ from __future__ import annotations
 import time
 
 import torch
-import torch._guards
 
+from . import torch_private as tp
 from . import tracker
 from .config import Config
 from .lower import lower
@@ -34,16 +34,11 @@ def tape(gm: torch.fx.GraphModule, example_inputs, **kwargs):
 
 def compile_graph(gm, example_inputs, config: Config) -> CompiledGraph:
     start = time.perf_counter()
-    fake_mode = torch._guards.detect_fake_mode(example_inputs)
+    fake_mode = tp.detect_fake_mode(example_inputs)
     if fake_mode is None:
-        from torch._subclasses.fake_tensor import FakeTensorMode
-
-        fake_mode = FakeTensorMode()
+        fake_mode = tp.FakeTensorMode()
     lowered = lower(gm, example_inputs, fake_mode, strict=config.strict)
-    plain = not any(
-        isinstance(x, torch.Tensor) and torch._C._functorch.is_functorch_wrapped_tensor(x)
-        for x in example_inputs
-    )
+    plain = not any(map(tp.is_functorch_wrapped, example_inputs))
     compiled = CompiledGraph(lowered, name=gm.__class__.__name__, plain_inputs=plain)
     wrt = tuple(
         i

@@ -29,7 +29,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import torch
-import torch._dynamo
 import torch.nn.functional as F
 from tabulate import tabulate
 from torch import nn
@@ -193,21 +192,21 @@ def warm_up(backends):
     are not charged to the first model's first call."""
     spec = Model("warm-up", lambda: WideMLP((4, 8, 3)), _classification_batch(2, 4, 3))
     for backend in backends:
-        torch._dynamo.reset()
+        torch.compiler.reset()
         _first_call(spec, backend, spec.batch(None, torch.Generator().manual_seed(0)))
-    torch._dynamo.reset()
+    torch.compiler.reset()
 
 
 def bench_model(spec: Model, backends, rounds: int, budget_s: float) -> dict[str, Runner]:
     generator = torch.Generator().manual_seed(0)
     torch.manual_seed(0)
     batch = spec.batch(spec.make(), generator)
-    torch._dynamo.reset()
+    torch.compiler.reset()
     runners = {}
     first_calls: dict[str, list[float]] = {b: [] for b in (*backends, DYNAMO_ALONE)}
     for _ in range(rounds):
         for backend in first_calls:
-            torch._dynamo.reset()
+            torch.compiler.reset()
             runners.pop(backend, None)
             gc.collect()  # no backend pays for collecting another's garbage
             runners[backend] = _first_call(spec, backend, batch)
@@ -234,7 +233,7 @@ def bench_model(spec: Model, backends, rounds: int, budget_s: float) -> dict[str
     for runner in runners.values():  # keep the numbers, let the models and graphs go
         runner.model = runner.fn = None
         runner.parameters = []
-    torch._dynamo.reset()
+    torch.compiler.reset()
     gc.collect()
     return runners
 

@@ -12,13 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch._subclasses.fake_tensor import FakeTensorMode
-from torch.utils._pytree import tree_flatten, tree_map
 
 from . import record
 from .ir import Namer, Tape, is_differentiable
 from .lower import Lowered
 from .runtime import CompiledGraph
+from .torch_private import FakeTensorMode, tree_flatten, tree_map
 
 
 @dataclass

@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 
 import sympy
 import torch
-from torch._subclasses.fake_tensor import FakeTensor
-from torch.utils._sympy.printers import PythonPrinter
 
+from . import torch_private as tp
 from .fastcall import fast_callable, without_defaults
 from .ir import Tape, TapeEntry, Variable, op_name
 from .ops import aten
+from .torch_private import FakeTensor, OpOverload, PythonPrinter, kernel, schema, symbolic_expr
 
 _SYM = torch.SymInt | torch.SymFloat | torch.SymBool
 _file_ids = itertools.count()
@@ -49,7 +49,7 @@ def symbols_of(tape: Tape) -> list:
     found = {}
     for v in tape.inputs:
         for s in _sym_sizes(v):
-            for sym in s.node.expr.free_symbols:
+            for sym in symbolic_expr(s).free_symbols:
                 found.setdefault(str(sym), sym)
     return [found[k] for k in sorted(found)]
 
@@ -101,13 +101,13 @@ def generate(tape: Tape, name: str, params: list, returns, symbols=None):
         call = same.name if same is not None else w.call(e)
         if i in weight_of:
             args = ", ".join(w.value(a) for a in (e.args[1], weight_of[i], e.args[0]))
-            call = f"{w.bind(torch._C._nn.linear, 'linear')}({args})"
+            call = f"{w.bind(tp.linear, 'linear')}({args})"
         outs = [v.name if v is not None else "_" for v in e.outputs]
         if e.single_output or (len(outs) == 1 and _returns_one(e.op)):
-            target = outs[0] if isinstance(e.op, torch._ops.OpOverload) else f"{outs[0]}, "
+            target = outs[0] if isinstance(e.op, OpOverload) else f"{outs[0]}, "
         else:
             target = ", ".join(outs) + ("," if len(outs) == 1 else "")
-        if isinstance(e.op, torch._ops.OpOverload) and not e.op._schema.returns:
+        if isinstance(e.op, OpOverload) and not schema(e.op).returns:
             target = "_"  # returns None (`_assert_tensor_metadata`): nothing to unpack
         lines.append(f"    {target} = {call}  # {e.source or ''}".rstrip(" #"))
         line_entries[len(lines)] = e
@@ -198,14 +198,14 @@ def _fake_mode_of(tape: Tape):
 def _only_bound(value, bound: set) -> bool:
     if not isinstance(value, _SYM):
         return True
-    return all(str(sym) in bound for sym in value.node.expr.free_symbols)
+    return all(str(sym) in bound for sym in symbolic_expr(value).free_symbols)
 
 
 def _returns_one(op) -> bool:
     """A lone value, not a tuple: `x.item()`'s number as well as a tensor."""
-    if not isinstance(op, torch._ops.OpOverload):
+    if not isinstance(op, OpOverload):
         return True
-    returns = op._schema.returns
+    returns = schema(op).returns
     return len(returns) == 1 and not isinstance(returns[0].type, torch.ListType)
 
 
@@ -213,16 +213,16 @@ def _bind_symbols(params, bound: set):
     for p in params:
         if isinstance(p.meta, torch.SymInt) and _is_symbol(p.meta) and str(p.meta) not in bound:
             bound.add(str(p.meta))
-            yield f"{p.meta.node.expr} = {p.name}"
+            yield f"{symbolic_expr(p.meta)} = {p.name}"
         elif isinstance(p.meta, torch.Tensor):
             for d, s in enumerate(p.meta.shape):
                 if isinstance(s, torch.SymInt) and _is_symbol(s) and str(s) not in bound:
                     bound.add(str(s))
-                    yield f"{s.node.expr} = {p.name}.size({d})"
+                    yield f"{symbolic_expr(s)} = {p.name}.size({d})"
 
 
 def _is_symbol(s) -> bool:
-    return s.node.expr.is_Symbol
+    return symbolic_expr(s).is_Symbol
 
 
 def _flat(x):
@@ -253,7 +253,7 @@ class _Writer:
 
     def call(self, e: TapeEntry) -> str:
         args, kwargs = e.args, e.kwargs
-        if isinstance(e.op, torch._ops.OpOverload):
+        if isinstance(e.op, OpOverload):
             # a binding gets every argument: its own defaults may differ from the schema's
             # (torch._C._nn.mse_loss does not reduce by default), and fake tensors cannot always
             # tell; the overload itself goes without those equal to its schema's defaults
@@ -262,7 +262,7 @@ class _Writer:
                 fn = self.bind(binding, binding.__name__)
             else:
                 args, kwargs = without_defaults(e.op, args, kwargs)
-                fn = self.bind(e.op._op, op_name(e.op).replace(".", "_"))
+                fn = self.bind(kernel(e.op), op_name(e.op).replace(".", "_"))
         else:
             fn = self.bind(e.op, getattr(e.op, "__name__", "fn"))
         parts = [self.value(a) for a in args]
@@ -273,7 +273,7 @@ class _Writer:
         if isinstance(a, Variable):
             return a.name
         if isinstance(a, _SYM):
-            return f"({self._printer.doprint(a.node.expr)})"
+            return f"({self._printer.doprint(symbolic_expr(a))})"
         if isinstance(a, sympy.Basic):  # a size symbol itself, e.g. the forward returning `syms`
             return f"({self._printer.doprint(a)})"
         if a is None or isinstance(a, bool | int | str):

@@ -25,15 +25,15 @@ import traceback
 from dataclasses import dataclass, field
 
 import torch
-import torch._dynamo
 import torch.fx
-from torch.utils._pytree import tree_flatten, tree_map, tree_unflatten
 
+from . import torch_private as tp
 from .backend import tape
 from .check import check_rule
 from .ir import is_differentiable, op_name
 from .ops import aten
 from .rules import NONDIFFERENTIABLE, RULES
+from .torch_private import OpOverload, schema, tree_flatten, tree_map, tree_unflatten, version
 
 SAMPLES_PER_OP = 2
 CALLS_PER_OVERLOAD = 3  # distinct (shape, constant) signatures checked per ATen overload
@@ -68,9 +68,11 @@ class CallResult:
 
 
 def autograd_opinfos():
-    from torch.testing._internal.common_methods_invocations import op_db
-
-    return [o for o in op_db if o.supports_autograd and o.supports_dtype(torch.float32, "cpu")]
+    return [
+        o
+        for o in tp.opinfo_database()
+        if o.supports_autograd and o.supports_dtype(torch.float32, "cpu")
+    ]
 
 
 def full_name(opinfo) -> str:
@@ -87,7 +89,7 @@ class _CallRecorder(torch.fx.Interpreter):
 
     def call_function(self, target, args, kwargs):
         out = super().call_function(target, args, kwargs)
-        if isinstance(target, torch._ops.OpOverload):
+        if isinstance(target, OpOverload):
             self.calls.append((target, *tree_map(_float64, (list(args), dict(kwargs)))))
         return out
 
@@ -164,10 +166,10 @@ def _function(opinfo, flat, spec, positions, clone_inputs: bool, op=None):
 
 def _mutates(opinfo, flat, spec, positions) -> bool:
     tensors = [t.detach() for t in _fresh(flat, positions)]
-    versions = [t._version for t in tensors]
+    versions = [version(t) for t in tensors]
     with torch.no_grad():
         _function(opinfo, flat, spec, positions, False, opinfo.op)(*tensors)
-    return [t._version for t in tensors] != versions
+    return [version(t) for t in tensors] != versions
 
 
 def _evaluate(fn, tensors, sample, seed):
@@ -230,7 +232,7 @@ def run_sample(opinfo, sample, backend, seed=0):
             same = False
         # random draws differ from the wrapper's own seeding: compare with the unwrapped run
         expected, fn = (unwrapped, fn) if same else (expected, wrapped)
-    torch._dynamo.reset()
+    torch.compiler.reset()
     compiled = torch.compile(fn, backend=backend, fullgraph=True, dynamic=False)
     actual = _evaluate(compiled, _fresh(flat, positions), sample, seed)
     _compare(expected, actual)
@@ -307,9 +309,9 @@ _ORACLE_DIFFERS = {
 
 def _refused_arguments(op, args, kwargs, error) -> list:
     names = set(_REFUSED.findall(str(error)))
-    schema = [a.name for a in op._schema.arguments]
-    values = list(args) + [kwargs.get(n) for n in schema[len(args) :]]
-    named = zip(schema, values, strict=False)  # values may stop before the schema's end
+    argument_names = [a.name for a in schema(op).arguments]
+    values = list(args) + [kwargs.get(n) for n in argument_names[len(args) :]]
+    named = zip(argument_names, values, strict=False)  # values may stop before the schema's end
     return [v for n, v in named if n in names and isinstance(v, torch.Tensor)]
 
 
@@ -412,7 +414,7 @@ def sweep_op(index: int, checked=None) -> tuple[OpResult, list[CallResult]]:
         verdict, detail = ERROR, _short(e) + "\n" + traceback.format_exc(limit=3)
     finally:
         signal.alarm(0)
-        torch._dynamo.reset()
+        torch.compiler.reset()
     overloads = {op_name(op) for op, _, _ in calls}
     overloads.update(_UNSUPPORTED_NODE.findall(detail))  # nodes the lowering rejected
     return OpResult(name, verdict, detail, time.perf_counter() - start, overloads), results

@@ -13,21 +13,18 @@ calls of the overload itself: same meaning, less parsing.
 from __future__ import annotations
 
 import torch
-from torch._subclasses.fake_tensor import FakeTensor
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten, tree_map
 
 from .ir import Variable
-
-# where the Python bindings of ATen ops live, in the order they are tried
-_BINDINGS = (
-    torch._C._VariableFunctions,
-    torch._C._nn,
-    torch._C._linalg,
-    torch._C._special,
-    torch._C._fft,
-    torch._C.TensorBase,  # methods: Tensor.expand(self, size)
+from .torch_private import (
+    BINDINGS,
+    FakeTensor,
+    TorchDispatchMode,
+    kernel,
+    schema,
+    tree_flatten,
+    tree_map,
 )
+
 _SYM = torch.SymInt | torch.SymFloat | torch.SymBool
 _verified: dict = {}
 # Defaults the Python bindings do not share with the schema: `int reduction=Mean` in
@@ -38,16 +35,16 @@ _ALWAYS_PASSED = {"reduction"}
 def without_defaults(op, args: list, kwargs: dict) -> tuple[list, dict]:
     """Trailing positional arguments and keyword arguments equal to their schema defaults
     dropped."""
-    schema = [a for a in op._schema.arguments if not a.kwarg_only]
+    positional = [a for a in schema(op).arguments if not a.kwarg_only]
     n = len(args)
     while (
         n
-        and n <= len(schema)
-        and schema[n - 1].name not in _ALWAYS_PASSED
-        and _is_default(schema[n - 1], args[n - 1])
+        and n <= len(positional)
+        and positional[n - 1].name not in _ALWAYS_PASSED
+        and _is_default(positional[n - 1], args[n - 1])
     ):
         n -= 1
-    by_name = {a.name: a for a in op._schema.arguments if a.kwarg_only}
+    by_name = {a.name: a for a in schema(op).arguments if a.kwarg_only}
     kept = {k: v for k, v in kwargs.items() if k not in by_name or not _is_default(by_name[k], v)}
     return list(args[:n]), kept
 
@@ -63,8 +60,8 @@ def _is_default(argument, value) -> bool:
 
 
 def fast_callable(op, args: list, kwargs: dict, fake_mode):
-    """A Python binding equivalent to `op._op` for these arguments, or None."""
-    if fake_mode is None or not op._schema.name.startswith("aten::"):
+    """A Python binding equivalent to `kernel(op)` for these arguments, or None."""
+    if fake_mode is None or not schema(op).name.startswith("aten::"):
         return None
     key = (op, _kinds(args), _kinds(kwargs))
     if key not in _verified:
@@ -95,11 +92,11 @@ def _find_binding(op, args, kwargs, fake_mode):
     leaves, _ = tree_flatten(metas)
     if any(isinstance(x, torch.Tensor) and not isinstance(x, FakeTensor) for x in leaves):
         return None  # a real constant tensor: the fake check cannot run, keep the overload
-    expected = _trace(op._op, *metas, fake_mode)
+    expected = _trace(kernel(op), *metas, fake_mode)
     if expected is None:
         return None
-    name = op._schema.name.removeprefix("aten::")
-    for namespace in _BINDINGS:
+    name = schema(op).name.removeprefix("aten::")
+    for namespace in BINDINGS:
         binding = getattr(namespace, name, None)
         if binding is not None and _trace(binding, *metas, fake_mode) == expected:
             return binding

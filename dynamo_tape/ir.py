@@ -26,6 +26,8 @@ from typing import Any
 
 import torch
 
+from .torch_private import OpOverload, overload_name, schema, symbolic_expr
+
 _DTYPE_NAMES = {
     torch.float64: "f64",
     torch.float32: "f32",
@@ -49,7 +51,7 @@ def short_dtype(dtype: torch.dtype) -> str:
 def sym_text(value) -> str:
     """An int or SymInt as text: `8`, `s77`, `2*s77`."""
     if isinstance(value, torch.SymInt | torch.SymFloat | torch.SymBool):
-        return str(value.node.expr)
+        return str(symbolic_expr(value))
     return str(value)
 
 
@@ -127,9 +129,9 @@ class Variable:
 
 def op_name(op) -> str:
     """`addmm` for a default overload, `sum.dim_IntList` otherwise, a callable's own name."""
-    if isinstance(op, torch._ops.OpOverload):
-        packet = op._schema.name.split("::")[-1]
-        overload = op._overloadname
+    if isinstance(op, OpOverload):
+        packet = schema(op).name.split("::")[-1]
+        overload = overload_name(op)
         return packet if overload == "default" else f"{packet}.{overload}"
     return getattr(op, "name", None) or getattr(op, "__name__", repr(op))
 
@@ -147,9 +149,9 @@ class TapeEntry:
     @property
     def single_output(self) -> bool:
         """Rules see `g`, `y` as one Variable for ops returning one Tensor, tuples otherwise."""
-        if not isinstance(self.op, torch._ops.OpOverload):
+        if not isinstance(self.op, OpOverload):
             return False
-        returns = self.op._schema.returns
+        returns = schema(self.op).returns
         return len(returns) == 1 and str(returns[0].type) == "Tensor"
 
     @functools.cached_property
@@ -229,9 +231,9 @@ def _flat(values) -> list:
 
 def _schema(op) -> tuple[list[str], dict]:
     """An op's positional argument names and its defaults (for printing only what differs)."""
-    if not isinstance(op, torch._ops.OpOverload):
+    if not isinstance(op, OpOverload):
         return [], {}
-    args = op._schema.arguments
+    args = schema(op).arguments
     positional = [a.name for a in args if not a.kwarg_only]
     defaults = {a.name: a.default_value for a in args if a.has_default_value()}
     return positional, defaults
@@ -267,7 +269,7 @@ def is_differentiable(meta) -> bool:
 
 def is_random(op) -> bool:
     """Whether an op draws random numbers (running it again draws new ones)."""
-    return isinstance(op, torch._ops.OpOverload) and torch.Tag.nondeterministic_seeded in op.tags
+    return isinstance(op, OpOverload) and torch.Tag.nondeterministic_seeded in op.tags
 
 
 from . import record as _record  # noqa: E402  (record builds on the classes above)

@@ -17,17 +17,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import torch
-import torch._decomp
 import torch.fx
-import torch.utils._python_dispatch
-from torch._functorch.aot_autograd import aot_export_module
-from torch.fx._lazy_graph_module import _LazyGraphModule
-from torch.fx.experimental.proxy_tensor import make_fx
-from torch.utils._pytree import tree_map
 
+from . import torch_private as tp
 from .ir import Namer, Tape, TapeEntry, is_random
 from .ops import aten, present
 from .rules import RULES, attention, lookup
+from .torch_private import OpOverload, schema, tree_map
 
 
 class LoweringError(RuntimeError):
@@ -77,19 +73,12 @@ def decompositions():
     return dict(_decompositions())
 
 
-_core_aten = getattr(
-    torch._decomp,
-    "_core_aten_decompositions_post_autograd",  # torch 2.5+: the list alone
-    torch._decomp.core_aten_decompositions,
-)
-
-
 # The core ATen decompositions without the composite-implicit ops that core_aten_decompositions()
 # adds by walking every operator namespace (0.08 s, paid by each process's first compile): those
 # decompose all the same, by their own composite kernels, when they are traced.
 @functools.cache
 def _decompositions():
-    table = dict(_core_aten())
+    table = dict(tp.core_aten_decompositions())
     for op in KEEP_WHOLE:
         if op in RULES:
             table.pop(op, None)
@@ -111,7 +100,7 @@ def to_aten(gm: torch.fx.GraphModule, example_inputs, fake_mode):
     if traced is not None:
         return traced, [], fake_mode
     with fake_mode:
-        aten_gm, signature = aot_export_module(
+        aten_gm, signature = tp.aot_export_module(
             gm, fakes, trace_joint=False, decompositions=decompositions()
         )
     names = [n.name for n in aten_gm.graph.find_nodes(op="placeholder")]
@@ -172,7 +161,8 @@ def _trace_pure(gm, fakes, fake_mode) -> torch.fx.GraphModule | None:
     try:
         with fake_mode, torch.no_grad(), torch.fx.traceback.preserve_node_meta():
             run = torch.fx.Interpreter(gm).run  # carries each node's stack trace over
-            traced = make_fx(run, decomposition_table=decompositions(), tracing_mode="real")(*fakes)
+            trace = tp.make_fx(run, decomposition_table=decompositions(), tracing_mode="real")
+            traced = trace(*fakes)
     except Exception:  # noqa: BLE001 - aot_export_module will try, and report what fails
         return None
     return None if _mutates(traced) else traced
@@ -181,8 +171,8 @@ def _trace_pure(gm, fakes, fake_mode) -> torch.fx.GraphModule | None:
 def _mutates(traced: torch.fx.GraphModule) -> bool:
     for node in traced.graph.nodes:
         op = node.target
-        if isinstance(op, torch._ops.OpOverload) and (
-            op._schema.is_mutable or "batch_norm" in op._schema.name
+        if isinstance(op, OpOverload) and (
+            schema(op).is_mutable or "batch_norm" in schema(op).name
         ):
             return True
     return False
@@ -226,7 +216,7 @@ def _record(gm) -> tuple[torch.fx.GraphModule, list[int], object] | None:
         return None
     _drop_unread(recorder.graph)  # what a composite kernel made and dropped
     # lazy: its Python code is generated only if someone runs it (the coverage sweep)
-    return _LazyGraphModule(recorder.constants, recorder.graph), mutated, fake_mode
+    return tp.LazyGraphModule(recorder.constants, recorder.graph), mutated, fake_mode
 
 
 def _drop_unread(graph: torch.fx.Graph):
@@ -237,9 +227,9 @@ def _drop_unread(graph: torch.fx.Graph):
         if node.op != "call_function" or node.users:
             continue
         if op is operator.getitem or (
-            isinstance(op, torch._ops.OpOverload)
-            and op._schema.returns
-            and not op._schema.is_mutable
+            isinstance(op, OpOverload)
+            and schema(op).returns
+            and not schema(op).is_mutable
             and not is_random(op)
         ):
             graph.erase_node(node)
@@ -269,28 +259,27 @@ _PURE_BATCH_NORM = {
 def writes_first_argument_only(op) -> bool:
     """`add_.Tensor`, `relu_`: an op that writes its first argument and nothing else, and keeps
     its metadata (not `t_`, whose view changes)."""
-    arguments = op._schema.arguments
+    arguments = schema(op).arguments
     written = [a for a in arguments if a.alias_info is not None and a.alias_info.is_write]
     return written == arguments[:1] and torch.Tag.inplace_view not in op.tags
 
 
-def _functional_form(func) -> tuple[torch._ops.OpOverload, int] | None:
+def _functional_form(func) -> tuple[OpOverload, int] | None:
     """(functional op, how many of its outputs the in-place op returns); its other outputs are
     the new values of the arguments the in-place op writes, in order. None: not known."""
     if func is BATCH_NORM_IN_PLACE:
         return BATCH_NORM_FUNCTIONAL, 3
-    name = func._schema.name.split("::")[-1]
+    name = schema(func).name.split("::")[-1]
     if not name.endswith("_") or name.endswith("__") or not writes_first_argument_only(func):
         return None
-    functional = getattr(getattr(aten, name[:-1], None), func._overloadname, None)
-    return (functional, 0) if isinstance(functional, torch._ops.OpOverload) else None
+    functional = getattr(getattr(aten, name[:-1]), tp.overload_name(func))
+    return (functional, 0) if isinstance(functional, OpOverload) else None
 
 
-def _storage(x: torch.Tensor) -> int:
-    return x.untyped_storage()._cdata
+_storage = tp.storage_id
 
 
-class _AtenRecorder(torch.utils._python_dispatch.TorchDispatchMode):
+class _AtenRecorder(tp.TorchDispatchMode):
     """Runs a torch-level FX graph and records the ATen ops it dispatches (decomposed by
     `table`) as a new FX graph, each node with its fake value (`val`) and the Dynamo node's
     stack trace."""
@@ -338,7 +327,7 @@ class _AtenRecorder(torch.utils._python_dispatch.TorchDispatchMode):
                 elif node.op == "call_module":
                     env[node] = gm.get_submodule(node.target)(*args_, **kwargs)
                 else:  # get_attr: Dynamo's constants are real tensors
-                    env[node] = torch.fx.graph_module._get_attr(gm, node.target)
+                    env[node] = tp.get_attr(gm, node.target)
         raise _NotRecordable  # a graph without output
 
     def _node_of(self, x):
@@ -349,7 +338,7 @@ class _AtenRecorder(torch.utils._python_dispatch.TorchDispatchMode):
         found = self.nodes.get(id(x))
         if found is not None:
             return found[1]
-        if isinstance(x, torch._subclasses.FakeTensor):
+        if isinstance(x, tp.FakeTensor):
             raise _NotRecordable  # made by something this recorder did not see
         name = f"_tensor_constant{len(self.nodes)}"
         setattr(self.constants, name, x)
@@ -371,15 +360,15 @@ class _AtenRecorder(torch.utils._python_dispatch.TorchDispatchMode):
                 out = decomposition(*args, **kwargs)
             if out is not NotImplemented:
                 return out
-        if func._schema.is_mutable:
+        if schema(func).is_mutable:
             return self._functionalized(func, args, kwargs)
-        if "batch_norm" in func._schema.name and func not in _PURE_BATCH_NORM:
+        if "batch_norm" in schema(func).name and func not in _PURE_BATCH_NORM:
             raise _NotRecordable
         out = func(*args, **kwargs)
         flat = out if isinstance(out, tuple | list) else (out,)
         if any(_symbolic(o) for o in flat) or torch.Tag.data_dependent_output in func.tags:
             raise _NotRecordable  # sizes or values known only at run time: make_fx's
-        if func._schema.returns and not any(isinstance(o, torch.Tensor) for o in flat):
+        if schema(func).returns and not any(isinstance(o, torch.Tensor) for o in flat):
             return out  # a metadata query (prim.device, is_contiguous...): nothing to record
         # (an op that returns nothing is a check, `_linalg_check_errors`: recorded)
         node = self.graph.call_function(func, *tree_map(self._node_of, (tuple(args), kwargs)))
@@ -404,10 +393,10 @@ class _AtenRecorder(torch.utils._python_dispatch.TorchDispatchMode):
         from .record import normalize
 
         positional, keyword = normalize(func, args, kwargs)
-        values = {**dict(zip((a.name for a in func._schema.arguments), positional)), **keyword}
+        values = {**dict(zip((a.name for a in schema(func).arguments), positional)), **keyword}
         targets = [
             values[a.name]
-            for a in func._schema.arguments
+            for a in schema(func).arguments
             if a.alias_info is not None and a.alias_info.is_write
         ]
         for target in targets:
@@ -448,7 +437,7 @@ def _under_no_grad(gm: torch.fx.GraphModule) -> set[str]:
     region as `torch._C._set_grad_enabled` calls): no gradient flows through what they compute."""
     found, enabled = set(), True
     for node in gm.graph.nodes:
-        if node.op == "call_function" and node.target is torch._C._set_grad_enabled:
+        if node.op == "call_function" and node.target is tp.set_grad_enabled:
             enabled = bool(node.args[0])
         elif not enabled:
             found.add(node.name)
@@ -472,13 +461,13 @@ def _without_grad_mode_changes(gm: torch.fx.GraphModule) -> torch.fx.GraphModule
     """A copy of Dynamo's graph without its `_set_grad_enabled` calls (same node names): the
     lowering traces forward only, and the tape stops gradients itself (`_under_no_grad`);
     switched on while tracing, grad mode made aot_export_module trace a joint graph."""
-    changes = gm.graph.find_nodes(op="call_function", target=torch._C._set_grad_enabled)
+    changes = gm.graph.find_nodes(op="call_function", target=tp.set_grad_enabled)
     if not changes:
         return gm
     graph = torch.fx.Graph()
     output = graph.graph_copy(gm.graph, {})
     graph.output(output)
-    for node in graph.find_nodes(op="call_function", target=torch._C._set_grad_enabled):
+    for node in graph.find_nodes(op="call_function", target=tp.set_grad_enabled):
         graph.erase_node(node)
     return torch.fx.GraphModule(gm, graph)
 
@@ -497,7 +486,7 @@ def outputs_that_are_inputs(gm: torch.fx.GraphModule) -> dict[int, int]:
     inputs = _example_values(gm)
     (output,) = gm.graph.find_nodes(op="output")
     found = {}
-    for position, node in enumerate(torch.utils._pytree.tree_leaves(output.args[0])):
+    for position, node in enumerate(tp.tree_leaves(output.args[0])):
         value = node.meta.get("example_value") if isinstance(node, torch.fx.Node) else None
         for index, x in enumerate(inputs):
             if isinstance(value, torch.Tensor) and value is x:
@@ -532,7 +521,7 @@ def to_tape(
             tape.outputs = list(value(node.args[0]))
         elif node.target is operator.getitem and isinstance(env[node.args[0]], list):
             env[node] = env[node.args[0]][node.args[1]]
-        elif isinstance(node.target, torch._ops.OpOverload) and (
+        elif isinstance(node.target, OpOverload) and (
             not _is_scalar(meta) or _reads_data(node.target)
         ):
             env[node] = _entry(tape, namer, node, value, meta, strict, _origin(node) in no_grad)

@@ -12,10 +12,10 @@ import contextlib
 from dataclasses import dataclass, field
 
 import torch
-from torch.utils._pytree import tree_map
 
 from .ir import Namer, Tape, TapeEntry, Variable
 from .ops import aten
+from .torch_private import OpOverload, schema, tree_map
 
 
 @dataclass
@@ -61,10 +61,10 @@ def current() -> Recorder:
 def normalize(op, args, kwargs) -> tuple[list, dict]:
     """Positional args for every positional schema argument, kwargs for keyword-only ones,
     defaults filled in: rules then see one fixed signature per overload."""
-    if not isinstance(op, torch._ops.OpOverload):
+    if not isinstance(op, OpOverload):
         return list(args), dict(kwargs)
     positional, keyword = [], {}
-    for i, a in enumerate(op._schema.arguments):
+    for i, a in enumerate(schema(op).arguments):
         if a.kwarg_only:
             if a.name in kwargs:
                 keyword[a.name] = kwargs[a.name]

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import torch
 
+from . import torch_private as tp
 from .autodiff import Backward, eliminate_dead_entries, grad
 from .codegen import CompiledTape, compile_tape, symbols_of
 from .ir import Tape, TapeEntry, Variable, is_differentiable, is_random
@@ -42,6 +43,7 @@ from .lower import (
 )
 from .ops import aten
 from .rules import lookup
+from .torch_private import OpOverload, overload_name, schema, version
 
 
 @dataclass
@@ -108,12 +110,12 @@ def _in_place_form(op):
     op's outputs that are their new values), or None."""
     if op is BATCH_NORM_FUNCTIONAL:  # running_mean and running_var
         return BATCH_NORM_IN_PLACE, (3, 4), (3, 4)
-    if not isinstance(op, torch._ops.OpOverload):
+    if not isinstance(op, OpOverload):
         return None
     # `add.Tensor` -> `add_.Tensor`: writes its first argument, returns it
-    packet = getattr(aten, op._schema.name.split("::")[-1] + "_", None)
-    in_place = getattr(packet, op._overloadname, None)
-    if isinstance(in_place, torch._ops.OpOverload) and writes_first_argument_only(in_place):
+    packet = getattr(aten, schema(op).name.split("::")[-1] + "_", None)
+    in_place = getattr(packet, overload_name(op), None)
+    if isinstance(in_place, OpOverload) and writes_first_argument_only(in_place):
         return in_place, (0,), (0,)
     return None
 
@@ -292,7 +294,7 @@ def _views_of_inputs(lowered: Lowered) -> dict[int, int]:
         if position in lowered.returns_input or not isinstance(out, Variable):
             continue
         for index, v in inputs:
-            if out.is_tensor and torch._C._is_alias_of(out.meta, v.meta):
+            if out.is_tensor and tp.is_alias_of(out.meta, v.meta):
                 found[position] = index
     return found
 
@@ -309,7 +311,7 @@ def _views_of_outputs(lowered: Lowered, of_inputs) -> dict[int, int]:
     found = {}
     for position, out, is_view in outs:
         for base, other, other_is_view in outs if is_view else ():
-            if not other_is_view and torch._C._is_alias_of(out.meta, other.meta):
+            if not other_is_view and tp.is_alias_of(out.meta, other.meta):
                 found[position] = base
                 break
     return found
@@ -333,7 +335,7 @@ def _copy_back(args, lowered: Lowered, outs, mutations: tuple[int, ...]):
         for target, new, seen in zip(targets, new_values, recorded, strict=True)
     ):  # the common case (BatchNorm's statistics): no autograd, one call for all the copies
         with torch.no_grad():
-            torch._foreach_copy_(targets, list(new_values))
+            tp.foreach_copy_(targets, list(new_values))
         return
     for target, new, seen in zip(targets, new_values, recorded, strict=True):
         if seen and grad and (new.requires_grad or target.requires_grad):
@@ -349,7 +351,7 @@ def _apply(graph: CompiledGraph, plan: Plan, *args):
     wrapper looks at every argument for a dead functorch wrapper (a tensor that escaped a
     finished `torch.func` transform), which costs about 25 us a call with the deep MLP's 68
     inputs (its training step takes 1.7 ms)."""
-    if graph.plain_inputs and not torch._C._are_functorch_transforms_active():
+    if graph.plain_inputs and not tp.functorch_transforms_active():
         return _c_apply(graph, plan, *args)
     return _TapeFunction.apply(graph, plan, *args)
 
@@ -386,7 +388,7 @@ class _TapeFunction(torch.autograd.Function):
                     ctx.inputs[i] = args[i].clone()
             for i in recompute.detached:
                 ctx.inputs[i] = args[i].detach()
-        ctx.versions = [args[i]._version for i in recompute.checked]
+        ctx.versions = [version(args[i]) for i in recompute.checked]
         if plan.saves_only_tensors:
             ctx.others = None
             ctx.save_for_backward(*saved)
@@ -429,7 +431,7 @@ class _TapeFunction(torch.autograd.Function):
         return (None, None, *result)
 
 
-_c_apply = torch._C._FunctionBase.__dict__["apply"].__get__(None, _TapeFunction)
+_c_apply = tp.c_apply(_TapeFunction)
 
 
 def _differentiable_backward(ctx, cotangents):
@@ -440,8 +442,8 @@ def _differentiable_backward(ctx, cotangents):
             "a backward without create_graph=True already ran through it (retain_graph=True): "
             "run the create_graph=True pass first"
         )
-    for i, version in zip(recompute.checked, ctx.versions, strict=True):
-        if ctx.inputs[i]._version != version:
+    for i, seen in zip(recompute.checked, ctx.versions, strict=True):
+        if version(ctx.inputs[i]) != seen:
             raise RuntimeError(
                 f"dynamo_tape: input {i} of graph {graph.name} was modified in place after the "
                 "forward; double backward (create_graph=True) recomputes the forward from it"

@@ -24,20 +24,17 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import sys
 from dataclasses import asdict, dataclass, field, fields
 
 import torch
-import torch._guards
 
+from . import torch_private as tp
 from .ir import op_name
 
 _last: list = []
 _active: list[Tracked] = []
-_TORCH_DIR = os.path.dirname(torch.__file__) + os.sep
-_DDP_OPTIMIZER_FILE = os.path.join("_dynamo", "backends", "distributed.py")
 
 
 @dataclass
@@ -289,7 +286,7 @@ def track():
 
 def graph_compiled(gm, example_inputs, compiled, seconds: float) -> None:
     _last[:] = [compiled]
-    compile_id = torch._guards.CompileContext.current_compile_id()
+    compile_id = tp.current_compile_id()
     _trace_tapes(compiled, compile_id)
     if not _active:
         return
@@ -306,7 +303,7 @@ def graph_compiled(gm, example_inputs, compiled, seconds: float) -> None:
 def graph_failed(gm, example_inputs, error: Exception, seconds: float) -> None:
     if not _active:
         return
-    compile_id = torch._guards.CompileContext.current_compile_id()
+    compile_id = tp.current_compile_id()
     record = _record(gm, compile_id, seconds, 0, [])
     record.not_on_tape = f"{type(error).__name__}: {_first_line(str(error))}"
     _add(gm, record, compile_id)
@@ -317,8 +314,8 @@ def last_compiled():
 
 
 def _record(gm, compile_id, seconds, forward_entries, fallbacks) -> GraphRecord:
-    reason = getattr(gm, "compile_subgraph_reason", None)
-    code = _compiled_code()
+    reason = tp.compile_subgraph_reason(gm)
+    code = tp.compiled_code()
     return GraphRecord(
         compile_id=str(compile_id) if compile_id is not None else "-",
         frame=code.co_name if code is not None else type(gm).__name__,
@@ -353,14 +350,14 @@ def _add(gm, record: GraphRecord, compile_id) -> None:
     site, user_lines, resumed = None, [], None
     # DDPOptimizer marks its bucket boundaries as breaks inside torch: they are splits instead
     if not record.ddp_bucket:
-        site, user_lines = _break_site(getattr(gm, "compile_subgraph_reason", None))
+        site, user_lines = _break_site(tp.compile_subgraph_reason(gm))
         match = _RESUME_FRAME.fullmatch(record.frame)
         if match:
             function, line = match.groups()
             resumed = BreakSite(record.frame_file, int(line), function, _UNSEEN_BREAK)
     recompile = None
     if compile_id is not None and compile_id.frame_compile_id:
-        recompile = Recompile(record.compile_id, record.frame, _recompile_reason())
+        recompile = Recompile(record.compile_id, record.frame, tp.recompile_reason() or _NO_REASON)
     facts = _CompileFacts(site, user_lines, resumed, recompile)
     for tracked in _active:
         tracked.add(record, facts)
@@ -369,34 +366,19 @@ def _add(gm, record: GraphRecord, compile_id) -> None:
 def _break_site(reason) -> tuple[BreakSite | None, list[tuple[str, int]]]:
     if reason is None or not reason.graph_break or not reason.user_stack:
         return None, []
-    user = [f for f in reason.user_stack if not f.filename.startswith(_TORCH_DIR)]
+    user = [f for f in reason.user_stack if not f.filename.startswith(tp.TORCH_DIR)]
     frame = (user or list(reason.user_stack))[-1]
     site = BreakSite(frame.filename, frame.lineno, frame.name, reason.reason.strip())
     return site, [(f.filename, f.lineno) for f in user]
 
 
-def _compiled_code():
-    """The code object Dynamo is compiling, or None outside a Dynamo compile."""
-    from torch._dynamo.symbolic_convert import InstructionTranslator
-
-    try:
-        tx = InstructionTranslator.current_tx()
-    except AttributeError:  # the backend was called directly
-        return None
-    return tx.f_code if tx is not None else None
-
-
-def _recompile_reason() -> str:
-    import torch._dynamo.utils
-
-    metrics = getattr(torch._dynamo.utils.get_metrics_context(), "_metrics", {})
-    return metrics.get("recompile_reason") or "(torch gave no reason)"
+_NO_REASON = "(torch gave no reason)"
 
 
 def _inside_ddp_optimizer() -> bool:
     frame = sys._getframe()
     while frame is not None:
-        if frame.f_code.co_filename.endswith(_DDP_OPTIMIZER_FILE):
+        if frame.f_code.co_filename.endswith(tp.DDP_OPTIMIZER_FILE):
             return True
         frame = frame.f_back
     return False
@@ -407,12 +389,7 @@ def _trace_tapes(compiled, compile_id) -> None:
     tapes = [("dynamo_tape_forward", compiled.tape)]
     tapes += [("dynamo_tape_backward", p.backward.tape) for p in compiled.plans.values()]
     for name, tape in tapes:
-        torch._logging.trace_structured(
-            "artifact",
-            metadata_fn=lambda name=name: {"name": name, "encoding": "string"},
-            payload_fn=tape.text,
-            compile_id=compile_id,
-        )
+        tp.trace_artifact(name, tape.text, compile_id)
 
 
 def _nbytes(meta) -> int:
@@ -420,7 +397,7 @@ def _nbytes(meta) -> int:
         return 0
     numel = meta.numel()
     if isinstance(numel, torch.SymInt):
-        numel = numel.node.hint if numel.node.has_hint() else 0
+        numel = tp.size_hint(numel) or 0
     return int(numel) * meta.element_size()
 
 

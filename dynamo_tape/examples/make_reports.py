@@ -23,7 +23,6 @@ import sys
 import traceback
 
 import torch
-import torch._dynamo
 
 from ..cli import tracking
 from ..report import table, write
@@ -76,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = parser.parse_args(argv).out
     rows, failures = [], 0
     for name, what, run in workloads():
-        torch._dynamo.reset()
+        torch.compiler.reset()
         outcome = "ok"
         with tracking() as tracked:
             try:

@@ -10,12 +10,11 @@ from __future__ import annotations
 import re
 
 import torch
-from torch._subclasses.fake_tensor import FakeTensor
-from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from .. import record
 from ..ir import Variable, is_differentiable, is_random, op_name
 from ..ops import aten
+from ..torch_private import FakeTensor, schema, tree_flatten, tree_unflatten
 
 # Backward kernels PyTorch differentiates through some arguments only: the norms' saved
 # statistics are functions of `input`, which the double-backward formulas already account for
@@ -109,7 +108,7 @@ def _flat_positions(op, args, names):
     if not names:
         return []
     positions, start = [], 0
-    for schema_arg, a in zip(op._schema.arguments, args):
+    for schema_arg, a in zip(schema(op).arguments, args):
         size = len(tree_flatten(a)[0])
         if schema_arg.name in names:
             positions += range(start, start + size)

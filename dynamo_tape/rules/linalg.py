@@ -1,9 +1,10 @@
 """Matrix-product rules. g: cotangent of the output; return one cotangent per argument."""
 
-from torch.fx.experimental.symbolic_shapes import statically_known_true
+
 
 from ..ops import aten
 from ..record import bmm, mm, transpose
+from ..torch_private import statically_known_true
 
 
 # As eager does (mm_mat1_backward, mm_mat2_backward): a cotangent comes out laid out like its

@@ -1,0 +1,238 @@
+"""Every read of torch's private surface, in one place.
+
+The rest of the package imports public torch APIs only, and this module for anything else.
+Each name below says what it relies on; all of them were checked on torch 2.11.0, 2.12.1,
+2.13.0, 2.14.1 and 2.15.0 (the supported range, `torch>=2.11,<2.16`) by the default suite
+running on each (`scripts/test_release.sh VERSION`). Where releases differ, the switch is here.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch._decomp
+import torch._guards
+import torch._logging
+import torch.fx._lazy_graph_module
+import torch.utils._python_dispatch
+import torch.utils._pytree
+from torch._functorch.aot_autograd import aot_export_module
+from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
+from torch.fx.experimental.proxy_tensor import make_fx
+from torch.fx.experimental.symbolic_shapes import statically_known_true
+from torch.utils._sympy.printers import PythonPrinter
+
+TORCH_VERSION = tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:2])
+
+# ---- ops and their schemas ---------------------------------------------------------------
+# `torch.ops.aten.add.Tensor` is a torch._ops.OpOverload; its FunctionSchema (`arguments`,
+# `returns`, `name`, `is_mutable`, each argument's `alias_info`, `kwarg_only`, `type`) is
+# `op._schema`, its overload name `op._overloadname`, and the unbound C++ kernel `op._op`.
+OpOverload = torch._ops.OpOverload
+
+
+def schema(op: OpOverload):
+    return op._schema
+
+
+def overload_name(op: OpOverload) -> str:
+    return op._overloadname
+
+
+def kernel(op: OpOverload):
+    """The op's C++ entry point without OpOverload's Python `__call__` (one frame cheaper)."""
+    return op._op
+
+
+# ---- pytrees, dispatch modes, fake tensors -------------------------------------------------
+tree_map = torch.utils._pytree.tree_map
+tree_flatten = torch.utils._pytree.tree_flatten
+tree_unflatten = torch.utils._pytree.tree_unflatten
+tree_leaves = torch.utils._pytree.tree_leaves
+TorchDispatchMode = torch.utils._python_dispatch.TorchDispatchMode
+# FakeTensor, FakeTensorMode: torch._subclasses.fake_tensor (imported above)
+
+
+def detect_fake_mode(example_inputs):
+    """The fake mode of Dynamo's example inputs (torch._guards.detect_fake_mode), else None."""
+    return torch._guards.detect_fake_mode(example_inputs)
+
+
+# ---- lowering: decompositions, tracing, the ATen graph -------------------------------------
+# torch._decomp._core_aten_decompositions_post_autograd is the core list without the walk over
+# every composite op that core_aten_decompositions() adds (0.08 s per process); it exists on
+# every supported release, and the public function is the fallback should it go.
+core_aten_decompositions = getattr(
+    torch._decomp,
+    "_core_aten_decompositions_post_autograd",
+    torch._decomp.core_aten_decompositions,
+)
+# aot_export_module(gm, args, trace_joint=False, decompositions=...) -> (graph, signature);
+# `signature.user_inputs_to_mutate` maps output names to the input names they update.
+# make_fx(fn, decomposition_table=..., tracing_mode="real") under a fake mode.
+# statically_known_true(expr): a size comparison known without guarding on it.
+# (all imported above)
+# A GraphModule whose Python code is generated on first use (torch.fx._lazy_graph_module).
+LazyGraphModule = torch.fx._lazy_graph_module._LazyGraphModule
+# The value of a `get_attr` node: `gm.a.b` for the target "a.b".
+get_attr = torch.fx.graph_module._get_attr
+# Dynamo writes `with torch.no_grad():` inside a graph as calls of this function.
+set_grad_enabled = torch._C._set_grad_enabled
+
+
+def symbolic_expr(s):
+    """The sympy expression of a SymInt / SymFloat / SymBool (`s.node.expr`)."""
+    return s.node.expr
+
+
+def size_hint(s) -> int | None:
+    """The example value behind a symbolic size, or None (an unbacked size has none)."""
+    return s.node.hint if s.node.has_hint() else None
+
+
+# PythonPrinter (torch.utils._sympy.printers) prints a size expression as Python code.
+
+
+# ---- tensors at run time ------------------------------------------------------------------
+def storage_id(x: torch.Tensor) -> int:
+    """One number per storage: views share it."""
+    return x.untyped_storage()._cdata
+
+
+def is_alias_of(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return torch._C._is_alias_of(a, b)
+
+
+def version(x: torch.Tensor) -> int:
+    """The tensor's version counter: bumped by every in-place write."""
+    return x._version
+
+
+foreach_copy_ = torch._foreach_copy_  # copy_ of many tensors in one call
+
+
+def is_functorch_wrapped(x) -> bool:
+    return isinstance(x, torch.Tensor) and torch._C._functorch.is_functorch_wrapped_tensor(x)
+
+
+functorch_transforms_active = torch._C._are_functorch_transforms_active
+
+
+def c_apply(function_class):
+    """`function_class.apply` without `Function.apply`'s Python wrapper, which checks every
+    argument for a dead functorch wrapper (autograd's C++ `_FunctionBase.apply`)."""
+    return torch._C._FunctionBase.__dict__["apply"].__get__(None, function_class)
+
+
+# The Python bindings where an ATen op may have a cheaper entry point than `op._op`
+# (torch.addmm, torch._C._nn.gelu, Tensor.expand): searched by name, in this order.
+BINDINGS = (
+    torch._C._VariableFunctions,
+    torch._C._nn,
+    torch._C._linalg,
+    torch._C._special,
+    torch._C._fft,
+    torch._C.TensorBase,  # methods: Tensor.expand(self, size)
+)
+linear = torch._C._nn.linear  # permute + addmm, in eager's own kernel
+
+# ---- Dynamo: the compile in progress ------------------------------------------------------
+TORCH_DIR = os.path.dirname(torch.__file__) + os.sep
+# DDPOptimizer's graph splitting runs from this file of torch's
+DDP_OPTIMIZER_FILE = os.path.join("_dynamo", "backends", "distributed.py")
+
+
+def compile_subgraph_reason(gm):
+    """Why Dynamo ended this graph: `.reason`, `.user_stack` (frames from the compiled one to the
+    innermost inlined one), `.graph_break`; None for a graph Dynamo did not make."""
+    return getattr(gm, "compile_subgraph_reason", None)
+
+
+def current_compile_id():
+    """"frame/recompile" of the compile in progress ("0/1": frame 0's second compile), with
+    `.frame_compile_id`; None outside a Dynamo compile."""
+    return torch._guards.CompileContext.current_compile_id()
+
+
+def compiled_code():
+    """The code object Dynamo is compiling (after a break, the `torch_dynamo_resume_in_*`
+    frame), or None outside a Dynamo compile."""
+    from torch._dynamo.symbolic_convert import InstructionTranslator
+
+    try:
+        tx = InstructionTranslator.current_tx()
+    except AttributeError:  # the backend was called directly
+        return None
+    return tx.f_code if tx is not None else None
+
+
+def recompile_reason() -> str | None:
+    """The guard that failed, for the compile in progress: its metrics context holds it
+    (`get_compilation_metrics()[i].recompile_reason` has it only once the compile ends)."""
+    import torch._dynamo.utils
+
+    metrics = getattr(torch._dynamo.utils.get_metrics_context(), "_metrics", {})
+    return metrics.get("recompile_reason")
+
+
+def trace_artifact(name: str, payload_fn, compile_id) -> None:
+    """A string artifact in torch's structured trace (TORCH_TRACE=dir; tlparse shows it)."""
+    torch._logging.trace_structured(
+        "artifact",
+        metadata_fn=lambda: {"name": name, "encoding": "string"},
+        payload_fn=payload_fn,
+        compile_id=compile_id,
+    )
+
+
+# ---- tools ------------------------------------------------------------------------------
+def opinfo_database() -> list:
+    """PyTorch's OpInfo entries (torch.testing._internal, which needs `expecttest`)."""
+    from torch.testing._internal.common_methods_invocations import op_db
+
+    return op_db
+
+
+__all__ = [
+    "BINDINGS",
+    "DDP_OPTIMIZER_FILE",
+    "FakeTensor",
+    "FakeTensorMode",
+    "LazyGraphModule",
+    "OpOverload",
+    "PythonPrinter",
+    "TORCH_DIR",
+    "TORCH_VERSION",
+    "TorchDispatchMode",
+    "aot_export_module",
+    "c_apply",
+    "compile_subgraph_reason",
+    "compiled_code",
+    "core_aten_decompositions",
+    "current_compile_id",
+    "detect_fake_mode",
+    "foreach_copy_",
+    "get_attr",
+    "functorch_transforms_active",
+    "is_alias_of",
+    "is_functorch_wrapped",
+    "kernel",
+    "linear",
+    "make_fx",
+    "opinfo_database",
+    "overload_name",
+    "recompile_reason",
+    "schema",
+    "set_grad_enabled",
+    "size_hint",
+    "statically_known_true",
+    "storage_id",
+    "symbolic_expr",
+    "trace_artifact",
+    "tree_flatten",
+    "tree_leaves",
+    "tree_map",
+    "tree_unflatten",
+    "version",
+]
