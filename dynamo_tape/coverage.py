@@ -420,9 +420,13 @@ def sweep_op(index: int, checked=None) -> tuple[OpResult, list[CallResult]]:
     return OpResult(name, verdict, detail, time.perf_counter() - start, overloads), results
 
 
+def opinfo_names() -> list[str]:
+    """The full names of the OpInfo entries the sweep runs, on this torch release."""
+    return [full_name(o) for o in autograd_opinfos()]
+
+
 def sweep_named(name: str, checked=None) -> tuple[OpResult, list[CallResult]]:
-    names = [full_name(o) for o in autograd_opinfos()]
-    return sweep_op(names.index(name), {} if checked is None else checked)
+    return sweep_op(opinfo_names().index(name), {} if checked is None else checked)
 
 
 def sweep(names=None, jobs=2):

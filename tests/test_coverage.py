@@ -5,6 +5,7 @@ compares forward and gradients (random cotangent) with eager, and checks every A
 reached against torch.autograd in float64 (see dynamo_tape/coverage.py)."""
 
 import pytest
+import torch
 
 from dynamo_tape import coverage, coverage_report
 from dynamo_tape.ops import aten
@@ -34,7 +35,8 @@ SUBSET = [
     "cat",
     "addmv",
     "linalg.solve",
-    "cholesky",
+    "cholesky",  # OpInfo has no `cholesky` from torch 2.14 on: linalg.cholesky covers the family
+    "linalg.cholesky",
     "ceil",
     "linalg.vander",
     "special.log_ndtr",
@@ -61,6 +63,7 @@ OWN_RULES_ONLY = {
     "var_mean",
     "addmv",
     "cholesky",
+    "linalg.cholesky",
     "linalg.svd",
     "linalg.lu_solve",
     "fft.rfft",
@@ -69,6 +72,8 @@ OWN_RULES_ONLY = {
 
 @pytest.mark.parametrize("name", SUBSET)
 def test_opinfo_op_matches_eager(name):
+    if name not in coverage.opinfo_names():  # `cholesky` left OpInfo with aten::cholesky (2.14)
+        pytest.skip(f"torch {torch.__version__} has no OpInfo entry {name!r}")
     result, calls = coverage.sweep_named(name)
     assert result.verdict == coverage.PASS, result.detail
     failed = [c for c in calls if c.status == "FAIL"]
