@@ -64,18 +64,11 @@ def report_script(script: str, args: list[str], out_dir: str, backend_default: b
 @contextlib.contextmanager
 def tracking(backend_default: bool = False):
     """`track()`, optionally with "tape" as the backend of `torch.compile` calls naming none."""
-    import torch
-
+    from .torch_private import default_backend
     from .tracker import track
 
-    previous = torch.compiler.get_default_backend()
-    if backend_default:
-        torch.compiler.set_default_backend("tape")
-    try:
-        with track() as tracked:
-            yield tracked
-    finally:
-        torch.compiler.set_default_backend(previous)
+    with default_backend("tape" if backend_default else None), track() as tracked:
+        yield tracked
 
 
 class _script_environment:

@@ -8,6 +8,8 @@ running on each (`scripts/test_release.sh VERSION`). Where releases differ, the 
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 
 import torch
@@ -150,7 +152,7 @@ def compile_subgraph_reason(gm):
 
 
 def current_compile_id():
-    """"frame/recompile" of the compile in progress ("0/1": frame 0's second compile), with
+    """ "frame/recompile" of the compile in progress ("0/1": frame 0's second compile), with
     `.frame_compile_id`; None outside a Dynamo compile."""
     return torch._guards.CompileContext.current_compile_id()
 
@@ -186,6 +188,33 @@ def trace_artifact(name: str, payload_fn, compile_id) -> None:
     )
 
 
+@contextlib.contextmanager
+def default_backend(backend):
+    """Inside the block, `torch.compile()` calls that name no backend use `backend` (None: leave
+    torch's default as it is)."""
+    if backend is None:
+        yield
+    elif hasattr(torch.compiler, "set_default_backend"):  # torch 2.12 on
+        previous = torch.compiler.get_default_backend()
+        torch.compiler.set_default_backend(backend)
+        try:
+            yield
+        finally:
+            torch.compiler.set_default_backend(previous)
+    else:  # torch 2.11: the default is torch.compile's own keyword default, "inductor"
+        compile_ = torch.compile
+
+        @functools.wraps(compile_)
+        def compile_with_default(*args, backend=backend, **kwargs):
+            return compile_(*args, backend=backend, **kwargs)
+
+        torch.compile = compile_with_default
+        try:
+            yield
+        finally:
+            torch.compile = compile_
+
+
 # ---- tools ------------------------------------------------------------------------------
 def opinfo_database() -> list:
     """PyTorch's OpInfo entries (torch.testing._internal, which needs `expecttest`)."""
@@ -211,6 +240,7 @@ __all__ = [
     "compiled_code",
     "core_aten_decompositions",
     "current_compile_id",
+    "default_backend",
     "detect_fake_mode",
     "foreach_copy_",
     "get_attr",

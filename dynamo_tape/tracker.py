@@ -1,7 +1,7 @@
 """Records every graph the backend compiles: graphs, graph breaks, splits and recompiles.
 
 The backend calls `graph_compiled` (or `graph_failed`) once per graph Dynamo hands it. What
-Dynamo knows about that graph is read at that moment, from torch 2.13:
+Dynamo knows about that graph is read at that moment, through `torch_private`:
 
 - `gm.compile_subgraph_reason` (`reason`, `user_stack`, `graph_break`): why the graph ended;
   `user_stack` runs from the compiled frame to the innermost (inlined) user frame;
