@@ -194,14 +194,14 @@ def default_backend(backend):
     torch's default as it is)."""
     if backend is None:
         yield
-    elif hasattr(torch.compiler, "set_default_backend"):  # torch 2.12 on
+    elif hasattr(torch.compiler, "set_default_backend"):  # torch 2.13 on
         previous = torch.compiler.get_default_backend()
         torch.compiler.set_default_backend(backend)
         try:
             yield
         finally:
             torch.compiler.set_default_backend(previous)
-    else:  # torch 2.11: the default is torch.compile's own keyword default, "inductor"
+    else:  # torch 2.11, 2.12: the default is torch.compile's keyword default, "inductor"
         compile_ = torch.compile
 
         @functools.wraps(compile_)
