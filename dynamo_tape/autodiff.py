@@ -75,7 +75,9 @@ def _depends_on(tape: Tape, wrt) -> set:
     active = {w for w in wrt if is_differentiable(w.meta)}
     for e in tape.entries:
         if e.kind != "nondiff" and any(v in active for v in e.inputs):
-            state = NONDIFFERENTIABLE_OUTPUTS.get(e.op, ())
+            # BatchNorm's statistics; a custom Function's marked outputs and saved values
+            state = getattr(e.op, "nondifferentiable_outputs", None)
+            state = state or NONDIFFERENTIABLE_OUTPUTS.get(e.op, ())
             active.update(
                 v
                 for k, v in enumerate(e.outputs)

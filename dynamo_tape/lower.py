@@ -20,6 +20,7 @@ import torch
 import torch.fx
 
 from . import torch_private as tp
+from .custom_function import CustomFunction
 from .ir import Namer, Tape, TapeEntry, is_random
 from .ops import aten, present
 from .rules import RULES, attention, lookup
@@ -95,6 +96,16 @@ def to_aten(gm: torch.fx.GraphModule, example_inputs, fake_mode):
     recorded = _record(gm)
     if recorded is not None:
         return recorded
+    functions = gm.graph.find_nodes(op="call_function", target=tp.autograd_function_apply)
+    if functions:
+        # make_fx and aot_export_module would trace through the user's forward and drop their
+        # backward: a wrong gradient. Refused instead, naming the Function.
+        name, _ = _function_name(functions[0])
+        raise LoweringError(
+            f"custom torch.autograd.Function {name}{_where(source_of(functions[0]))}: the tape "
+            "runs a custom Function's own backward only in graphs with static sizes and no "
+            "mutation of a view (mark the sizes static, or move the Function out of this graph)"
+        )
     fakes = [fake_mode.from_tensor(x) if isinstance(x, torch.Tensor) else x for x in example_inputs]
     traced = None if _may_mutate(gm) else _trace_pure(gm, fakes, fake_mode)
     if traced is not None:
@@ -316,11 +327,14 @@ class _AtenRecorder(tp.TorchDispatchMode):
                 out = torch.fx.node.map_arg(node.args[0], env.__getitem__)
                 new = [self.new_values[i] for i in mutated]
                 self.graph.output(tree_map(self._node_of, (*new, *out)))
+                self.outputs = out
                 return mutated
             else:
                 self.meta = {"stack_trace": node.meta.get("stack_trace"), "origin": node.name}
                 args_, kwargs = torch.fx.node.map_arg((node.args, node.kwargs), env.__getitem__)
-                if node.op == "call_function":
+                if node.op == "call_function" and node.target is tp.autograd_function_apply:
+                    env[node] = self._custom_function(node, args_, kwargs)
+                elif node.op == "call_function":
                     env[node] = node.target(*args_, **kwargs)
                 elif node.op == "call_method":
                     env[node] = getattr(args_[0], node.target)(*args_[1:], **kwargs)
@@ -329,6 +343,95 @@ class _AtenRecorder(tp.TorchDispatchMode):
                 else:  # get_attr: Dynamo's constants are real tensors
                     env[node] = tp.get_attr(gm, node.target)
         raise _NotRecordable  # a graph without output
+
+    def _body(self, gm: torch.fx.GraphModule, inputs, pick) -> torch.fx.GraphModule:
+        """The ATen graph of a body of a higher-order op (`fwd_body_0`), recorded as a graph of
+        its own from `inputs`; it returns `pick(the body's outputs)`, a flat list."""
+        outer = (self.graph, self.constants, self.nodes, self.inputs, self.new_values, self.views)
+        self.graph, self.constants = torch.fx.Graph(), torch.nn.Module()
+        self.nodes, self.inputs, self.new_values, self.views = {}, {}, {}, Counter()
+        try:
+            mutated = self.run(_without_grad_mode_changes(gm), inputs)
+            picked = pick(self.outputs)
+            if any(not any(inputs[i] is x for x in picked) for i in mutated):
+                raise _NotRecordable  # it writes an input it does not return (no mark_dirty)
+            self.graph.erase_node(self.graph.output_node())
+            # a written input's node is now its new value (`ctx.mark_dirty`)
+            self.graph.output(tuple(self._node_of(x) for x in picked))
+            _drop_unread(self.graph)
+            return tp.LazyGraphModule(self.constants, self.graph)
+        finally:
+            self.graph, self.constants, self.nodes, self.inputs, self.new_values, self.views = (
+                outer
+            )
+
+    def _custom_function(self, node: torch.fx.Node, args, kwargs):
+        """A custom autograd.Function: one node whose target is a `CustomFunction` (see
+        custom_function.py), returning the Function's outputs, then the saved intermediates."""
+        forward, backward, *operands = args
+        meta = dict(self.meta)
+        recorded = {}
+
+        def outputs_and_intermediates(result):
+            outs, saved = result
+            recorded["outs"], recorded["saved"] = list(outs), list(saved)
+            where, extra = [], []
+            for s in saved:
+                k = next((k for k, x in enumerate(operands) if x is s), None)
+                i = next((i for i, x in enumerate(outs) if x is s), None)
+                if k is not None:
+                    where.append(("input", k))
+                elif i is not None:
+                    where.append(("output", i))
+                else:
+                    where.append(("intermediate", len(extra)))
+                    extra.append(s)
+            recorded["where"], recorded["extra"] = where, extra
+            return [*outs, *extra]
+
+        forward_graph = self._body(forward, operands, outputs_and_intermediates)
+        # cotangents, then saved values: Dynamo's fakes, which may share one fake between a
+        # cotangent and a saved output; the body must tell them apart
+        grads_in, seen = [], set()
+        for x in _example_values(backward):
+            if isinstance(x, torch.Tensor) and id(x) in seen:
+                x = torch.empty_like(x)  # recorded here, and dropped as unread
+            seen.add(id(x))
+            grads_in.append(x)
+        backward_graph = self._body(backward, grads_in, list)
+        name, defined_at = _function_name(node, forward)
+        function = CustomFunction(
+            name,
+            defined_at,
+            forward_graph,
+            backward_graph,
+            len(recorded["outs"]),
+            recorded["where"],
+            tuple(kwargs.get("non_differentiable_idx") or ()),
+            once_differentiable=tp.is_once_differentiable(backward),
+        )
+        # Dynamo's own values for the outputs: fresh tensors, never one of the operands
+        outs = node.meta.get("example_value") or recorded["outs"]
+        values = [*outs, *recorded["extra"]]
+        self.meta = meta
+        call = self.graph.call_function(function, tuple(self._node_of(x) for x in operands))
+        call.meta.update(meta, val=tuple(values))
+        items = []
+        for i, v in enumerate(values):
+            item = self.graph.call_function(operator.getitem, (call, i))
+            item.meta.update(meta, val=v)
+            self._add(v, item)
+            items.append(item)
+        for k, x in enumerate(operands):  # `ctx.mark_dirty(x)`: x's new value is an output
+            i = next((i for i, o in enumerate(recorded["outs"]) if o is x), None)
+            if i is None or k not in (kwargs.get("dirty_idx") or ()):
+                continue
+            if self.views[_storage(x)] != 1:
+                raise _NotRecordable  # a view, or a tensor something views: refused
+            self.nodes[id(x)] = (x, items[i])
+            if id(x) in self.inputs:
+                self.new_values[self.inputs[id(x)]] = values[i]
+        return tuple(outs)
 
     def _node_of(self, x):
         if not isinstance(x, torch.Tensor):
@@ -501,9 +604,12 @@ def to_tape(
     gm: torch.fx.GraphModule,
     strict: bool,
     name: str = "forward",
-    no_grad: set | frozenset = frozenset(),
+    no_grad: set | frozenset | bool = frozenset(),
+    namer: Namer | None = None,
 ) -> tuple[Tape, Namer]:
-    namer = Namer()
+    """The tape of an ATen graph. `no_grad`: names of the Dynamo nodes whose entries are
+    constants to the backward, or True for all of them (a custom Function's forward body)."""
+    namer = namer or Namer()
     tape = Tape(name)
     env: dict[torch.fx.Node, object] = {}
 
@@ -521,10 +627,15 @@ def to_tape(
             tape.outputs = list(value(node.args[0]))
         elif node.target is operator.getitem and isinstance(env[node.args[0]], list):
             env[node] = env[node.args[0]][node.args[1]]
+        elif isinstance(node.target, CustomFunction):
+            node.target.lower(namer)
+            differentiable = no_grad is not True and _origin(node) not in no_grad
+            env[node] = _entry(tape, namer, node, value, meta, strict, not differentiable)
         elif isinstance(node.target, OpOverload) and (
             not _is_scalar(meta) or _reads_data(node.target)
         ):
-            env[node] = _entry(tape, namer, node, value, meta, strict, _origin(node) in no_grad)
+            constant = no_grad is True or _origin(node) in no_grad
+            env[node] = _entry(tape, namer, node, value, meta, strict, constant)
         elif _is_scalar(meta):
             # size arithmetic (sym_size, s0 * 2...): its value is a SymInt expression, which
             # the code generator writes out in terms of the input sizes
@@ -540,7 +651,7 @@ def _is_scalar(meta) -> bool:
 
 def _reads_data(op) -> bool:
     # `x.item()`: a number known only at run time (an unbacked u0), computed by an entry
-    return torch.Tag.data_dependent_output in op.tags
+    return isinstance(op, OpOverload) and torch.Tag.data_dependent_output in op.tags
 
 
 def _entry(tape, namer, node, value, meta, strict, no_grad=False):
@@ -553,8 +664,12 @@ def _entry(tape, namer, node, value, meta, strict, no_grad=False):
         for m in (meta if several else [meta])
     ]
     entry = TapeEntry(node.target, args, kwargs, outputs, source=source_of(node))
-    # computed under torch.no_grad(): a constant to the backward, as in eager
-    entry.propagate, entry.kind = (None, "nondiff") if no_grad else lookup(entry, strict=strict)
+    if no_grad:  # computed under torch.no_grad(): a constant to the backward, as in eager
+        entry.propagate, entry.kind = None, "nondiff"
+    elif isinstance(node.target, CustomFunction):  # its rule is the user's backward
+        entry.propagate, entry.kind = node.target.propagate, "rule"
+    else:
+        entry.propagate, entry.kind = lookup(entry, strict=strict)
     tape.entries.append(entry)
     return outputs if several else outputs[0]
 
@@ -569,6 +684,19 @@ def source_of(node: torch.fx.Node) -> str | None:
         return None
     filename, line, fn = frames[-1]
     return f"{filename}:{line} in {fn}"
+
+
+_APPLY = re.compile(r"([A-Za-z_][\w.]*)\.apply\(")
+
+
+def _function_name(node: torch.fx.Node, forward=None) -> tuple[str, str | None]:
+    """(the custom Function's class name as the user's call names it, `file:line in forward`
+    of its forward body where known)."""
+    calls = _APPLY.findall(node.meta.get("stack_trace") or "")
+    name = calls[-1].split(".")[-1] if calls else "autograd.Function"
+    body = forward.graph.nodes if forward is not None else ()
+    defined_at = next((s for s in map(source_of, body) if s), None)
+    return name, defined_at
 
 
 def _where(source):

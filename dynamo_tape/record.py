@@ -99,7 +99,8 @@ def call(op, *args, **kwargs):
         rec.namer(m) if isinstance(m, torch.Tensor) else None for m in (out if several else [out])
     ]
     entry = TapeEntry(op, args, kwargs, outputs, source=rec.source)
-    entry.propagate, entry.kind = lookup(entry, strict=False)
+    own = getattr(op, "propagate", None)  # a custom autograd.Function's: the user's backward
+    entry.propagate, entry.kind = (own, "rule") if own is not None else lookup(entry, False)
     rec.tape.entries.append(entry)
     rec.producers.update((v, entry) for v in outputs if v is not None)
     return outputs if several else outputs[0]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 
 import torch
 import torch._decomp
@@ -79,6 +80,24 @@ core_aten_decompositions = getattr(
 LazyGraphModule = torch.fx._lazy_graph_module._LazyGraphModule
 # The value of a `get_attr` node: `gm.a.b` for the target "a.b".
 get_attr = torch.fx.graph_module._get_attr
+# A custom torch.autograd.Function in Dynamo's graph: autograd_function_apply(fwd_body,
+# bwd_body, *operands, non_differentiable_idx=[...], saved_for_backward_idx=[...]); the bodies
+# are submodules. torch 2.11 and 2.12 return extra forward values in the outputs tuple, which
+# the backward body takes cotangent slots for (their example value is None).
+autograd_function_apply = torch.ops.higher_order.autograd_function_apply
+_ONCE_DIFFERENTIABLE = re.compile(
+    r"autograd[/\\]function\.py\", line \d+, in wrapper\n.*\n(?:.*\n)*?.*in backward"
+)
+
+
+def is_once_differentiable(backward_body) -> bool:
+    """Whether a custom Function's backward is `@once_differentiable`: Dynamo inlines the
+    decorator, so its ops' stack traces pass through its `wrapper` in torch/autograd/function.py
+    (checked on 2.11, 2.13, 2.15; the graph carries no other mark)."""
+    traces = (n.meta.get("stack_trace") or "" for n in backward_body.graph.nodes)
+    return any(_ONCE_DIFFERENTIABLE.search(t) for t in traces)
+
+
 # Dynamo writes `with torch.no_grad():` inside a graph as calls of this function.
 set_grad_enabled = torch._C._set_grad_enabled
 
@@ -235,6 +254,7 @@ __all__ = [
     "TORCH_VERSION",
     "TorchDispatchMode",
     "aot_export_module",
+    "autograd_function_apply",
     "c_apply",
     "compile_subgraph_reason",
     "compiled_code",
@@ -247,6 +267,7 @@ __all__ = [
     "functorch_transforms_active",
     "is_alias_of",
     "is_functorch_wrapped",
+    "is_once_differentiable",
     "kernel",
     "linear",
     "make_fx",

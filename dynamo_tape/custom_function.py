@@ -1,0 +1,176 @@
+"""User-defined `torch.autograd.Function`s: one tape entry that runs the user's forward and
+whose rule is the user's backward.
+
+Dynamo hands a custom Function over as `autograd_function_apply(fwd_body, bwd_body,
+*operands, non_differentiable_idx=[...], ...)`: the forward body returns `((outputs...),
+(saved...))`; the backward body takes one cotangent per output, then the saved values, and
+returns one gradient per operand. Lowering records each body as an ATen graph of its own and
+the entry's op is a `CustomFunction`:
+
+- run, it runs the forward body's tape (printed beside the graph's forward tape);
+- differentiated, its rule replays the backward body's entries onto the backward tape being
+  recorded, each with its own rule: the user's backward appears in the backward tape line by
+  line (their source lines point into the user's `backward`), and double backward
+  differentiates it in its turn, as eager does with a differentiable backward.
+
+Saved values that are operands or outputs of the Function are read from those Variables, so
+second-order gradients flow through them as in eager; other saved values (intermediates of
+the forward, computed without history in eager too) are extra outputs of the entry, constants
+to any gradient. Cotangents of outputs the loss does not read are zeros, as autograd
+materializes them.
+"""
+
+from __future__ import annotations
+
+import re
+
+import torch
+
+from . import record
+from .ir import Tape, Variable, is_differentiable
+from .ops import aten
+from .torch_private import FakeTensor
+
+
+class CustomFunction:
+    """The op of a custom Function's tape entry; see the module docstring."""
+
+    def __init__(
+        self,
+        name: str,
+        defined_at: str | None,
+        forward_graph,
+        backward_graph,
+        n_outputs: int,
+        saved: list[tuple[str, int]],
+        non_differentiable: tuple[int, ...],
+        once_differentiable: bool = False,
+    ):
+        self.name = f"{name}.apply"  # how the entry prints: `v5:f32[3] = GradReverse.apply v4`
+        self.function = name
+        self.defined_at = defined_at  # the user's forward: file:line in forward
+        self.__name__ = re.sub(r"\W", "_", self.name)  # generated code calls it by this name
+        self.forward_graph = forward_graph  # ATen graphs of the two bodies, lowered on demand
+        self.backward_graph = backward_graph
+        self.n_outputs = n_outputs
+        # per saved value: ("input", k) an operand, ("output", i) an output, ("intermediate", j)
+        # the entry's extra output n_outputs + j
+        self.saved = saved
+        n_intermediates = sum(kind == "intermediate" for kind, _ in saved)
+        # outputs no gradient flows back through: marked by the user, and the intermediates
+        self.nondifferentiable_outputs = (
+            *non_differentiable,
+            *range(n_outputs, n_outputs + n_intermediates),
+        )
+        # `@once_differentiable`: differentiating its backward raises eager's error
+        self.once_differentiable = once_differentiable
+        self.forward: Tape | None = None
+        self.backward: Tape | None = None
+        self._code = None
+
+    def lower(self, namer) -> None:
+        """The bodies' tapes, named by the graph's own namer (so no name repeats)."""
+        if self.forward is not None:
+            return
+        from .lower import to_tape
+
+        self.forward, _ = to_tape(
+            self.forward_graph, False, f"{self.function}.forward", namer=namer, no_grad=True
+        )
+        self.backward, _ = to_tape(
+            self.backward_graph, False, f"{self.function}.backward", namer=namer
+        )
+
+    def __call__(self, *operands):
+        if self._code is None:
+            from .codegen import compile_tape
+            from .ir import Namer
+
+            self.lower(Namer())
+            tape = self.forward
+            self._code = compile_tape(tape, self.__name__, tape.inputs, tuple(tape.outputs))
+        return self._code.fn(*operands)
+
+    def text(self) -> str:
+        """The forward body's tape, headed by what the Function is."""
+        where = f" defined at {self.defined_at}" if self.defined_at else ""
+        return f"# {self.function}: a torch.autograd.Function{where}\n{self.forward.text()}"
+
+    def propagate(self, g, y, *operands):
+        """The user's backward, recorded onto the current tape."""
+        n = self.n_outputs
+        backward = self.backward
+        cotangents = []
+        for i in range(n):
+            if not isinstance(backward.inputs[i].meta, torch.Tensor):
+                cotangents.append(None)  # a slot the user's backward never reads
+            elif g[i] is not None:
+                cotangents.append(g[i])
+            else:
+                cotangents.append(record.call(aten.zeros_like.default, y[i]))
+        saved, extra = [], iter(y[n:])
+        for kind, k in self.saved:
+            if kind == "input":
+                saved.append(operands[k])
+            else:
+                saved.append(y[k] if kind == "output" else next(extra))
+        refused = None
+        if self.once_differentiable:
+            # as eager runs it: under no_grad, so the saved values are constants to any further
+            # gradient, and one through the cotangents raises (`_Refused`)
+            refused = _Refused(self.function)
+            saved = [record.call(aten.detach.default, s) if _is_tensor(s) else s for s in saved]
+        return tuple(replay(backward, [*cotangents, *saved], refused))
+
+
+class _Refused:
+    """Stands for the gradient of a `@once_differentiable` backward: recorded where the double
+    backward would differentiate it, it raises eager's error when that code runs (and only if
+    it runs: a gradient nobody reads is never computed, as eager never asks for it)."""
+
+    def __init__(self, function: str):
+        self.name = f"{function}.backward is once_differentiable"
+        self.__name__ = "once_differentiable_error"
+
+    def __call__(self, like):
+        if isinstance(like, FakeTensor):  # recording: only its metadata is needed
+            return [torch.empty_like(like)]  # a list: ops of ours return their outputs so
+        raise RuntimeError(
+            "trying to differentiate twice a function that was marked with @once_differentiable"
+        )
+
+    def rule(self, g, y, *args, **kwargs):
+        wanted = [isinstance(a, Variable) and is_differentiable(a.meta) for a in args]
+        return tuple(record.call(self, a)[0] if w else None for a, w in zip(args, wanted))
+
+
+def _is_tensor(v) -> bool:
+    return isinstance(v, Variable) and v.is_tensor
+
+
+def replay(tape: Tape, inputs: list, refused: _Refused | None = None) -> list:
+    """Record `tape`'s entries onto the current tape with `inputs` for its inputs; returns its
+    outputs. Each entry keeps its own source line; with `refused`, differentiating an entry
+    raises instead (see `_Refused`)."""
+    values = dict(zip(tape.inputs, inputs, strict=True))
+
+    def value(a):
+        if isinstance(a, Variable):
+            return values[a]
+        if isinstance(a, list | tuple):
+            return type(a)(value(x) for x in a)
+        return a
+
+    rec = record.current()
+    source = rec.source
+    try:
+        for e in tape.entries:
+            rec.source = e.source
+            out = record.call(e.op, *value(e.args), **{k: value(a) for k, a in e.kwargs.items()})
+            if refused is not None:
+                rec.tape.entries[-1].propagate = refused.rule
+            outs = out if isinstance(out, list) else [out]
+            values.update((v, o) for v, o in zip(e.outputs, outs) if v is not None)
+    finally:
+        rec.source = source
+    return [value(o) for o in tape.outputs]
