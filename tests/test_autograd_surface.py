@@ -198,8 +198,27 @@ def real(*shape, grad=True, dtype=torch.float64):
     return lambda: torch.randn(*shape, dtype=dtype).requires_grad_(grad)
 
 
+def cplx(*shape, grad=True, dtype=torch.complex128):
+    return lambda: torch.randn(*shape, dtype=dtype).requires_grad_(grad)
+
+
 def inputs(*makers):
     return lambda: [m() for m in makers]
+
+
+def _embedding_sparse(idx, w):
+    return (torch.nn.functional.embedding(idx, w, sparse=True) ** 2).sum()
+
+
+def _in_place_on_a_view(x):
+    y = x * 1
+    y[0].mul_(3)
+    y[:, 1:].add_(x[:, :2])
+    return y
+
+
+def _fft_round_trip(x, k):
+    return torch.fft.irfft(torch.fft.rfft(x) * k, n=x.shape[-1])
 
 
 CASES = [
@@ -230,6 +249,42 @@ CASES = [
     Case("once_differentiable_gradients_are_constants",
          lambda x: OnceDifferentiableSquare.apply(x), inputs(real(3)), order=2),
     Case("mark_dirty", lambda x: ScaleInPlace.apply(x.clone()) * 3, inputs(real(3))),
+    # complex programs: a real loss's gradient is the conjugate Wirtinger derivative
+    Case("complex_square_real_part", lambda z: (z * z).real.sum(), inputs(cplx(3))),
+    Case("complex_mul_div_exp_log", lambda z, w: torch.log(torch.exp(z) * w / (z + 3)),
+         inputs(cplx(4), cplx(4))),
+    Case("complex_abs_angle", lambda z: z.abs() + z.angle(), inputs(cplx(5))),
+    Case("complex_pow_conj", lambda z: (z**3 * z.conj()).imag, inputs(cplx(4))),
+    Case("complex_matmul", lambda a, b: (a @ b).abs().sum(), inputs(cplx(3, 4), cplx(4, 2))),
+    Case("complex_from_real_parts", lambda x, y: torch.complex(x, y).abs() ** 2,
+         inputs(real(4), real(4))),
+    Case("complex_polar", lambda r, t: torch.view_as_real(torch.polar(r, t)),
+         inputs(lambda: (torch.rand(4, dtype=torch.float64) + 0.5).requires_grad_(), real(4))),
+    Case("complex_view_as_complex", lambda x: torch.view_as_complex(x) * 2j,
+         inputs(real(4, 2))),
+    Case("complex_sgn", lambda z: torch.sgn(z) * z, inputs(cplx(4))),
+    Case("complex64", lambda z: (z * z.exp()).real, inputs(cplx(3, dtype=torch.complex64))),
+    Case("complex_second_order", lambda z: (z * z * z).abs().sum(), inputs(cplx(3)), order=2),
+    Case("rfft_product_irfft", _fft_round_trip, inputs(real(8), cplx(5))),
+    Case("rfft_of_real_input", lambda x: torch.fft.rfft(x).abs(), inputs(real(6))),
+    # zero gradients: the output requires grad, the gradient is zeros
+    Case("round_floor_ceil_trunc", lambda x: torch.round(x) + torch.floor(x) * torch.ceil(x)
+         + torch.trunc(x), inputs(real(5))),
+    Case("sign", lambda x: torch.sign(x) * 2, inputs(real(5))),
+    Case("round_alone", lambda x: torch.round(x), inputs(real(5))),
+    # outputs that never carry a gradient
+    Case("lu_pivots", lambda a: torch.linalg.lu(a), inputs(real(4, 4))),
+    Case("lu_unpack", lambda a: torch.lu_unpack(*torch.linalg.lu_factor(a)), inputs(real(3, 3))),
+    Case("max_indices", lambda x: torch.max(x, dim=1), inputs(real(3, 4))),
+    Case("sort_indices", lambda x: torch.sort(x), inputs(real(5))),
+    # sparse gradients
+    Case("embedding_sparse", _embedding_sparse,
+         inputs(lambda: torch.tensor([[1, 2, 4], [4, 3, 9]]), real(10, 3))),
+    # views and in-place on them
+    Case("outputs_are_views", lambda x: (x.t(), x[1:], x.view(-1), x.unsqueeze(0)),
+         inputs(real(3, 2))),
+    Case("in_place_on_a_view", _in_place_on_a_view, inputs(real(3, 3))),
+    Case("in_place_on_an_input_view", lambda x: x.clone()[0].add_(1), inputs(real(2, 3))),
 ]
 
 
@@ -265,7 +320,9 @@ def _run(fn, case, generator_seed):
         live = [g for g in grads if g is not None and g.requires_grad]
         if case.order == 2 and live:
             weights = [torch.randn(g.shape, dtype=g.dtype, generator=generator) for g in live]
-            total = sum((g * w).sum() for g, w in zip(live, weights))
+            # a real functional of the gradients (complex ones through their real part)
+            total = sum(torch.view_as_real((g * w).sum().to(torch.complex128)).sum()
+                        if g.is_complex() else (g * w).sum() for g, w in zip(live, weights))
             second = torch.autograd.grad(total, wrt, allow_unused=True)
         grads = [None if g is None else g.detach() for g in grads]
     return values, flags, grads, second
@@ -275,6 +332,10 @@ def _close(a, b):
     if a is None or b is None:
         return a is None and b is None
     if isinstance(a, torch.Tensor):
+        if a.layout != b.layout:
+            return False
+        if a.is_sparse:
+            a, b = a.to_dense(), b.to_dense()
         return a.dtype == b.dtype and a.shape == b.shape and torch.allclose(a, b, equal_nan=True)
     return a == b
 

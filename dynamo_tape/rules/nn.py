@@ -140,6 +140,11 @@ def silu_backward_rule(g, y, go, x):  # y = go s (1 + x (1 - s)), s = sigmoid(x)
     return (call(aten.silu_backward.default, g, x), g * go * s * (1 - s) * (2 + x * (1 - s * 2)))
 
 
+_EMBEDDING_BACKWARD = {
+    False: aten.embedding_dense_backward.default,
+    True: aten.embedding_sparse_backward.default,
+}
+
 RULES = {
     aten.convolution.default: convolution,
     aten._native_batch_norm_legit_functional.default: batch_norm_functional,
@@ -159,8 +164,11 @@ RULES = {
     # a backward kernel torch.autograd cannot differentiate (eager's create_graph formula is a
     # composite): its own rule, so that double backward goes through it
     aten.silu_backward.default: silu_backward_rule,
+    # `nn.Embedding(sparse=True)`: a sparse COO gradient, as eager's (SparseAdam needs one)
     aten.embedding.default: lambda g, y, w, indices, padding_idx=-1, scale=False, sparse=False: (
-        call(aten.embedding_dense_backward.default, g, indices, w.shape[0], padding_idx, scale),
+        call(
+            _EMBEDDING_BACKWARD[sparse], g, indices, w.shape[0], padding_idx, scale
+        ),
     ),
     aten.max_pool2d_with_indices.default: max_pool2d,
     aten._adaptive_avg_pool2d.default: lambda g, y, x, output_size: (
