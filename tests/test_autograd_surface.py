@@ -167,6 +167,21 @@ class OnceDifferentiableSquare(torch.autograd.Function):
         return 2 * x * g
 
 
+class WithNonTensorOutput(torch.autograd.Function):  # returns a Python number too
+    @staticmethod
+    def forward(ctx, x):
+        return x * 2, 3
+
+    @staticmethod
+    def backward(ctx, g, g_number):
+        return g * 2
+
+
+def _non_tensor_output(x):
+    y, n = WithNonTensorOutput.apply(x)
+    return y * n
+
+
 class ScaleInPlace(torch.autograd.Function):  # mark_dirty: the input itself is the output
     @staticmethod
     def forward(ctx, x):
@@ -249,6 +264,7 @@ CASES = [
     Case("once_differentiable_gradients_are_constants",
          lambda x: OnceDifferentiableSquare.apply(x), inputs(real(3)), order=2),
     Case("mark_dirty", lambda x: ScaleInPlace.apply(x.clone()) * 3, inputs(real(3))),
+    Case("non_tensor_output", _non_tensor_output, inputs(real(3))),
     # complex programs: a real loss's gradient is the conjugate Wirtinger derivative
     Case("complex_square_real_part", lambda z: (z * z).real.sum(), inputs(cplx(3))),
     Case("complex_mul_div_exp_log", lambda z, w: torch.log(torch.exp(z) * w / (z + 3)),
@@ -369,6 +385,15 @@ def test_double_backward_through_once_differentiable_raises_as_eager():
         assert g.requires_grad  # its cotangent has history: a further gradient is refused
         with pytest.raises(RuntimeError, match="marked with @once_differentiable"):
             g.sum().backward()
+
+
+def test_a_custom_function_in_a_graph_with_symbolic_sizes_is_refused_by_name():
+    # make_fx would trace through the user's forward and drop their backward: refused instead
+    x = torch.randn(5, dtype=torch.float64, requires_grad=True)
+    torch._dynamo.mark_dynamic(x, 0)
+    f = torch.compile(lambda x: Cube.apply(x).sum(), backend="tape")
+    with pytest.raises(Exception, match=r"custom torch.autograd.Function Cube \(from .*test_"):
+        f(x)
 
 
 # ---- how a custom Function reads on the tape -------------------------------------------
