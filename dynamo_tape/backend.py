@@ -13,7 +13,7 @@ import torch
 from . import torch_private as tp
 from . import tracker
 from .config import Config
-from .lower import lower
+from .lower import lift_attributes, lower
 from .runtime import CompiledGraph
 
 
@@ -32,22 +32,33 @@ def tape(gm: torch.fx.GraphModule, example_inputs, **kwargs):
         raise
 
 
-def compile_graph(gm, example_inputs, config: Config) -> CompiledGraph:
+def compile_graph(gm, example_inputs, config: Config):
+    """A CompiledGraph, or where Dynamo's graph reads parameters or buffers as attributes (a
+    compiled optimizer step), a function that passes them to it after the graph's inputs."""
     start = time.perf_counter()
     fake_mode = tp.detect_fake_mode(example_inputs)
     if fake_mode is None:
         fake_mode = tp.FakeTensorMode()
-    lowered = lower(gm, example_inputs, fake_mode, strict=config.strict)
-    plain = not any(map(tp.is_functorch_wrapped, example_inputs))
+    graph, attributes = lift_attributes(gm)
+    inputs = [*example_inputs, *attributes]
+    lowered = lower(graph, inputs, fake_mode, strict=config.strict)
+    plain = not any(map(tp.is_functorch_wrapped, inputs))
     compiled = CompiledGraph(lowered, name=gm.__class__.__name__, plain_inputs=plain)
     wrt = tuple(
         i
         for i in compiled.differentiable_inputs
-        if isinstance(example_inputs[i], torch.Tensor) and example_inputs[i].requires_grad
+        if isinstance(inputs[i], torch.Tensor) and inputs[i].requires_grad
     )
     # the backward tape is built at compile time; Dynamo compiles a graph under no_grad again
     # for grad mode (it guards on it), so that graph never needs one
     if wrt and torch.is_grad_enabled():
         compiled.plan(wrt)
     tracker.graph_compiled(gm, example_inputs, compiled, time.perf_counter() - start)
-    return compiled
+    if not attributes:
+        return compiled
+
+    def with_attributes(*args):
+        return compiled(*args, *attributes)
+
+    with_attributes.compiled = compiled
+    return with_attributes

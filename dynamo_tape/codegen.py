@@ -25,6 +25,7 @@ from .ops import aten
 from .torch_private import FakeTensor, OpOverload, PythonPrinter, kernel, schema, symbolic_expr
 
 _SYM = torch.SymInt | torch.SymFloat | torch.SymBool
+_SYM_NUMBER = torch.SymInt | torch.SymFloat  # an input Dynamo made symbolic (a size, an lr)
 _file_ids = itertools.count()
 
 
@@ -211,7 +212,7 @@ def _returns_one(op) -> bool:
 
 def _bind_symbols(params, bound: set):
     for p in params:
-        if isinstance(p.meta, torch.SymInt) and _is_symbol(p.meta) and str(p.meta) not in bound:
+        if isinstance(p.meta, _SYM_NUMBER) and _is_symbol(p.meta) and str(p.meta) not in bound:
             bound.add(str(p.meta))
             yield f"{symbolic_expr(p.meta)} = {p.name}"
         elif isinstance(p.meta, torch.Tensor):

@@ -10,6 +10,7 @@ listed in `Lowered.mutations`, for the runtime to write back. Entries computed u
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import operator
 import re
@@ -67,6 +68,12 @@ KEEP_WHOLE = (
     # their decompositions give gradients eager does not (NaN through where, fully masked rows)
     aten._safe_softmax.default,
     aten.special_log_ndtr.default,
+    # their decompositions round differently from eager's kernels: optimizer steps (Adam's
+    # `exp_avg.lerp_`, `addcmul_`, `addcdiv_`) must update parameters exactly as eager
+    aten.lerp.Scalar,
+    aten.lerp.Tensor,
+    aten.addcmul.default,
+    aten.addcdiv.default,
 )
 
 
@@ -81,13 +88,19 @@ def decompositions():
 def _decompositions():
     table = dict(tp.core_aten_decompositions())
     for op in KEEP_WHOLE:
-        if op in RULES:
+        if op in RULES:  # and its in-place form, which the recorder records as this op
             table.pop(op, None)
+            table.pop(_in_place_variant(op), None)
     table.update(present(attention.WITH_LOGSUMEXP))  # fused attention keeps what its backward reads
     # `x.detach()` stays a detach (no gradient through it), not the alias it decomposes to:
     # the tape is differentiated by its rules, not traced under autograd as aot_eager's is
     table.pop(aten.detach.default, None)
     return table
+
+
+def _in_place_variant(op):
+    """`lerp_.Scalar` for `lerp.Scalar` (a MissingOp where there is none)."""
+    return getattr(getattr(aten, schema(op).name.split("::")[-1] + "_"), tp.overload_name(op))
 
 
 def to_aten(gm: torch.fx.GraphModule, example_inputs, fake_mode):
@@ -517,6 +530,31 @@ class _AtenRecorder(tp.TorchDispatchMode):
         return tuple(flat[:n_returned]) if n_returned else targets[0]
 
 
+def lift_attributes(gm: torch.fx.GraphModule) -> tuple[torch.fx.GraphModule, list]:
+    """Dynamo's graph with its parameter and buffer attributes (`get_attr` nodes: a compiled
+    optimizer step's parameters and state) made trailing inputs, and those tensors: the
+    caller passes them after the graph's own inputs, so the tape reads and updates the live
+    tensors rather than constants of the moment it was compiled."""
+    owned = {name for name, _ in gm.named_parameters()} | {n for n, _ in gm.named_buffers()}
+    lifted = [n for n in gm.graph.find_nodes(op="get_attr") if n.target in owned]
+    if not lifted:
+        return gm, []
+    graph = torch.fx.Graph()
+    graph.output(graph.graph_copy(gm.graph, {}))
+    last = list(graph.find_nodes(op="placeholder"))[-1:]
+    tensors = []
+    for node in [n for n in graph.find_nodes(op="get_attr") if n.target in owned]:
+        anchor = last[0].next if last else next(iter(graph.nodes))
+        with graph.inserting_before(anchor):
+            placeholder = graph.placeholder(node.name)
+        placeholder.meta.update(node.meta)
+        node.replace_all_uses_with(placeholder)
+        graph.erase_node(node)
+        last = [placeholder]
+        tensors.append(tp.get_attr(gm, node.target))
+    return torch.fx.GraphModule(gm, graph), tensors
+
+
 def lower(gm: torch.fx.GraphModule, example_inputs, fake_mode, strict: bool) -> Lowered:
     no_grad = _under_no_grad(gm)
     try:
@@ -529,7 +567,9 @@ def lower(gm: torch.fx.GraphModule, example_inputs, fake_mode, strict: bool) -> 
     returns_input = outputs_that_are_inputs(gm)
     traced = _example_values(gm)
     quiet = _mutated_only_under_no_grad(gm, no_grad)
-    recorded = [getattr(traced[i], "requires_grad", True) and i not in quiet for i in mutations]
+    recorded = [_recorded(traced[i]) and i not in quiet for i in mutations]
+    leaves = [k for k, i in enumerate(mutations) if _is_leaf_requiring_grad(traced[i])]
+    _differentiate_later_reads_as_the_leaf(tape, namer, mutations, leaves)
     return Lowered(
         tape, namer, fake_mode, mutations, returns_input, aten_gm, recorded_mutations=recorded
     )
@@ -545,6 +585,71 @@ def _under_no_grad(gm: torch.fx.GraphModule) -> set[str]:
         elif not enabled:
             found.add(node.name)
     return found
+
+
+def _recorded(value) -> bool:
+    """Whether eager's autograd records an in-place update of this graph input. Not for one
+    that needs no gradient, and not for a leaf that requires one: eager refuses to write such a
+    leaf under grad mode, so a program that does (`w.data.mul_(2)`, `nn.Embedding(max_norm=1)`
+    renormalizing its weight under no_grad) writes it unrecorded."""
+    return getattr(value, "requires_grad", True) and not getattr(value, "is_leaf", False)
+
+
+def _is_leaf_requiring_grad(value) -> bool:
+    return bool(getattr(value, "requires_grad", False) and getattr(value, "is_leaf", False))
+
+
+class _WrittenLeaf:
+    """`new = written_leaf(leaf, new)`: the value of a leaf that requires grad after an update
+    autograd does not record (`w.data.mul_(2)`). Later reads of it are reads of the leaf, as in
+    eager, where the leaf itself holds the new value: their gradient goes to the leaf, and
+    none through the update."""
+
+    name = __name__ = "written_leaf"
+
+    def __call__(self, leaf, new):
+        return [new]
+
+    @staticmethod
+    def propagate(g, y, leaf, new):
+        return (g[0], None)
+
+
+_WRITTEN_LEAF = _WrittenLeaf()
+
+
+def _differentiate_later_reads_as_the_leaf(tape: Tape, namer, mutations, leaves: list[int]):
+    for k in leaves:
+        new, leaf = tape.outputs[k], tape.inputs[mutations[k]]
+        at = next((i + 1 for i, e in enumerate(tape.entries) if new in e.outputs), None)
+        user = len(mutations)
+        read_later = at is not None and (
+            any(new in e.inputs for e in tape.entries[at:]) or new in tape.outputs[user:]
+        )
+        if not read_later:  # an optimizer's update: nothing in the graph reads the new value
+            continue
+        read = namer(new.meta)
+        source = tape.entries[at - 1].source
+        entry = TapeEntry(_WRITTEN_LEAF, [leaf, new], {}, [read], source=source)
+        entry.propagate, entry.kind = _WrittenLeaf.propagate, "rule"
+        later = [
+            dataclasses.replace(
+                e,
+                args=_replaced(e.args, new, read),
+                kwargs={name: _replaced(a, new, read) for name, a in e.kwargs.items()},
+            )
+            for e in tape.entries[at:]
+        ]
+        tape.entries[at:] = [entry, *later]
+        tape.outputs[user:] = [read if o is new else o for o in tape.outputs[user:]]
+
+
+def _replaced(a, old, new):
+    if a is old:
+        return new
+    if isinstance(a, list | tuple):
+        return type(a)(_replaced(x, old, new) for x in a)
+    return a
 
 
 def _mutated_only_under_no_grad(gm: torch.fx.GraphModule, no_grad: set[str]) -> set[int]:

@@ -125,9 +125,10 @@ def is_alias_of(a: torch.Tensor, b: torch.Tensor) -> bool:
     return torch._C._is_alias_of(a, b)
 
 
-def version(x: torch.Tensor) -> int:
-    """The tensor's version counter: bumped by every in-place write."""
-    return x._version
+def version(x: torch.Tensor) -> int | None:
+    """The tensor's version counter: bumped by every in-place write. None for a tensor made
+    under `torch.inference_mode()`, which has none (and is written only inside that mode)."""
+    return None if x.is_inference() else x._version
 
 
 foreach_copy_ = torch._foreach_copy_  # copy_ of many tensors in one call
