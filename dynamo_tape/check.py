@@ -1,10 +1,13 @@
 """The oracle: check one op's tape rule against torch.autograd.
 
 `check_rule(op, args, kwargs)` builds a one-entry tape for `op` on the given real tensors,
-differentiates it with the tape's own `grad` and runtime, and compares the gradients for a
-random cotangent (an all-ones cotangent hides transposition bugs) with torch.autograd's.
+differentiates it with the tape's own `grad` and runtime, and compares each output's
+requires_grad and the gradients for a random cotangent (an all-ones cotangent hides
+transposition bugs; complex outputs get a complex one) with torch.autograd's.
 Passing `rule=` checks a rule other than the table's, which is how the tests show that a
-wrong rule is caught.
+wrong rule is caught. Passing `oracle=` differentiates that function with torch.autograd
+instead of `op` itself: the same function computed another way, for ops torch.autograd
+refuses (slice_scatter of complex values, computed from the real and imaginary parts).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ class CheckResult:
 
 
 def check_rule(
-    op, args, kwargs=None, *, rule=None, seed=0, rtol=1e-7, atol=1e-7, constants=()
+    op, args, kwargs=None, *, rule=None, seed=0, rtol=1e-7, atol=1e-7, constants=(), oracle=None
 ) -> CheckResult:
     # constants: input tensors that get no gradient (those torch.autograd refuses, e.g. the
     # running statistics of batch norm)
@@ -69,7 +72,16 @@ def check_rule(
     torch.manual_seed(seed)  # random ops draw the same numbers in both runs
     ours = list(graph(*ours_in))
     torch.manual_seed(seed)
-    theirs = _call_eager(op, args, kwargs, inputs, theirs_in)
+    theirs = _call_eager(oracle or op, args, kwargs, inputs, theirs_in)
+    flags = [
+        f"output {k}: requires_grad {o.requires_grad}, torch.autograd's {t.requires_grad}"
+        for k, (o, t) in enumerate(zip(ours, theirs))
+        if isinstance(o, torch.Tensor)
+        and isinstance(t, torch.Tensor)
+        and o.requires_grad != t.requires_grad
+    ]
+    if flags:
+        return CheckResult(op, entry.kind, float("nan"), False, "; ".join(flags))
     generator = torch.Generator().manual_seed(seed)
     pairs = [
         (o, t, torch.randn(t.shape, dtype=t.dtype, generator=generator))

@@ -9,28 +9,10 @@ function against eager with the RNG seeded alike.
 import pytest
 import torch
 import torch.nn.functional as F
-from test_rules import A, M, Spec, T, assert_own_rule_matches_autograd, case
+from test_rules import A, C, Index, M, T, assert_own_rule_matches_autograd, case
 
 from dynamo_tape.ops import aten
 from dynamo_tape.rules import RULES, nn
-
-
-class Index(Spec):
-    """int64 indices in [0, high), repeats allowed; `unique=True` draws distinct ones."""
-
-    def __init__(self, high, *shape, unique=False):
-        super().__init__("I", *shape)
-        self.high, self.unique = high, unique
-
-    def draw(self, generator):
-        if self.unique:
-            n = torch.Size(self.shape).numel()
-            return torch.randperm(self.high, generator=generator)[:n].reshape(self.shape)
-        return torch.randint(0, self.high, self.shape, generator=generator)
-
-    def __repr__(self):
-        return f"I{self.high}:{'x'.join(map(str, self.shape))}"
-
 
 CASES = [
     # convolution: stride, padding, groups, with and without bias, transposed
@@ -78,6 +60,20 @@ CASES = [
     case(aten.split_with_sizes.default, T(3, 7), [2, 5], 1),
     case(aten.unbind.int, T(3, 4), 1),
     case(aten.stack.default, [T(3, 4), T(3, 4)], 1),
+    # complex values: the rules in rules.COMPLEX_SAFE (linear, blind to the values)
+    case(aten.gather.default, C(3, 5), 1, Index(5, 3, 7)),
+    case(aten.scatter_add.default, C(3, 5), 1, Index(5, 3, 4), C(3, 4)),
+    case(aten.index.Tensor, C(5, 4), [Index(5, 7)]),
+    case(aten.index_put.default, C(6, 4), [Index(6, 3, unique=True)], C(3, 4)),
+    case(aten.index_put.default, C(6, 4), [Index(6, 5)], C(4), True),
+    case(aten.masked_fill.Scalar, C(3, 4), M(3, 4), -2.5),
+    case(aten.masked_fill.Tensor, C(3, 4), M(3, 1), C()),
+    case(aten.cat.default, [C(2, 3), C(4, 3)]),
+    case(aten.cat.default, [C(2, 3), T(2, 1)], -1),  # a real piece, promoted
+    case(aten.split.Tensor, C(5, 4), 2),
+    case(aten.split_with_sizes.default, C(3, 7), [2, 5], 1),
+    case(aten.unbind.int, C(3, 4), 1),
+    case(aten.stack.default, [C(3, 4), C(3, 4)], 1),
 ]  # fmt: skip
 
 

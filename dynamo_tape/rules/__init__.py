@@ -10,13 +10,17 @@ the engine does that once, when it accumulates cotangents (see autodiff.py).
 An op that no rule covers still gives the right gradient: `lookup` hands out the generic
 `torch.autograd` fallback (counted and reported), or raises `UnsupportedOpError` when the
 user asked for `options={"fallback": "error"}`.
+
+Complex numbers follow torch's convention (rules/conjugate.py). Only the rules in COMPLEX_SAFE
+are known right for them (each is checked in complex128 by tests/test_rules.py); an entry
+with a complex input or output whose op has another rule goes to the fallback in the same way.
 """
 
 from __future__ import annotations
 
 import functools
 
-from ..ir import is_differentiable
+from ..ir import Variable, is_differentiable
 from ..ops import aten, present
 from . import (
     attention,
@@ -34,9 +38,11 @@ from . import (
     views,
     views_extra,
 )
+from .conjugate import is_complex
 from .fallback import autograd_vjp
 
 RULES: dict = {}
+COMPLEX_SAFE: set = set()  # the rules that are right for complex values too
 # the *_extra families (ops OpInfo reaches) come first: a family's own rule wins on overlap.
 # Ops the running torch lacks are dropped here (`dynamo_tape.ops.missing_ops()` lists them).
 for _family in (
@@ -45,29 +51,21 @@ for _family in (
     *(pointwise, reductions, views, linalg, nn, attention, losses),
 ):
     RULES.update(present(_family.RULES))
+for _family in (*(pointwise, pointwise_extra, reductions, reductions_extra, views, views_extra),
+                *(linalg, linalg_extra, nn, scatter_extra)):  # fmt: skip
+    COMPLEX_SAFE.update(present(_family.COMPLEX_SAFE))
 
-# Ops whose gradient is zero (or undefined) everywhere: they need no rule. Ops whose inputs or
+# Ops whose outputs do not require grad in eager although their inputs do (factories, detach):
+# they need no rule. Ops whose gradient is zero (floor, sign, fill, a random draw's parameters)
+# are not here: eager's outputs require grad, and their rules give zeros. Ops whose inputs or
 # outputs are all integer or boolean are recognised by dtype and need no entry here.
 NONDIFFERENTIABLE = present({
-    aten.sign.default,
-    aten.floor.default,
-    aten.ceil.default,
-    aten.round.default,
-    aten.round.decimals,
-    aten.trunc.default,
-    aten.frac.default,
     aten.zeros_like.default,
     aten.ones_like.default,
     aten.empty_like.default,
     aten.full_like.default,
     aten.rand_like.default,
     aten.randn_like.default,
-    aten.bernoulli.default,
-    aten.bernoulli.p,
-    # torch defines the gradient of a normal draw with respect to its mean and std as zero
-    aten.normal.Tensor_Tensor,
-    aten.normal.Tensor_float,
-    aten.normal.float_Tensor,
     aten.detach.default,
     aten.new_zeros.default,
     aten.new_ones.default,
@@ -79,15 +77,65 @@ NONDIFFERENTIABLE = present({
 })
 
 
-# Outputs that carry no gradient although the op's inputs do: BatchNorm's updated running
-# statistics are state, updated outside autograd in eager too.
+# Outputs that carry no gradient although the op's inputs do (their positions), as eager's
+# autograd decides from derivatives.yaml: those `output_differentiability` marks False (LU's
+# permutation matrix, the LU factors a solve or determinant keeps for its backward), and, for
+# an op without that list whose backward formula reads `grad` (not `grads[i]`), every output
+# but the first (the saved mean and rstd of the norms, nll_loss's total weight). BatchNorm's
+# updated running statistics are state, updated outside autograd in eager too. Integer outputs
+# (indices, pivots, info) are recognised by dtype; they are listed where yaml lists them all
+# the same. tests/test_rules.py checks this table against the derivatives.yaml in the wheel.
 NONDIFFERENTIABLE_OUTPUTS = present({
-    aten._native_batch_norm_legit_functional.default: (3, 4),
+    aten._native_batch_norm_legit_functional.default: (1, 2, 3, 4),
+    aten._native_batch_norm_legit_no_training.default: (1, 2),
+    aten._native_batch_norm_legit.no_stats: (1, 2),
+    aten._batch_norm_with_update_functional.default: (1, 2, 3, 4, 5),
+    aten.native_layer_norm.default: (1, 2),
+    aten.native_dropout.default: (1,),
+    aten.nll_loss_forward.default: (1,),
+    aten.nll_loss2d_forward.default: (1,),
+    aten.rrelu_with_noise_functional.default: (1,),
+    aten.frexp.Tensor: (1,),
+    aten.max.dim: (1,),
+    aten.min.dim: (1,),
+    aten.median.dim: (1,),
+    aten.nanmedian.dim: (1,),
+    aten.mode.default: (1,),
+    aten.kthvalue.default: (1,),
+    aten.cummax.default: (1,),
+    aten.cummin.default: (1,),
+    aten.linalg_cholesky_ex.default: (1,),
+    aten.linalg_lu.default: (0,),
+    aten.lu_unpack.default: (0,),
+    aten.linalg_lu_factor_ex.default: (1, 2),
+    aten._linalg_det.default: (1, 2),
+    aten._linalg_slogdet.default: (2, 3),
+    aten._linalg_solve_ex.default: (1, 2, 3),
+    aten.linalg_inv_ex.default: (1,),
+    aten.log_sigmoid_forward.default: (1,),
+    aten.sort.default: (1,),
+    aten.sort.stable: (1,),
+    aten.topk.default: (1,),
+    aten.max_pool2d_with_indices.default: (1,),
+    aten.max_pool3d_with_indices.default: (1,),
+    aten.adaptive_max_pool2d.default: (1,),
+    aten.adaptive_max_pool3d.default: (1,),
+    aten.fractional_max_pool2d.default: (1,),
+    aten.fractional_max_pool3d.default: (1,),
+    aten._scaled_dot_product_flash_attention_for_cpu.default: (1,),
+    aten._scaled_dot_product_flash_attention.default: (1, 2, 3, 4, 5, 6, 7, 8),
+    aten._scaled_dot_product_efficient_attention.default: (1, 2, 3),
+    aten._scaled_dot_product_cudnn_attention.default: (1, 2, 3, 4, 5, 6, 7, 8),
 })
 
 
 class UnsupportedOpError(RuntimeError):
     """An op has no rule of this project's and the generic fallback was switched off."""
+
+
+def has_complex(entry) -> bool:
+    """Whether a complex value flows into or out of the entry."""
+    return any(map(is_complex, entry.inputs)) or any(map(is_complex, entry.outputs))
 
 
 def lookup(entry, strict: bool):
@@ -99,15 +147,43 @@ def lookup(entry, strict: bool):
     ):
         return None, "nondiff"
     rule = RULES.get(op)
-    if rule is not None:
-        return rule, "rule"
+    complex_values = has_complex(entry)
+    if rule is not None and (op in COMPLEX_SAFE or not complex_values):
+        return (_real_where_real(rule) if complex_values else rule), "rule"
     if strict:
         from ..ir import op_name
 
         where = f" (from {entry.source})" if entry.source else ""
         namespace = getattr(op, "namespace", "aten")
+        what = f"no tape rule for {namespace}.{op_name(op)}"
+        if rule is not None:  # ours is for real values only
+            what = f"no tape rule for complex values of {namespace}.{op_name(op)} (ours is real)"
         raise UnsupportedOpError(
-            f"no tape rule for {namespace}.{op_name(op)} in tape entry `{entry.text()}`{where}, "
+            f"{what} in tape entry `{entry.text()}`{where}, "
             "and options={'fallback': 'error'} forbids the generic torch.autograd fallback"
         )
     return functools.partial(autograd_vjp, op), "fallback"
+
+
+def _real_where_real(rule):
+    """The rule, with the real part of each cotangent that goes to a real input: torch's
+    convention (derivatives.yaml's handle_r_to_c) for real values meeting complex ones."""
+
+    @functools.wraps(rule)
+    def propagate(g, y, *args, **kwargs):
+        results = rule(g, y, *args, **kwargs)
+        if isinstance(results, Variable):
+            results = (results,)
+        return tuple(_real_part(a, r) for a, r in zip(args, results))
+
+    return propagate
+
+
+def _real_part(arg, g):
+    if isinstance(arg, list | tuple) and isinstance(g, list | tuple):
+        return [_real_part(a, gi) for a, gi in zip(arg, g)]
+    if is_complex(g) and isinstance(arg, Variable) and arg.is_tensor and not is_complex(arg):
+        from ..record import call
+
+        return call(aten.real.default, g)
+    return g

@@ -1,15 +1,18 @@
 """More linear-algebra rules: matrix-vector products, solves, inverses, determinants,
 Cholesky, distances. g: cotangent of the output(s); return one cotangent per argument.
-Real matrices (A^H = A^T). Math from derivatives.yaml and FunctionsManual.cpp."""
+Math from derivatives.yaml and FunctionsManual.cpp. The rules in COMPLEX_SAFE take complex
+matrices too (mH: the conjugate transpose); the others are for real ones (A^H = A^T), and
+complex entries of their ops run on the generic fallback."""
 
 import torch
 
 from ..ops import aten
 from ..record import call, transpose, unsqueeze
+from .conjugate import conj, mH
 
 
 def _scale(g, c):
-    return g if c == 1 else g * c
+    return g if c == 1 else g * conj(c)
 
 
 def _matmul(a, b):
@@ -28,20 +31,20 @@ def _solve_triangular(a, b, upper, left=True, unitriangular=False):
 
 
 def addmv_rule(g, y, bias, mat, vec, beta=1, alpha=1):  # y = beta bias + alpha mat vec
-    gmat = unsqueeze(g, -1) * unsqueeze(vec, 0)
-    gvec = call(aten.mv.default, transpose(mat), g)
+    gmat = unsqueeze(g, -1) * unsqueeze(conj(vec), 0)
+    gvec = call(aten.mv.default, mH(mat), g)
     return (_scale(g, beta), _scale(gmat, alpha), _scale(gvec, alpha))
 
 
 def addbmm_rule(g, y, bias, b1, b2, beta=1, alpha=1):  # y = beta bias + alpha sum_i b1_i b2_i
     gb = call(aten.expand.default, unsqueeze(g, 0), [b1.shape[0], b1.shape[1], b2.shape[2]])
-    g1 = call(aten.bmm.default, gb, transpose(b2))
-    g2 = call(aten.bmm.default, transpose(b1), gb)
+    g1 = call(aten.bmm.default, gb, mH(b2))
+    g2 = call(aten.bmm.default, mH(b1), gb)
     return (_scale(g, beta), _scale(g1, alpha), _scale(g2, alpha))
 
 
 def inv_rule(g, y, a, check_errors=False):  # d(A^-1) = -A^-1 dA A^-1
-    inverse = transpose(y[0])
+    inverse = mH(y[0])
     return (-_matmul(inverse, _matmul(g[0], inverse)),)
 
 
@@ -59,7 +62,7 @@ def solve_rule(g, y, a, b, left=True, check_errors=False):
     if vector:
         gx, x = unsqueeze(gx, -1), unsqueeze(x, -1)
     gb = call(aten.linalg_lu_solve.default, lu, pivots, gx, left=left, adjoint=True)
-    ga = -_matmul(gb, transpose(x)) if left else -_matmul(transpose(x), gb)
+    ga = -_matmul(gb, mH(x)) if left else -_matmul(mH(x), gb)
     if vector:
         gb = call(aten.squeeze.dim, gb, -1)
     return (ga, gb)
@@ -178,10 +181,10 @@ def pinv_rule(g, y, a, atol=None, rtol=None, hermitian=False):
 
 RULES = {
     aten.mv.default: lambda g, y, mat, vec: (
-        unsqueeze(g, -1) * unsqueeze(vec, 0),
-        call(aten.mv.default, transpose(mat), g),
+        unsqueeze(g, -1) * unsqueeze(conj(vec), 0),
+        call(aten.mv.default, mH(mat), g),
     ),
-    aten.dot.default: lambda g, y, a, b: (g * b, g * a),
+    aten.dot.default: lambda g, y, a, b: (g * conj(b), g * conj(a)),
     aten.addmv.default: addmv_rule,
     aten.addbmm.default: addbmm_rule,
     aten.linalg_inv_ex.default: inv_rule,
@@ -200,4 +203,13 @@ RULES = {
     aten.triangular_solve.default: triangular_solve_rule,
     aten._linalg_det.default: det_rule,
     aten.linalg_pinv.atol_rtol_tensor: pinv_rule,
+}
+
+COMPLEX_SAFE = {
+    aten.mv.default,
+    aten.dot.default,
+    aten.addmv.default,
+    aten.addbmm.default,
+    aten.linalg_inv_ex.default,
+    aten._linalg_solve_ex.default,
 }

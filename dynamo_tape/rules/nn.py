@@ -200,3 +200,18 @@ RULES = {
     aten.unbind.int: unbind,
     aten.stack.default: stack,
 }
+
+# Linear and blind to the values (joining, splitting, indexing): right for complex values too.
+COMPLEX_SAFE = {
+    aten.gather.default,
+    aten.scatter_add.default,
+    aten.index.Tensor,
+    aten.index_put.default,
+    aten.masked_fill.Scalar,
+    aten.masked_fill.Tensor,
+    aten.cat.default,
+    aten.split.Tensor,
+    aten.split_with_sizes.default,
+    aten.unbind.int,
+    aten.stack.default,
+}

@@ -40,7 +40,8 @@ def max_pool2d_backward_rule(g, y, go, x, kernel, stride, padding, dilation, cei
     # linear in grad_output: pick g at each window's argmax (indices count within a plane)
     flat = reshape(g, [*g.shape[:-2], -1])
     idx = reshape(indices, [*indices.shape[:-2], -1])
-    return (reshape(call(aten.gather.default, flat, -1, idx), list(indices.shape)),)
+    zero = call(aten.zeros_like.default, g)  # flat in x: zeros, as eager's
+    return (reshape(call(aten.gather.default, flat, -1, idx), list(indices.shape)), zero)
 
 
 def rrelu_rule(g, y, x, noise, lower=0.125, upper=1.0 / 3, training=False, generator=None):

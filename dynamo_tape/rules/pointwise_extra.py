@@ -1,12 +1,15 @@
-"""More pointwise rules: the special functions, activations and binary ops OpInfo reaches.
-g: cotangent of the output; return one cotangent per argument. Math from derivatives.yaml."""
+"""More pointwise rules: the special functions, activations and binary ops OpInfo reaches,
+complex numbers' own ops, and the ops whose gradient is zero everywhere (rounding, sign, fill,
+random draws). g: cotangent of the output; return one cotangent per argument. Math from
+derivatives.yaml; the rules in COMPLEX_SAFE follow its `.conj()`s (see conjugate.py)."""
 
 import math
 
 import torch
 
 from ..ops import aten
-from ..record import call, where
+from ..record import call, where, zeros_like
+from .conjugate import conj
 
 LN2, LN10 = math.log(2.0), math.log(10.0)
 TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
@@ -82,7 +85,7 @@ def fmin_rule(g, y, a, b):
 
 def copysign_rule(g, y, x, other=None):  # y = |x| sign(other): dy/dx = y / x, 0 at x = 0
     ratio = where(call(aten.eq.Scalar, x, 0), 0, y / x)
-    return (g * ratio,)
+    return (g * ratio, zeros_like(g))  # flat in other: zeros, as eager's
 
 
 def xlogy_rule(g, y, x, other):  # d(x log u) = log u dx + x/u du; 0 where x = 0 and u <= 0
@@ -93,7 +96,8 @@ def xlogy_rule(g, y, x, other):  # d(x log u) = log u dx + x/u du; 0 where x = 0
 
 def div_mode_rule(g, y, x, other, rounding_mode=None):  # rounded quotients are flat
     if rounding_mode is not None:
-        return (None, None)
+        zero = zeros_like(g)  # zeros, as eager's (not None)
+        return (zero, zero)
     return (g / other, -(g * y) / other)
 
 
@@ -109,7 +113,14 @@ def i1e_rule(g, y, x):  # I1e' = I0e - I1e (sgn x + 1/x), 1/2 at 0
 
 
 def lerp_tensor(g, y, x, end, w):  # x + w (end - x)
-    return (g * (1 - w), g * w, g * (end - x))
+    return (g * conj(1 - w), g * conj(w), g * conj(end - x))
+
+
+def acosh_rule(g, y, x):  # 1 / sqrt(x^2 - 1), taken as two square roots on complex branches
+    if x.dtype.is_complex:
+        slope = call(aten.rsqrt.default, x + 1) * call(aten.rsqrt.default, x - 1)
+        return (g * conj(slope),)
+    return (g * call(aten.rsqrt.default, x * x - 1),)
 
 
 def logaddexp_rule(g, y, a, b):  # d log(e^a + e^b) = da / (1 + e^(b-a)) + db / (1 + e^(a-b))
@@ -130,7 +141,7 @@ def sinc_rule(g, y, x):  # sinc(x) = sin(pi x)/(pi x): (cos(pi x) - sinc(x)) / x
 
 def angle_rule(g, y, x):  # real inputs: piecewise constant; complex: d arg z = Im(dz / z)
     if not x.dtype.is_complex:
-        return (None,)
+        return (zeros_like(g),)
     slope = g * x / (call(aten.abs.default, x) ** 2) * 1j
     return (where(call(aten.eq.Scalar, x, 0), 0, slope),)
 
@@ -142,22 +153,62 @@ def polar_rule(g, y, r, theta):  # y = r e^(i theta)
     return (g_r, g_theta)
 
 
+def sgn_rule(g, y, x):
+    # real: piecewise constant. complex: sgn z = z / |z| moves only across the direction of z,
+    # (g - sgn Re(g conj(sgn))) / |z|, 0 at z = 0 (torch's sgn_backward)
+    if not x.dtype.is_complex:
+        return (zeros_like(g),)
+    absx = call(aten.abs.default, x)
+    along = call(aten.real.default, g * conj(y))
+    return (where(call(aten.eq.Scalar, absx, 0), 0, (g - y * along) / absx),)
+
+
+def _zero(g, y, *args, **kwargs):
+    """Ops flat everywhere (rounding, sign, a random draw's parameters): eager's output requires
+    grad, and each tensor argument gets a zero gradient (derivatives.yaml: zeros_like(grad))."""
+    zero = zeros_like(g)  # the engine sums it down to each argument's shape
+    return (zero,) * len(args)
+
+
+def fill_tensor_rule(g, y, x, value):  # every element is `value`: it gets the sum of g
+    return (zeros_like(g), call(aten.sum.default, g))
+
+
 def _contiguous(x):
     return call(aten.clone.default, x, memory_format=torch.contiguous_format)
 
 
 RULES = {
+    # flat everywhere: a zero gradient, as in eager (not "no gradient": the outputs require grad)
+    aten.sign.default: _zero,
+    aten.floor.default: _zero,
+    aten.ceil.default: _zero,
+    aten.round.default: _zero,
+    aten.round.decimals: _zero,
+    aten.trunc.default: _zero,
+    aten.fill.Scalar: _zero,
+    aten.fill.Tensor: fill_tensor_rule,
+    # torch defines a draw's gradient with respect to its parameters as zero (bernoulli.p has no
+    # formula in eager, whose backward refuses; its output does not depend on self's values)
+    aten.bernoulli.default: _zero,
+    aten.bernoulli.p: _zero,
+    aten.normal.Tensor_Tensor: _zero,
+    aten.normal.Tensor_float: _zero,
+    aten.normal.float_Tensor: _zero,
+    aten.poisson.default: _zero,
+    aten.frac.default: lambda g, y, x: (g,),  # x - trunc(x): slope 1
+    aten.sgn.default: sgn_rule,
     aten.abs.default: lambda g, y, x: (g * call(aten.sgn.default, x),),
-    aten.acos.default: lambda g, y, x: (-(g * call(aten.rsqrt.default, 1 - x * x)),),
-    aten.asin.default: lambda g, y, x: (g * call(aten.rsqrt.default, 1 - x * x),),
-    aten.acosh.default: lambda g, y, x: (g * call(aten.rsqrt.default, x * x - 1),),
-    aten.asinh.default: lambda g, y, x: (g * call(aten.rsqrt.default, x * x + 1),),
-    aten.atan.default: lambda g, y, x: (g / (x * x + 1),),
-    aten.atanh.default: lambda g, y, x: (g / (1 - x * x),),
+    aten.acos.default: lambda g, y, x: (-(g * conj(call(aten.rsqrt.default, 1 - x * x))),),
+    aten.asin.default: lambda g, y, x: (g * conj(call(aten.rsqrt.default, 1 - x * x)),),
+    aten.acosh.default: acosh_rule,
+    aten.asinh.default: lambda g, y, x: (g * conj(call(aten.rsqrt.default, x * x + 1)),),
+    aten.atan.default: lambda g, y, x: (g / conj(x * x + 1),),
+    aten.atanh.default: lambda g, y, x: (g / conj(1 - x * x),),
     aten.atan2.default: lambda g, y, a, b: (g * b / (a * a + b * b), -(g * a) / (a * a + b * b)),
-    aten.sinh.default: lambda g, y, x: (g * call(aten.cosh.default, x),),
-    aten.cosh.default: lambda g, y, x: (g * call(aten.sinh.default, x),),
-    aten.tan.default: lambda g, y, x: (g * (y * y + 1),),  # tan' = 1 + tan^2
+    aten.sinh.default: lambda g, y, x: (g * conj(call(aten.cosh.default, x)),),
+    aten.cosh.default: lambda g, y, x: (g * conj(call(aten.sinh.default, x)),),
+    aten.tan.default: lambda g, y, x: (g * conj(y * y + 1),),  # tan' = 1 + tan^2
     aten.erf.default: lambda g, y, x: (g * call(aten.exp.default, -(x * x)) * TWO_OVER_SQRT_PI,),
     aten.erfc.default: lambda g, y, x: (g * call(aten.exp.default, -(x * x)) * -TWO_OVER_SQRT_PI,),
     aten.erfinv.default: lambda g, y, x: (
@@ -171,11 +222,11 @@ RULES = {
     aten.special_log_ndtr.default: lambda g, y, x: (
         g * call(aten.exp.default, -(y + x * x * 0.5)) / SQRT_2PI,
     ),
-    aten.exp2.default: lambda g, y, x: (g * y * LN2,),
-    aten.expm1.default: lambda g, y, x: (g * (y + 1),),
-    aten.log2.default: lambda g, y, x: (g / (x * LN2),),
-    aten.log10.default: lambda g, y, x: (g / (x * LN10),),
-    aten.log1p.default: lambda g, y, x: (g / (x + 1),),
+    aten.exp2.default: lambda g, y, x: (g * conj(y) * LN2,),
+    aten.expm1.default: lambda g, y, x: (g * conj(y + 1),),
+    aten.log2.default: lambda g, y, x: (g / (conj(x) * LN2),),
+    aten.log10.default: lambda g, y, x: (g / (conj(x) * LN10),),
+    aten.log1p.default: lambda g, y, x: (g / conj(x + 1),),
     aten.lgamma.default: lambda g, y, x: (g * call(aten.digamma.default, x),),
     aten.digamma.default: lambda g, y, x: (g * call(aten.polygamma.default, 1, x),),
     aten.polygamma.default: lambda g, y, n, x: (None, g * call(aten.polygamma.default, n + 1, x)),
@@ -233,36 +284,46 @@ RULES = {
     aten.fmod.Scalar: lambda g, y, x, u: (g,),
     aten.add.Scalar: lambda g, y, x, other, alpha=1: (g,),
     aten.sub.Scalar: lambda g, y, x, other, alpha=1: (g,),
-    aten.div.Scalar: lambda g, y, x, other: (g / other,),
+    aten.div.Scalar: lambda g, y, x, other: (g / conj(other),),
     aten.div.Tensor_mode: div_mode_rule,
-    aten.lerp.Scalar: lambda g, y, x, end, w: (g * (1 - w), g * w),
+    aten.lerp.Scalar: lambda g, y, x, end, w: (g * conj(1 - w), g * conj(w)),
     aten.lerp.Tensor: lerp_tensor,
     aten.logaddexp.default: logaddexp_rule,
     aten.logaddexp2.default: logaddexp2_rule,
     aten.ldexp.Tensor: lambda g, y, x, e: (g * call(aten.pow.Scalar, 2.0, e), g * y * LN2),
     # the exponent is an integer output: only the mantissa carries a gradient
     aten.frexp.Tensor: lambda g, y, x: (g[0] / call(aten.exp2.default, y[1]),),
-    aten.nextafter.default: lambda g, y, x, other: (_keep(call(aten.ne.Tensor, x, other), g),),
+    aten.nextafter.default: lambda g, y, x, other: (
+        _keep(call(aten.ne.Tensor, x, other), g),
+        zeros_like(g),
+    ),
     aten.addcmul.default: lambda g, y, x, a, b, value=1: (
         g,
-        _scale(g * b, value),
-        _scale(g * a, value),
+        _scale(g * conj(b), conj(value)),
+        _scale(g * conj(a), conj(value)),
     ),
     aten.addcdiv.default: lambda g, y, x, a, b, value=1: (
         g,
-        _scale(g / b, value),
-        _scale(-(g * a) / (b * b), value),
+        _scale(g / conj(b), conj(value)),
+        _scale(-(g * conj(a)) / conj(b * b), conj(value)),
     ),
     # a gamma draw moves with its concentration along the drawn sample (implicit reparameterization)
     aten._standard_gamma.default: lambda g, y, x, generator=None: (
         g * call(aten._standard_gamma_grad.default, x, y),
     ),
-    aten.square.default: lambda g, y, x: (g * x * 2,),
-    aten.copy.default: lambda g, y, x, src, non_blocking=False: (None, g),  # y = src, in x's place
+    aten.square.default: lambda g, y, x: (g * conj(x) * 2,),
+    # y = src, in x's place: x's values are overwritten (a zero gradient, as copy_'s), src's
+    # pass through
+    aten.copy.default: lambda g, y, x, src, non_blocking=False: (zeros_like(g), g),
     aten.lift_fresh_copy.default: lambda g, y, x: (g,),
     # complex numbers: cotangents are conjugate-linear, as in torch
     aten._conj.default: lambda g, y, x: (call(aten._conj.default, g),),
     aten._conj_physical.default: lambda g, y, x: (call(aten._conj_physical.default, g),),
+    aten.resolve_conj.default: lambda g, y, x: (g,),
+    aten.resolve_neg.default: lambda g, y, x: (g,),
+    # Re z and Im z: a real cotangent g goes back as g and i g (the engine makes g complex)
+    aten.real.default: lambda g, y, x: (g,),
+    aten.imag.default: lambda g, y, x: (g * 1j,),
     aten.complex.default: lambda g, y, re, im: (
         call(aten.real.default, g),
         call(aten.imag.default, g),
@@ -275,4 +336,49 @@ RULES = {
     ),
     aten.angle.default: angle_rule,
     aten.polar.default: polar_rule,
+}
+
+
+# Right for complex values too (each has a complex128 case in tests/test_rules.py); every other
+# rule here is for real values, and complex entries of its op run on the generic fallback.
+COMPLEX_SAFE = {
+    aten.fill.Scalar,
+    aten.fill.Tensor,
+    aten.sgn.default,
+    aten.abs.default,
+    aten.acos.default,
+    aten.asin.default,
+    aten.acosh.default,
+    aten.asinh.default,
+    aten.atan.default,
+    aten.atanh.default,
+    aten.sinh.default,
+    aten.cosh.default,
+    aten.tan.default,
+    aten.exp2.default,
+    aten.expm1.default,
+    aten.log2.default,
+    aten.log10.default,
+    aten.log1p.default,
+    aten.add.Scalar,
+    aten.sub.Scalar,
+    aten.div.Scalar,
+    aten.lerp.Scalar,
+    aten.lerp.Tensor,
+    aten.addcmul.default,
+    aten.addcdiv.default,
+    aten.square.default,
+    aten.copy.default,
+    aten.lift_fresh_copy.default,
+    aten._conj.default,
+    aten._conj_physical.default,
+    aten.resolve_conj.default,
+    aten.resolve_neg.default,
+    aten.real.default,
+    aten.imag.default,
+    aten.complex.default,
+    aten.view_as_real.default,
+    aten.view_as_complex.default,
+    aten.angle.default,
+    aten.polar.default,
 }

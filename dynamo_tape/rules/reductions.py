@@ -52,3 +52,6 @@ RULES = {
     aten.amax.default: amax_rule,
     aten.amin.default: amax_rule,
 }
+
+# sum and mean are linear; amax and amin take no complex values
+COMPLEX_SAFE = {aten.sum.dim_IntList, aten.sum.default, aten.mean.dim, aten.mean.default}

@@ -5,6 +5,7 @@ cotangent per argument. Math from derivatives.yaml."""
 
 from ..ops import aten
 from ..record import call, expand, sum, where
+from .conjugate import conj
 from .reductions import _count, _reduced_dims, _unreduce
 
 
@@ -49,7 +50,7 @@ def var_rule(g, y, x, dims=None, correction=None, keepdim=False):
 
 def vector_norm_rule(g, y, x, p=2, dims=None, keepdim=False, dtype=None):
     g, y = _unreduce(g, x, dims, keepdim), _unreduce(y, x, dims, keepdim)
-    if p == 0:
+    if p == 0:  # piecewise constant: no gradient (torch's is undefined, x.grad stays None)
         return (None,)
     if p == 1:
         return (g * call(aten.sgn.default, x),)
@@ -94,14 +95,15 @@ def _products_of_the_others(x, dim):
 def prod_dim_rule(g, y, x, dim, keepdim=False, dtype=None):
     if x.dim() == 0:
         return (g,)
-    return (_unreduce(g, x, [dim], keepdim) * _products_of_the_others(x, dim),)
+    return (_unreduce(g, x, [dim], keepdim) * conj(_products_of_the_others(x, dim)),)
 
 
 def prod_rule(g, y, x, dtype=None):
     if x.dim() == 0:
         return (g,)
     flat = call(aten.reshape.default, x, [-1])
-    return (call(aten.reshape.default, g * _products_of_the_others(flat, 0), list(x.shape)),)
+    others = conj(_products_of_the_others(flat, 0))
+    return (call(aten.reshape.default, g * others, list(x.shape)),)
 
 
 def logcumsumexp_rule(g, y, x, dim):
@@ -155,4 +157,16 @@ RULES = {
     aten._safe_softmax.default: lambda g, y, x, dim, dtype=None: (
         call(aten._softmax_backward_data.default, g, y, dim, x.dtype),
     ),
+}
+
+# Right for complex values too (each has a complex128 case in tests/test_rules.py): the norms
+# and variances of complex values are real, and their rules already read x / |x|.
+COMPLEX_SAFE = {
+    aten.cumsum.default,
+    aten.var_mean.correction,
+    aten.var.correction,
+    aten.linalg_vector_norm.default,
+    aten.dist.default,
+    aten.prod.default,
+    aten.prod.dim_int,
 }

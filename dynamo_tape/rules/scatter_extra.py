@@ -122,3 +122,13 @@ RULES = {
         call(aten._fft_c2c.default, g, dim, normalization, not forward),
     ),
 }
+
+# The FFTs' adjoints are the FFTs the other way (complex by nature); the rest is linear.
+COMPLEX_SAFE = {
+    aten.as_strided.default,
+    aten.as_strided_copy.default,
+    aten.masked_select.default,
+    aten._fft_r2c.default,
+    aten._fft_c2r.default,
+    aten._fft_c2c.default,
+}

@@ -50,3 +50,6 @@ RULES = {
         call(aten.select.int, g, dim, index),
     ),
 }
+
+# Linear and blind to the values: right for complex values as they are.
+COMPLEX_SAFE = set(RULES)

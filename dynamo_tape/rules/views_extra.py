@@ -97,3 +97,6 @@ RULES = {
     ),
     aten.unbind_copy.int: unbind_copy_rule,
 }
+
+# Linear and blind to the values: right for complex values as they are.
+COMPLEX_SAFE = set(RULES)
