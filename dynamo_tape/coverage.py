@@ -1,16 +1,19 @@
 """Op coverage: PyTorch's OpInfo database run through the tape backend, two ways.
 
-End to end: each autograd OpInfo op that supports float32 on CPU, on its first two samples, is
-compiled as `lambda *tensors: op(...)` with `torch.compile(backend="tape", fullgraph=True)`;
-its forward and its gradients for a random cotangent are compared with eager. When the tape
-fails, the same sample goes through `aot_eager` and then through Dynamo alone (`eager`), so
-a failure is charged to Dynamo, to AOTAutograd or to us.
+End to end: in each dtype (float32, float64, complex64, complex128), each OpInfo op that
+supports that dtype and its autograd on CPU, on its first two samples, is compiled as
+`lambda *tensors: op(...)` with `torch.compile(backend="tape", fullgraph=True)`; its forward,
+each output's flags (requires_grad, whether it has a grad_fn, dtype, layout, whether it is a
+view) and its gradients for a random cotangent over exactly the outputs eager differentiates
+are compared with eager. When the tape fails, the same sample goes through `aot_eager` and
+then through Dynamo alone (`eager`), so a failure is charged to Dynamo, to AOTAutograd or to us.
 
 Per rule: while the tape runs, the ATen graph it was lowered from is interpreted on the real
 inputs, recording every ATen call; each distinct call is then checked by `check.check_rule`
-in float64 (float32 tensors promoted) with a random cotangent.
+in float64 or complex128 (float32 and complex64 tensors promoted) with a random cotangent.
 
     python -m dynamo_tape.coverage --out reports/op_coverage.md [--ops add,mul] [--jobs 2]
+        [--dtypes float32,complex128]
 """
 
 from __future__ import annotations
@@ -32,9 +35,15 @@ from .backend import tape
 from .check import check_rule
 from .ir import is_differentiable, op_name
 from .ops import aten
-from .rules import NONDIFFERENTIABLE, RULES
+from .rules import COMPLEX_SAFE, NONDIFFERENTIABLE, RULES
 from .torch_private import OpOverload, schema, tree_flatten, tree_map, tree_unflatten, version
 
+DTYPES = {
+    "float32": torch.float32,
+    "float64": torch.float64,
+    "complex64": torch.complex64,
+    "complex128": torch.complex128,
+}
 SAMPLES_PER_OP = 2
 CALLS_PER_OVERLOAD = 3  # distinct (shape, constant) signatures checked per ATen overload
 OP_TIMEOUT_S = 120
@@ -55,6 +64,7 @@ class OpResult:
     detail: str = ""
     seconds: float = 0.0
     overloads: set[str] = field(default_factory=set)  # ATen overloads the tape reached
+    dtype: str = "float32"  # the dtype of the samples
 
 
 @dataclass
@@ -65,13 +75,18 @@ class CallResult:
     max_error: float
     message: str
     op: str  # the OpInfo op whose sample made this call
+    complex: bool = False  # whether a complex value flows into or out of the call
+    dtype: str = "float32"  # the dtype of the sample that made it (before promotion)
 
 
-def autograd_opinfos():
+def autograd_opinfos(dtype=torch.float32):
+    """The OpInfo entries that support `dtype` and its autograd on CPU."""
     return [
         o
         for o in tp.opinfo_database()
-        if o.supports_autograd and o.supports_dtype(torch.float32, "cpu")
+        if o.supports_autograd
+        and o.supports_dtype(dtype, "cpu")
+        and dtype in o.supported_backward_dtypes("cpu")
     ]
 
 
@@ -90,7 +105,9 @@ class _CallRecorder(torch.fx.Interpreter):
     def call_function(self, target, args, kwargs):
         out = super().call_function(target, args, kwargs)
         if isinstance(target, OpOverload):
-            self.calls.append((target, *tree_map(_float64, (list(args), dict(kwargs)))))
+            # (op, args, kwargs, whether a complex value flows in or out)
+            args_, kwargs_ = tree_map(_float64, (list(args), dict(kwargs)))
+            self.calls.append((target, args_, kwargs_, _has_complex((args, kwargs, out))))
         return out
 
 
@@ -172,37 +189,73 @@ def _mutates(opinfo, flat, spec, positions) -> bool:
     return [version(t) for t in tensors] != versions
 
 
-def _evaluate(fn, tensors, sample, seed):
-    """Forward outputs and gradients (random cotangent) of `fn` at fresh copies of `tensors`.
-    An output that does not require grad has a zero gradient: one side may know that (ceil)
-    where the other computes zeros, so cotangents are drawn for every floating output."""
+def _flags(x) -> tuple:
+    """What eager says about an output besides its values."""
+    return (
+        ("requires_grad", x.requires_grad),
+        ("has grad_fn", x.grad_fn is not None),
+        ("dtype", x.dtype),
+        ("layout", x.layout),
+        ("is a view", x._base is not None),
+    )
+
+
+@dataclass
+class Evaluation:
+    outputs: list  # the op's outputs, flattened
+    grads: list  # one per input that requires grad, zeros where autograd gave None
+    flags: list  # _flags of each tensor output, None for other outputs
+    differentiated: list  # per processed floating output: whether eager differentiates it
+    undefined: list  # per input that requires grad: whether autograd gave no gradient
+
+
+def _evaluate(fn, tensors, sample, seed, differentiated=None) -> Evaluation:
+    """Forward outputs, flags and gradients (random cotangent) of `fn` at fresh copies of
+    `tensors`. The cotangent goes to the outputs eager differentiates: those that require grad
+    in this run, or, for the run compared with eager, `differentiated` (eager's)."""
     torch.manual_seed(seed)
     out = fn(*tensors)
+    flat = tree_flatten(out)[0]
+    flags = [_flags(o) if isinstance(o, torch.Tensor) else None for o in flat]
     processed = sample.output_process_fn_grad(out)
     floating = [
         o
         for o in tree_flatten(processed)[0]
         if isinstance(o, torch.Tensor) and is_differentiable(o)
     ]
+    if differentiated is None or len(differentiated) != len(floating):
+        differentiated = [o.requires_grad for o in floating]
     generator = torch.Generator().manual_seed(seed + 1)
     cts = [torch.randn(o.shape, dtype=o.dtype, generator=generator) for o in floating]
-    pairs = [(o, c) for o, c in zip(floating, cts, strict=True) if o.requires_grad]
+    # an output eager differentiates but this run does not is a flag mismatch, reported as such
+    pairs = [
+        (o, c)
+        for o, c, d in zip(floating, cts, differentiated, strict=True)
+        if d and o.requires_grad
+    ]
     wrt = [t for t in tensors if t.requires_grad]
+    grads = [None] * len(wrt)
     if pairs and wrt:
         outs, cts = zip(*pairs, strict=True)
-        grads = torch.autograd.grad(outs, wrt, cts, allow_unused=True, materialize_grads=True)
-    else:
-        grads = [torch.zeros_like(t) for t in wrt]
-    return tree_flatten(out)[0], list(grads)
+        grads = list(torch.autograd.grad(outs, wrt, cts, allow_unused=True))
+    undefined = [g is None for g in grads]
+    grads = [torch.zeros_like(t) if g is None else g for g, t in zip(grads, wrt, strict=True)]
+    return Evaluation(flat, grads, flags, differentiated, undefined)
 
 
-def _compare(expected, actual):
-    e_out, e_grads = expected
-    a_out, a_grads = actual
+def _compare(expected: Evaluation, actual: Evaluation):
+    e_out, e_grads = expected.outputs, expected.grads
+    a_out, a_grads = actual.outputs, actual.grads
     if len(e_out) != len(a_out) or len(e_grads) != len(a_grads):
         raise Mismatch(
             f"{len(a_out)} outputs/{len(a_grads)} grads, eager {len(e_out)}/{len(e_grads)}"
         )
+    for i, (e, a) in enumerate(zip(expected.flags, actual.flags, strict=True)):
+        if e is None or a is None:
+            continue
+        for (what, theirs), (_, ours) in zip(e, a, strict=True):
+            if theirs != ours:
+                raise Mismatch(f"output {i} flags: {what} {ours}, eager {theirs}")
     for what, es, as_ in (("output", e_out, a_out), ("grad", e_grads, a_grads)):
         for i, (e, a) in enumerate(zip(es, as_, strict=True)):
             if isinstance(e, torch.Tensor):
@@ -212,6 +265,10 @@ def _compare(expected, actual):
                     raise Mismatch(f"{what} {i}: {err}") from None
             elif a != e:
                 raise Mismatch(f"{what} {i}: {a!r} != eager {e!r}")
+    for i, (e, a) in enumerate(zip(expected.undefined, actual.undefined, strict=True)):
+        if e != a:  # x.grad after .backward(): None on one side, zeros on the other
+            said = lambda undefined: "None" if undefined else "zeros"
+            raise Mismatch(f"grad {i}: {said(a)}, eager {said(e)}")
 
 
 def _kind_of(x):
@@ -227,14 +284,16 @@ def run_sample(opinfo, sample, backend, seed=0):
     if _callable(opinfo) is not opinfo.op:  # unwrapped, it must be the same op (svd_lowrank not)
         try:
             unwrapped = _evaluate(fn, _fresh(flat, positions), sample, seed)
-            same = [_kind_of(o) for o in unwrapped[0]] == [_kind_of(o) for o in expected[0]]
+            same = [_kind_of(o) for o in unwrapped.outputs] == [
+                _kind_of(o) for o in expected.outputs
+            ]
         except Exception:  # noqa: BLE001
             same = False
         # random draws differ from the wrapper's own seeding: compare with the unwrapped run
         expected, fn = (unwrapped, fn) if same else (expected, wrapped)
     torch.compiler.reset()
     compiled = torch.compile(fn, backend=backend, fullgraph=True, dynamic=False)
-    actual = _evaluate(compiled, _fresh(flat, positions), sample, seed)
+    actual = _evaluate(compiled, _fresh(flat, positions), sample, seed, expected.differentiated)
     _compare(expected, actual)
 
 
@@ -274,14 +333,22 @@ def _signature(call) -> str:
             return f"T{tuple(x.shape)}{x.dtype}"
         return repr(x)
 
-    op, args, kwargs = call
+    op, args, kwargs, _ = call
     return repr(tree_map(describe, (str(op), args, kwargs)))
 
 
-def _kind(op) -> str:
+def _has_complex(tree) -> bool:
+    return any(isinstance(x, torch.Tensor) and x.is_complex() for x in tree_flatten(tree)[0])
+
+
+def _kind(op, complex_values=False) -> str:
+    """Where lookup sends an entry of `op`: complex entries of rules not in COMPLEX_SAFE go to
+    the fallback."""
     if op in NONDIFFERENTIABLE:
         return "nondiff"
-    return "rule" if op in RULES else "fallback"
+    if op in RULES and (op in COMPLEX_SAFE or not complex_values):
+        return "rule"
+    return "fallback"
 
 
 _UNSUPPORTED_NODE = re.compile(r"unsupported node .*?target=torch\.ops\.(?:aten\.)?([\w.]+)")
@@ -295,6 +362,11 @@ _UNCHECKABLE = (
     "acc_dtype",
     # torch.autograd has no formula to compare with (the functional aten.copy)
     "RuntimeError: derivative for aten::",
+    # torch.autograd refuses complex values of the op (slice_scatter, lift_fresh_copy), or its
+    # formula gives a real input a complex gradient (where.self of real and complex values);
+    # tests/test_rules.py checks those rules against the function computed another way
+    "does not support automatic differentiation for outputs with complex dtype",
+    "input_is_complex == grad_is_complex",
 )
 
 
@@ -316,7 +388,8 @@ def _refused_arguments(op, args, kwargs, error) -> list:
 
 
 def _nondifferentiable_is_right(op, args, kwargs) -> tuple[float, str]:
-    """torch.autograd's gradient of an op we call non-differentiable must be zero."""
+    """An op we call non-differentiable must be one in eager: its outputs do not require grad
+    although its inputs do (a zero-gradient op's do: ceil is differentiable, with zeros)."""
     leaves = tree_map(
         lambda x: x.detach().requires_grad_() if is_differentiable(x) else x, (args, kwargs)
     )
@@ -325,10 +398,7 @@ def _nondifferentiable_is_right(op, args, kwargs) -> tuple[float, str]:
     outs = [o for o in tree_flatten(out)[0] if isinstance(o, torch.Tensor) and o.requires_grad]
     if not wrt or not outs:
         return 0.0, ""
-    cts = [torch.randn_like(o) for o in outs]
-    grads = torch.autograd.grad(outs, wrt, cts, allow_unused=True, materialize_grads=True)
-    worst = max(float(g.abs().max()) if g.numel() else 0.0 for g in grads)
-    return worst, "" if worst == 0 else "torch.autograd gives a nonzero gradient"
+    return float("nan"), "torch.autograd's output requires grad: the op is differentiable"
 
 
 def check_call(op, args, kwargs) -> tuple[str, str, float, str]:
@@ -336,8 +406,9 @@ def check_call(op, args, kwargs) -> tuple[str, str, float, str]:
     out = op(*args, **kwargs)
     if not any(isinstance(o, torch.Tensor) for o in tree_flatten(out)[0]):
         return "nondiff", "ok", 0.0, "no tensor output"
+    kind = _kind(op, _has_complex((args, kwargs, out)))
     if op in _ORACLE_DIFFERS:
-        return _kind(op), "unchecked", float("nan"), _ORACLE_DIFFERS[op]
+        return kind, "unchecked", float("nan"), _ORACLE_DIFFERS[op]
     if op in NONDIFFERENTIABLE:
         worst, message = _nondifferentiable_is_right(op, args, kwargs)
         return "nondiff", "FAIL" if message else "ok", worst, message
@@ -351,15 +422,15 @@ def check_call(op, args, kwargs) -> tuple[str, str, float, str]:
                 constants += refused
                 continue
             status = "unchecked" if any(u in _short(e) for u in _UNCHECKABLE) else "FAIL"
-            return _kind(op), status, float("nan"), _short(e)
+            return kind, status, float("nan"), _short(e)
         return r.kind, "ok" if r.ok else "FAIL", r.max_error, r.message[:300]
-    return _kind(op), "FAIL", float("nan"), "arguments refused"
+    return kind, "FAIL", float("nan"), "arguments refused"
 
 
-def check_calls(calls, checked: dict, opname: str) -> list[CallResult]:
+def check_calls(calls, checked: dict, opname: str, dtype="float32") -> list[CallResult]:
     results = []
     for call in calls:
-        op, args, kwargs = call
+        op, args, kwargs, complex_values = call
         name = op_name(op)
         key = _signature(call)
         seen = checked.setdefault(name, set())
@@ -370,8 +441,10 @@ def check_calls(calls, checked: dict, opname: str) -> list[CallResult]:
             kind, status, worst, message = check_call(op, args, kwargs)
         except Exception as e:  # noqa: BLE001 - the op itself failed on the recorded inputs
             status = "unchecked" if any(u in _short(e) for u in _UNCHECKABLE) else "FAIL"
-            kind, worst, message = _kind(op), float("nan"), _short(e)
-        results.append(CallResult(name, kind, status, worst, message, opname))
+            kind, worst, message = _kind(op, complex_values), float("nan"), _short(e)
+        results.append(
+            CallResult(name, kind, status, worst, message, opname, complex_values, dtype)
+        )
     return results
 
 
@@ -389,8 +462,11 @@ def _alarm(signum, frame):
 _checked: dict = {}  # overload name -> call signatures this process has checked
 
 
-def sweep_op(index: int, checked=None) -> tuple[OpResult, list[CallResult]]:
-    opinfo = autograd_opinfos()[index]
+def sweep_op(task, checked=None) -> tuple[OpResult, list[CallResult]]:
+    """One OpInfo op in one dtype; `task` is (dtype name, index into autograd_opinfos)."""
+    dtype_name, index = task
+    dtype = DTYPES[dtype_name]
+    opinfo = autograd_opinfos(dtype)[index]
     name = full_name(opinfo)
     start = time.perf_counter()
     signal.signal(signal.SIGALRM, _alarm)
@@ -399,7 +475,7 @@ def sweep_op(index: int, checked=None) -> tuple[OpResult, list[CallResult]]:
     verdict, detail = PASS, ""
     try:
         torch.manual_seed(0)
-        samples = opinfo.sample_inputs("cpu", torch.float32, requires_grad=True)
+        samples = opinfo.sample_inputs("cpu", dtype, requires_grad=True)
         for i, sample in enumerate(samples):
             if i == SAMPLES_PER_OP:
                 break
@@ -407,7 +483,7 @@ def sweep_op(index: int, checked=None) -> tuple[OpResult, list[CallResult]]:
             if verdict != PASS:
                 detail = f"sample {i}: {detail}"
                 break
-        results = check_calls(calls, _checked if checked is None else checked, name)
+        results = check_calls(calls, _checked if checked is None else checked, name, dtype_name)
     except _Timeout as e:
         verdict, detail = ERROR, str(e)
     except Exception as e:  # noqa: BLE001
@@ -415,35 +491,37 @@ def sweep_op(index: int, checked=None) -> tuple[OpResult, list[CallResult]]:
     finally:
         signal.alarm(0)
         torch.compiler.reset()
-    overloads = {op_name(op) for op, _, _ in calls}
+    overloads = {op_name(call[0]) for call in calls}
     overloads.update(_UNSUPPORTED_NODE.findall(detail))  # nodes the lowering rejected
-    return OpResult(name, verdict, detail, time.perf_counter() - start, overloads), results
+    seconds = time.perf_counter() - start
+    return OpResult(name, verdict, detail, seconds, overloads, dtype_name), results
 
 
-def opinfo_names() -> list[str]:
-    """The full names of the OpInfo entries the sweep runs, on this torch release."""
-    return [full_name(o) for o in autograd_opinfos()]
+def opinfo_names(dtype="float32") -> list[str]:
+    """The full names of the OpInfo entries the sweep runs in `dtype`, on this torch release."""
+    return [full_name(o) for o in autograd_opinfos(DTYPES[dtype])]
 
 
-def sweep_named(name: str, checked=None) -> tuple[OpResult, list[CallResult]]:
-    return sweep_op(opinfo_names().index(name), {} if checked is None else checked)
+def sweep_named(name: str, checked=None, dtype="float32") -> tuple[OpResult, list[CallResult]]:
+    task = (dtype, opinfo_names(dtype).index(name))
+    return sweep_op(task, {} if checked is None else checked)
 
 
-def sweep(names=None, jobs=2):
-    opinfos = autograd_opinfos()
-    indices = [
-        i
-        for i, o in enumerate(opinfos)
+def sweep(names=None, jobs=2, dtypes=tuple(DTYPES)):
+    tasks = [
+        (dtype, i)
+        for dtype in dtypes
+        for i, o in enumerate(autograd_opinfos(DTYPES[dtype]))
         if names is None or full_name(o) in names or o.name in names
     ]
     if jobs <= 1:
-        outcomes = [sweep_op(i) for i in indices]
+        outcomes = [sweep_op(t) for t in tasks]
     else:
         context = multiprocessing.get_context("spawn")
         # fresh workers now and then: each compile leaves a little behind
         pool = context.Pool(jobs, torch.set_num_threads, (1,), maxtasksperchild=100)
         with pool:
-            outcomes = list(pool.imap(sweep_op, indices, chunksize=1))
+            outcomes = list(pool.imap(sweep_op, tasks, chunksize=1))
     return [o for o, _ in outcomes], [c for _, cs in outcomes for c in cs]
 
 
@@ -452,13 +530,22 @@ def main(argv=None):
     parser.add_argument("--out", default="reports/op_coverage.md")
     parser.add_argument("--ops", default=None, help="comma-separated OpInfo names (default: all)")
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument(
+        "--dtypes",
+        default=",".join(DTYPES),
+        help=f"comma-separated dtypes of the samples (default: {','.join(DTYPES)})",
+    )
     a = parser.parse_args(argv)
+    dtypes = a.dtypes.split(",")
+    unknown = [d for d in dtypes if d not in DTYPES]
+    if unknown:
+        parser.error(f"unknown dtype(s) {', '.join(unknown)}; valid: {', '.join(DTYPES)}")
     torch.set_num_threads(1)  # the machine's cores go to the worker processes
     start = time.perf_counter()
-    ops, calls = sweep(a.ops.split(",") if a.ops else None, a.jobs)
+    ops, calls = sweep(a.ops.split(",") if a.ops else None, a.jobs, dtypes)
     from .coverage_report import render
 
-    text = render(ops, calls, time.perf_counter() - start, a.jobs)
+    text = render(ops, calls, time.perf_counter() - start, a.jobs, dtypes)
     with open(a.out, "w") as f:
         f.write(text)
     print(text.split("## ATen overloads")[0])
