@@ -32,11 +32,14 @@ def last_tapes() -> str:
     compiled = last_compiled()
     if compiled is None:
         return "(no graph compiled yet)"
+    from .checkpoint import Checkpointed
     from .custom_function import CustomFunction
 
     parts = [compiled.tape.text()]
-    # custom autograd.Functions: the forward each runs (their backward is in the backward tape)
-    parts += [e.op.text() for e in compiled.tape.entries if isinstance(e.op, CustomFunction)]
+    # custom autograd.Functions and checkpointed regions: the tape each entry runs (their
+    # backward, the user's or the recompute, is in the backward tape)
+    bodies = (CustomFunction, Checkpointed)
+    parts += [e.op.text() for e in compiled.tape.entries if isinstance(e.op, bodies)]
     for plan in compiled.plans.values():
         parts.append(plan.backward.tape.text())
     return "\n\n".join(parts)

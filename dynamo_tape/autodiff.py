@@ -25,7 +25,7 @@ class Backward:
 
 def grad(forward: Tape, wrt: list[Variable], namer: Namer, fake_mode) -> Backward:
     """The backward tape of `forward` for the inputs `wrt`."""
-    active = _depends_on(forward, wrt)
+    active = depends_on(forward.entries, wrt)
     tape = Tape("backward")
     grads: dict[Variable, Variable] = {}
     cotangents, cotangent_of = [], []
@@ -39,26 +39,7 @@ def grad(forward: Tape, wrt: list[Variable], namer: Namer, fake_mode) -> Backwar
                 cotangents.append(ct)
                 cotangent_of.append(position)
                 _accumulate(grads, out, ct)
-        for entry in reversed(forward.entries):
-            if entry.kind == "nondiff" or not any(v in active for v in entry.inputs):
-                continue
-            gs = [grads.get(v) if v is not None else None for v in entry.outputs]
-            if all(g is None for g in gs):
-                continue
-            rec.source = entry.source
-            if entry.single_output:
-                g, y = gs[0], entry.outputs[0]
-            else:
-                g, y = tuple(gs), tuple(entry.outputs)
-            results = entry.propagate(g, y, *entry.args, **entry.kwargs)
-            if isinstance(results, Variable):
-                results = (results,)
-            for arg, ga in zip(entry.args, results):
-                if isinstance(arg, list | tuple) and isinstance(ga, list | tuple):
-                    for a, gi in zip(arg, ga):
-                        _contribute(grads, active, a, gi)
-                else:
-                    _contribute(grads, active, arg, ga)
+        backpropagate(forward.entries, grads, active)
         tape.outputs = [grads.get(w) for w in wrt]
     eliminate_dead_entries(tape)
     defined = {v for e in tape.entries for v in e.outputs} | set(cotangents)
@@ -71,9 +52,37 @@ def grad(forward: Tape, wrt: list[Variable], namer: Namer, fake_mode) -> Backwar
     return Backward(tape, saved, cotangent_of)
 
 
-def _depends_on(tape: Tape, wrt) -> set:
+def backpropagate(entries, grads: dict, active: set) -> None:
+    """The reverse walk: from the cotangents in `grads` (Variable -> cotangent), each entry's
+    rule, last entry first, recorded onto the current tape; contributions to the entries'
+    inputs accumulate in `grads`. `active`: the Variables a gradient is wanted through."""
+    rec = record.current()
+    for entry in reversed(entries):
+        if entry.kind == "nondiff" or not any(v in active for v in entry.inputs):
+            continue
+        gs = [grads.get(v) if v is not None else None for v in entry.outputs]
+        if all(g is None for g in gs):
+            continue
+        rec.source = entry.source
+        if entry.single_output:
+            g, y = gs[0], entry.outputs[0]
+        else:
+            g, y = tuple(gs), tuple(entry.outputs)
+        results = entry.propagate(g, y, *entry.args, **entry.kwargs)
+        if isinstance(results, Variable):
+            results = (results,)
+        for arg, ga in zip(entry.args, results):
+            if isinstance(arg, list | tuple) and isinstance(ga, list | tuple):
+                for a, gi in zip(arg, ga):
+                    _contribute(grads, active, a, gi)
+            else:
+                _contribute(grads, active, arg, ga)
+
+
+def depends_on(entries, wrt) -> set:
+    """The Variables that depend differentiably on `wrt` (which are among them)."""
     active = {w for w in wrt if is_differentiable(w.meta)}
-    for e in tape.entries:
+    for e in entries:
         if e.kind != "nondiff" and any(v in active for v in e.inputs):
             # BatchNorm's statistics; a custom Function's marked outputs and saved values
             state = getattr(e.op, "nondifferentiable_outputs", None)

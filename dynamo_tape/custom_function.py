@@ -22,6 +22,7 @@ materializes them.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import torch
@@ -152,25 +153,45 @@ def replay(tape: Tape, inputs: list, refused: _Refused | None = None) -> list:
     """Record `tape`'s entries onto the current tape with `inputs` for its inputs; returns its
     outputs. Each entry keeps its own source line; with `refused`, differentiating an entry
     raises instead (see `_Refused`)."""
+    values, entries = replay_into(tape, inputs)
+    if refused is not None:
+        for e in entries:
+            e.propagate = refused.rule
+    return [_value(values, o) for o in tape.outputs]
+
+
+def replay_into(tape: Tape, inputs: list, kept: dict | None = None) -> tuple[dict, list]:
+    """Record `tape`'s entries onto the current tape with `inputs` for its inputs: (each of its
+    Variables -> the value recorded for it, the recorded entries). An entry whose outputs are
+    all in `kept` (Variable -> a Variable of the current tape) is not recorded again: it reads
+    those, and stands in the list, unrecorded, for its rule."""
     values = dict(zip(tape.inputs, inputs, strict=True))
-
-    def value(a):
-        if isinstance(a, Variable):
-            return values[a]
-        if isinstance(a, list | tuple):
-            return type(a)(value(x) for x in a)
-        return a
-
+    kept = kept or {}
     rec = record.current()
-    source = rec.source
+    source, entries = rec.source, []
     try:
         for e in tape.entries:
+            args = _value(values, e.args)
+            kwargs = {k: _value(values, a) for k, a in e.kwargs.items()}
+            outputs = [v for v in e.outputs if v is not None]
+            if outputs and all(v in kept for v in outputs):
+                again = [kept.get(v) for v in e.outputs]
+                entries.append(dataclasses.replace(e, args=args, kwargs=kwargs, outputs=again))
+                values.update(kept)
+                continue
             rec.source = e.source
-            out = record.call(e.op, *value(e.args), **{k: value(a) for k, a in e.kwargs.items()})
-            if refused is not None:
-                rec.tape.entries[-1].propagate = refused.rule
+            out = record.call(e.op, *args, **kwargs)
+            entries.append(rec.tape.entries[-1])
             outs = out if isinstance(out, list) else [out]
             values.update((v, o) for v, o in zip(e.outputs, outs) if v is not None)
     finally:
         rec.source = source
-    return [value(o) for o in tape.outputs]
+    return values, entries
+
+
+def _value(values: dict, a):
+    if isinstance(a, Variable):
+        return values[a]
+    if isinstance(a, list | tuple):
+        return type(a)(_value(values, x) for x in a)
+    return a

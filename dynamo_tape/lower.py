@@ -21,6 +21,7 @@ import torch
 import torch.fx
 
 from . import torch_private as tp
+from .checkpoint import Checkpointed
 from .custom_function import CustomFunction
 from .ir import Namer, Tape, TapeEntry, is_random
 from .ops import aten, present
@@ -288,11 +289,17 @@ def writes_first_argument_only(op) -> bool:
     return written == arguments[:1] and torch.Tag.inplace_view not in op.tags
 
 
+# CPU dropout inside a checkpointed region is `empty_like(x).bernoulli_(1 - p)`
+_FUNCTIONAL_OVERLOADS = present({aten.bernoulli_.float: aten.bernoulli.p})
+
+
 def _functional_form(func) -> tuple[OpOverload, int] | None:
     """(functional op, how many of its outputs the in-place op returns); its other outputs are
     the new values of the arguments the in-place op writes, in order. None: not known."""
     if func is BATCH_NORM_IN_PLACE:
         return BATCH_NORM_FUNCTIONAL, 3
+    if func in _FUNCTIONAL_OVERLOADS:  # named differently from the in-place overload
+        return _FUNCTIONAL_OVERLOADS[func], 0
     name = schema(func).name.split("::")[-1]
     if not name.endswith("_") or name.endswith("__") or not writes_first_argument_only(func):
         return None
@@ -347,6 +354,8 @@ class _AtenRecorder(tp.TorchDispatchMode):
                 args_, kwargs = torch.fx.node.map_arg((node.args, node.kwargs), env.__getitem__)
                 if node.op == "call_function" and node.target is tp.autograd_function_apply:
                     env[node] = self._custom_function(node, args_, kwargs)
+                elif node.op == "call_function" and node.target is tp.tag_activation_checkpoint:
+                    env[node] = self._checkpoint(node, args_, kwargs)
                 elif node.op == "call_function":
                     env[node] = node.target(*args_, **kwargs)
                 elif node.op == "call_method":
@@ -444,6 +453,34 @@ class _AtenRecorder(tp.TorchDispatchMode):
             self.nodes[id(x)] = (x, items[i])
             if id(x) in self.inputs:
                 self.new_values[self.inputs[id(x)]] = values[i]
+        return tuple(outs)
+
+    def _checkpoint(self, node: torch.fx.Node, args, kwargs):
+        """A `torch.utils.checkpoint` region: one node whose target is a `Checkpointed` (see
+        checkpoint.py), returning the region's outputs, then its random draws."""
+        body, *operands = args
+        meta = dict(self.meta)
+        body_graph = self._body(body, operands, list)
+        outs = self.outputs
+        self.meta = meta
+        graph = body_graph.graph
+        output = graph.output_node()
+        draws = [
+            n
+            for n in graph.nodes
+            if n.op == "call_function" and is_random(n.target)
+        ]
+        # a draw with several outputs (native_dropout: output, mask) is read through getitems
+        kept = [u for n in draws for u in (n.users if isinstance(n.meta["val"], tuple) else [n])]
+        output.args = ((*output.args[0], *kept),)
+        values = [*outs, *(n.meta["val"] for n in kept)]
+        region = Checkpointed(body_graph, len(outs), len(kept))
+        call = self.graph.call_function(region, tuple(self._node_of(x) for x in operands))
+        call.meta.update(meta, val=tuple(values))
+        for i, v in enumerate(values):
+            item = self.graph.call_function(operator.getitem, (call, i))
+            item.meta.update(meta, val=v)
+            self._add(v, item)
         return tuple(outs)
 
     def _node_of(self, x):
@@ -732,6 +769,10 @@ def to_tape(
             tape.outputs = list(value(node.args[0]))
         elif node.target is operator.getitem and isinstance(env[node.args[0]], list):
             env[node] = env[node.args[0]][node.args[1]]
+        elif isinstance(node.target, Checkpointed):
+            node.target.lower(namer, strict)
+            differentiable = no_grad is not True and _origin(node) not in no_grad
+            env[node] = _entry(tape, namer, node, value, meta, strict, not differentiable)
         elif isinstance(node.target, CustomFunction):
             node.target.lower(namer)
             differentiable = no_grad is not True and _origin(node) not in no_grad
@@ -771,7 +812,7 @@ def _entry(tape, namer, node, value, meta, strict, no_grad=False):
     entry = TapeEntry(node.target, args, kwargs, outputs, source=source_of(node))
     if no_grad:  # computed under torch.no_grad(): a constant to the backward, as in eager
         entry.propagate, entry.kind = None, "nondiff"
-    elif isinstance(node.target, CustomFunction):  # its rule is the user's backward
+    elif isinstance(node.target, CustomFunction | Checkpointed):  # rules of their own
         entry.propagate, entry.kind = node.target.propagate, "rule"
     else:
         entry.propagate, entry.kind = lookup(entry, strict=strict)

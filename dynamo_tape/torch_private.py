@@ -98,6 +98,9 @@ def is_once_differentiable(backward_body) -> bool:
     return any(_ONCE_DIFFERENTIABLE.search(t) for t in traces)
 
 
+# A torch.utils.checkpoint region: tag_activation_checkpoint(body, *operands, use_reentrant=...,
+# context_fn=... for selective checkpointing); the body is a submodule.
+tag_activation_checkpoint = torch.ops.higher_order.tag_activation_checkpoint
 # Dynamo writes `with torch.no_grad():` inside a graph as calls of this function.
 set_grad_enabled = torch._C._set_grad_enabled
 
@@ -279,6 +282,7 @@ __all__ = [
     "set_grad_enabled",
     "size_hint",
     "statically_known_true",
+    "tag_activation_checkpoint",
     "storage_id",
     "symbolic_expr",
     "trace_artifact",
