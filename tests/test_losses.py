@@ -21,6 +21,8 @@ TARGET_IGNORED = torch.tensor([0, -100, 1, 3, -100])
 TARGET_2D = torch.tensor([[[0, 1, 2], [2, 1, 0]], [[1, 1, 1], [0, 2, -100]]])
 WEIGHT = _randn(4, seed=1).abs()  # class weights: constants, torch.autograd gives them no gradient
 TOTAL_WEIGHT = torch.tensor(0.0, dtype=torch.float64)
+# each row's targets, ended by -1
+MULTILABEL = torch.tensor([[3, 0, -1, 1, 0], [1, 2, 4, -1, 0], [0, -1, 0, 0, 0]])
 
 CASES = [
     (aten.nll_loss_forward.default, (_log_probs(5, 4), TARGET, None, 1, -100)),  # mean
@@ -35,6 +37,8 @@ CASES = [
     ),
     (aten.mse_loss.default, (_randn(3, 4), _randn(3, 4, seed=3), 1)),
     (aten.mse_loss.default, (_randn(3, 4), _randn(3, 4, seed=3), 0)),
+    (aten.multilabel_margin_loss_forward.default, (_randn(3, 5), MULTILABEL, 1)),
+    (aten.multilabel_margin_loss_forward.default, (_randn(3, 5), MULTILABEL, 0)),
 ]
 
 
@@ -43,6 +47,18 @@ def test_loss_rule(op, args):
     result = check_rule(op, args, constants=(WEIGHT, TOTAL_WEIGHT))
     assert result.kind == "rule", f"{op} ran the {result.kind} path, not a rule of ours"
     assert result.ok, result.message
+
+
+def test_multilabel_margin_loss_is_eagers_not_its_decompositions():
+    # torch's decomposition gave another loss (3.3665 where eager gives 0.8726 in float64)
+    x = _randn(3, 5).requires_grad_()
+    f = torch.nn.functional.multilabel_margin_loss
+    expected = f(x, MULTILABEL)
+    (expected_grad,) = torch.autograd.grad(expected, x)
+    loss = torch.compile(f, backend="tape", options={"fallback": "error"})(x, MULTILABEL)
+    (grad,) = torch.autograd.grad(loss, x)
+    torch.testing.assert_close(loss, expected, rtol=0, atol=0)
+    torch.testing.assert_close(grad, expected_grad, rtol=0, atol=0)
 
 
 def test_cross_entropy_stays_two_entries_forward_and_backward():

@@ -148,6 +148,8 @@ def test_every_nn_rule_has_a_case():
         # eager has no derivative for silu_backward to check against: its rule is checked by
         # second-order gradients of silu in tests/test_robustness.py
         aten.silu_backward.default,
+        # eager has no derivative for it either: test_embedding_renorm_refuses_a_gradient
+        aten.embedding_renorm.default,
     }
     assert not set(nn.RULES) - checked
     assert set(nn.RULES) <= set(RULES)
@@ -168,3 +170,15 @@ def test_convolution_skips_the_input_gradient_nobody_reads():
     (plan,) = last_compiled().plans.values()
     (entry,) = [e for e in plan.backward.tape.entries if e.op is aten.convolution_backward.default]
     assert entry.args[-1] == [False, True, True] and entry.outputs[0] is None
+
+
+def test_embedding_renorm_refuses_a_gradient_as_eager_does():
+    def f(w, indices):
+        return torch.embedding_renorm_(w * 1, indices, 1.0, 2.0).sum()
+
+    w = torch.randn(6, 3, dtype=torch.float64, requires_grad=True)
+    indices = torch.tensor([1, 4])
+    with pytest.raises(RuntimeError, match="embedding_renorm"):
+        f(w, indices).backward()
+    with pytest.raises(RuntimeError, match="embedding_renorm"):
+        torch.compile(f, backend="tape")(w, indices).backward()

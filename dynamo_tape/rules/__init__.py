@@ -74,9 +74,6 @@ NONDIFFERENTIABLE = present({
     aten.new_empty_strided.default,
     aten.scalar_tensor.default,
     aten.empty_strided.default,
-    # nn.Embedding(max_norm=...) renormalizes its weight under no_grad; derivatives.yaml has no
-    # formula for it (not_implemented): what it writes is read as the weight itself
-    aten.embedding_renorm.default,
 })
 
 
@@ -96,6 +93,7 @@ NONDIFFERENTIABLE_OUTPUTS = present({
     aten.native_layer_norm.default: (1, 2),
     aten.native_dropout.default: (1,),
     aten.nll_loss_forward.default: (1,),
+    aten.multilabel_margin_loss_forward.default: (1,),
     aten.nll_loss2d_forward.default: (1,),
     aten.rrelu_with_noise_functional.default: (1,),
     aten.frexp.Tensor: (1,),

@@ -23,7 +23,16 @@ def nll_loss_backward(g, y, go, x, target, weight, reduction, ignore_index, tota
     return (call(forward, g, target, weight, reduction, ignore_index)[0],)
 
 
+def multilabel_margin_loss(g, y, x, target, reduction):  # y = (loss, is_target)
+    if g[0] is None:
+        return ()
+    backward = aten.multilabel_margin_loss_backward.default
+    return (call(backward, g[0], x, target, reduction, y[1]),)
+
+
 RULES = {
+    # kept whole (lower.KEEP_WHOLE): torch's decomposition of it gives another loss than eager
+    aten.multilabel_margin_loss_forward.default: multilabel_margin_loss,
     aten.nll_loss_forward.default: nll_loss,
     aten.nll_loss2d_forward.default: nll_loss,
     aten.nll_loss_backward.default: nll_loss_backward,

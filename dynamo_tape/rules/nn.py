@@ -140,6 +140,12 @@ def silu_backward_rule(g, y, go, x):  # y = go s (1 + x (1 - s)), s = sigmoid(x)
     return (call(aten.silu_backward.default, g, x), g * go * s * (1 - s) * (2 + x * (1 - s * 2)))
 
 
+def embedding_renorm(g, y, w, indices, max_norm, norm_type):
+    # nn.Embedding(max_norm=...) renormalizes its weight under no_grad, and later reads are the
+    # weight's (lower.py): no gradient reaches this rule there. Elsewhere, as eager:
+    raise RuntimeError("derivative for aten::embedding_renorm is not implemented")
+
+
 _EMBEDDING_BACKWARD = {
     False: aten.embedding_dense_backward.default,
     True: aten.embedding_sparse_backward.default,
@@ -170,6 +176,7 @@ RULES = {
             _EMBEDDING_BACKWARD[sparse], g, indices, w.shape[0], padding_idx, scale
         ),
     ),
+    aten.embedding_renorm.default: embedding_renorm,
     aten.max_pool2d_with_indices.default: max_pool2d,
     aten._adaptive_avg_pool2d.default: lambda g, y, x, output_size: (
         call(aten._adaptive_avg_pool2d_backward.default, g, x),
