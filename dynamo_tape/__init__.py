@@ -32,14 +32,12 @@ def last_tapes() -> str:
     compiled = last_compiled()
     if compiled is None:
         return "(no graph compiled yet)"
-    from .checkpoint import Checkpointed
-    from .custom_function import CustomFunction
+    from .lower import BODIES
 
     parts = [compiled.tape.text()]
-    # custom autograd.Functions and checkpointed regions: the tape each entry runs (their
-    # backward, the user's or the recompute, is in the backward tape)
-    bodies = (CustomFunction, Checkpointed)
-    parts += [e.op.text() for e in compiled.tape.entries if isinstance(e.op, bodies)]
+    # custom autograd.Functions, checkpointed regions, tensor hooks: the tape each such entry
+    # runs or records (their backward, the user's, the recompute, the hook, is in the backward)
+    parts += [e.op.text() for e in compiled.tape.entries if isinstance(e.op, BODIES)]
     for plan in compiled.plans.values():
         parts.append(plan.backward.tape.text())
     return "\n\n".join(parts)

@@ -69,7 +69,7 @@ class CustomFunction:
         self.backward: Tape | None = None
         self._code = None
 
-    def lower(self, namer) -> None:
+    def lower(self, namer, strict: bool = False) -> None:
         """The bodies' tapes, named by the graph's own namer (so no name repeats)."""
         if self.forward is not None:
             return

@@ -23,10 +23,15 @@ import torch.fx
 from . import torch_private as tp
 from .checkpoint import Checkpointed
 from .custom_function import CustomFunction
+from .hooks import TensorHook
 from .ir import Namer, Tape, TapeEntry, is_random
 from .ops import aten, present
 from .rules import RULES, attention, lookup
 from .torch_private import OpOverload, schema, tree_map
+
+# Entries whose op runs a tape of its own, recorded from a body of a higher-order op, and whose
+# rule records another body (the user's backward, the recompute, the hook) onto the backward
+BODIES = (CustomFunction, Checkpointed, TensorHook)
 
 
 class LoweringError(RuntimeError):
@@ -325,6 +330,7 @@ class _AtenRecorder(tp.TorchDispatchMode):
         self.inputs: dict[int, int] = {}  # id(fake input) -> its position
         self.new_values: dict[int, torch.Tensor] = {}  # input position -> its value now
         self.views: Counter = Counter()  # storage -> how many recorded tensors use it
+        self.hooks: dict[int, TensorHook] = {}  # id(hooked value) -> its hooks
         self.meta: dict = {}
 
     def _add(self, value: torch.Tensor, node: torch.fx.Node):
@@ -347,7 +353,8 @@ class _AtenRecorder(tp.TorchDispatchMode):
                 mutated = sorted(self.new_values)
                 out = torch.fx.node.map_arg(node.args[0], env.__getitem__)
                 new = [self.new_values[i] for i in mutated]
-                self.graph.output(tree_map(self._node_of, (*new, *out)))
+                flat = out if isinstance(out, tuple | list) else (out,)  # a body may return one
+                self.graph.output(tree_map(self._node_of, (*new, *flat)))
                 self.outputs = out
                 return mutated
             else:
@@ -357,6 +364,8 @@ class _AtenRecorder(tp.TorchDispatchMode):
                     env[node] = self._custom_function(node, args_, kwargs)
                 elif node.op == "call_function" and node.target is tp.tag_activation_checkpoint:
                     env[node] = self._checkpoint(node, args_, kwargs)
+                elif node.op == "call_function" and tp.is_register_hook(node.target):
+                    env[node] = self._tensor_hook(node, args_)
                 elif node.op == "call_function":
                     env[node] = node.target(*args_, **kwargs)
                 elif node.op == "call_method":
@@ -483,6 +492,28 @@ class _AtenRecorder(tp.TorchDispatchMode):
             item.meta.update(meta, val=v)
             self._add(v, item)
         return tuple(outs)
+
+    def _tensor_hook(self, node: torch.fx.Node, args):
+        """`register_hook(y, hook_body)`: one node whose target is a `TensorHook` (hooks.py)."""
+        y, body = args
+        meta = dict(self.meta)
+        gradient = torch.empty_like(y)  # the hook's input: recorded here, dropped as unread
+        body_graph = self._body(body, [gradient], lambda out: [out])
+        self.meta = meta
+        if id(y) in self.hooks:  # a further hook on the same tensor: runs after the others
+            self.hooks[id(y)].body_graphs.append(body_graph)
+            return y
+        hooked = node.meta.get("example_value")
+        if not isinstance(hooked, torch.Tensor) or hooked is y:
+            hooked = torch.empty_like(y)
+        hook = TensorHook(body_graph)
+        call = self.graph.call_function(hook, (self._node_of(y),))
+        call.meta.update(meta, val=(hooked,))
+        item = self.graph.call_function(operator.getitem, (call, 0))
+        item.meta.update(meta, val=hooked)
+        self._add(hooked, item)
+        self.hooks[id(hooked)] = hook
+        return hooked
 
     def _node_of(self, x):
         if not isinstance(x, torch.Tensor):
@@ -770,12 +801,8 @@ def to_tape(
             tape.outputs = list(value(node.args[0]))
         elif node.target is operator.getitem and isinstance(env[node.args[0]], list):
             env[node] = env[node.args[0]][node.args[1]]
-        elif isinstance(node.target, Checkpointed):
+        elif isinstance(node.target, BODIES):
             node.target.lower(namer, strict)
-            differentiable = no_grad is not True and _origin(node) not in no_grad
-            env[node] = _entry(tape, namer, node, value, meta, strict, not differentiable)
-        elif isinstance(node.target, CustomFunction):
-            node.target.lower(namer)
             differentiable = no_grad is not True and _origin(node) not in no_grad
             env[node] = _entry(tape, namer, node, value, meta, strict, not differentiable)
         elif isinstance(node.target, OpOverload) and (
@@ -813,7 +840,7 @@ def _entry(tape, namer, node, value, meta, strict, no_grad=False):
     entry = TapeEntry(node.target, args, kwargs, outputs, source=source_of(node))
     if no_grad:  # computed under torch.no_grad(): a constant to the backward, as in eager
         entry.propagate, entry.kind = None, "nondiff"
-    elif isinstance(node.target, CustomFunction | Checkpointed):  # rules of their own
+    elif isinstance(node.target, BODIES):  # rules of their own
         entry.propagate, entry.kind = node.target.propagate, "rule"
     else:
         entry.propagate, entry.kind = lookup(entry, strict=strict)

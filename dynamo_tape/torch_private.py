@@ -101,6 +101,13 @@ def is_once_differentiable(backward_body) -> bool:
 # A torch.utils.checkpoint region: tag_activation_checkpoint(body, *operands, use_reentrant=...,
 # context_fn=... for selective checkpointing); the body is a submodule.
 tag_activation_checkpoint = torch.ops.higher_order.tag_activation_checkpoint
+def is_register_hook(target) -> bool:
+    """`torch.ops.higher_order.register_hook(y, hook_body)`: a tensor hook registered inside the
+    graph (torch 2.13 on; the op exists only once Dynamo has made one; 2.11 and 2.12 hand a hook
+    over as a custom autograd.Function)."""
+    return target is getattr(torch.ops.higher_order, "register_hook", None) is not None
+
+
 # Dynamo writes `with torch.no_grad():` inside a graph as calls of this function.
 set_grad_enabled = torch._C._set_grad_enabled
 
@@ -272,6 +279,7 @@ __all__ = [
     "is_alias_of",
     "is_functorch_wrapped",
     "is_once_differentiable",
+    "is_register_hook",
     "kernel",
     "linear",
     "make_fx",
