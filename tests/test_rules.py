@@ -89,8 +89,28 @@ TIES = torch.tensor([[1.0, 3.0, 3.0], [2.0, 2.0, -1.0]], dtype=torch.float64)
 ZEROS = torch.zeros(3, 4, dtype=torch.float64)
 
 
+def _complex_matrices():
+    g = torch.Generator().manual_seed(7)
+    b = torch.randn(3, 3, dtype=torch.complex128, generator=g)
+    eye = torch.eye(3, dtype=torch.complex128)
+    hpd = b @ b.mH + 3 * eye  # Hermitian positive definite
+    lu, pivots = torch.linalg.lu_factor(torch.randn(3, 3, dtype=torch.complex128, generator=g))
+    return hpd, torch.linalg.cholesky(hpd), b.triu() + 3 * eye, lu, pivots
+
+
+# complex matrices for the factorizations: HPD, its Cholesky factor, well-conditioned upper
+# triangular, an LU factorization and its pivots
+HPD_C, CHOL_C, TRIU_C, LU_C, PIVOTS_C = _complex_matrices()
+
+
+def _text(a) -> str:
+    if isinstance(a, torch.Tensor):  # a constant: its type, not its values
+        return f"{str(a.dtype).removeprefix('torch.')}{list(a.shape)}"
+    return repr(a)
+
+
 def case(op, *args, **kwargs):
-    text = ", ".join([*map(repr, args), *(f"{k}={v!r}" for k, v in kwargs.items())])
+    text = ", ".join([*map(_text, args), *(f"{k}={_text(v)}" for k, v in kwargs.items())])
     if isinstance(op, MissingOp):  # an op this torch release does not have
         reason = f"torch {torch.__version__} has no aten.{op.name}"
         return pytest.param(
@@ -398,6 +418,28 @@ CASES_COMPLEX = [
     case(aten._linalg_solve_ex.default, C(3, 3), C(3, 2)),
     case(aten._linalg_solve_ex.default, C(3, 3), C(3)),
     case(aten._linalg_solve_ex.default, C(3, 3), C(2, 3), left=False),
+    case(aten.linalg_solve_triangular.default, TRIU_C, C(3, 2), upper=True),
+    case(aten.linalg_solve_triangular.default, TRIU_C.mH, C(2, 3), upper=False, left=False),
+    case(aten.linalg_solve_triangular.default, TRIU_C, C(3, 2), upper=True, unitriangular=True),
+    case(aten.cholesky.default, HPD_C),
+    case(aten.cholesky.default, HPD_C, True),
+    case(aten.linalg_cholesky_ex.default, HPD_C),
+    case(aten.cholesky_inverse.default, CHOL_C),
+    case(aten.cholesky_inverse.default, CHOL_C.mH, True),
+    case(aten.cholesky_solve.default, C(3, 2), CHOL_C),
+    case(aten.cholesky_solve.default, C(3, 2), CHOL_C.mH, True),
+    case(aten._linalg_det.default, C(3, 3)),
+    case(aten._linalg_det.default, C(2, 3, 3)),
+    case(aten.linalg_lu.default, C(3, 3)),
+    case(aten.linalg_lu.default, C(3, 5)),
+    case(aten.linalg_lu.default, C(5, 3)),
+    case(aten.linalg_lu_factor_ex.default, C(3, 3)),
+    case(aten.linalg_lu_factor_ex.default, C(4, 3)),
+    case(aten.linalg_lu_solve.default, LU_C, PIVOTS_C, C(3, 2)),
+    case(aten.linalg_lu_solve.default, LU_C, PIVOTS_C, C(3, 2), adjoint=True),
+    case(aten.linalg_lu_solve.default, LU_C, PIVOTS_C, C(2, 3), left=False),
+    case(aten.linalg_lu_solve.default, LU_C, PIVOTS_C, C(2, 3), left=False, adjoint=True),
+    case(aten.lu_unpack.default, LU_C, PIVOTS_C),
     # FFTs: complex by nature, from real inputs and to real outputs too
     case(aten._fft_r2c.default, T(8), [0], 0, True),
     case(aten._fft_r2c.default, T(3, 6), [1], 2, False),

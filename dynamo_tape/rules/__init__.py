@@ -52,7 +52,7 @@ for _family in (
 ):
     RULES.update(present(_family.RULES))
 for _family in (*(pointwise, pointwise_extra, reductions, reductions_extra, views, views_extra),
-                *(linalg, linalg_extra, nn, scatter_extra)):  # fmt: skip
+                *(linalg, linalg_extra, factorizations_extra, nn, scatter_extra)):  # fmt: skip
     COMPLEX_SAFE.update(present(_family.COMPLEX_SAFE))
 
 # Ops whose outputs do not require grad in eager although their inputs do (factories, detach):

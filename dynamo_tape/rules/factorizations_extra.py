@@ -1,10 +1,12 @@
 """Rules for matrix factorizations: LU, SVD, symmetric eigendecomposition, QR. Each follows
-torch's own backward in FunctionsManual.cpp (real matrices, A^H = A^T).
+torch's own backward in FunctionsManual.cpp (real matrices, A^H = A^T; the LU rules, in
+COMPLEX_SAFE, write A^H and take complex ones too).
 g: cotangents of the factors (None for unused ones); return one cotangent per argument."""
 
 
 from ..ops import aten
 from ..record import call, transpose, unsqueeze
+from .conjugate import mH
 from .fallback import autograd_vjp
 from .linalg_extra import _matmul, _solve_triangular
 
@@ -107,39 +109,39 @@ def _lu_backward(gl, gu, p, lower, upper, pivot):
     if m == n:  # gA = P L^-H [L^H gL o 1_L + gU U^H o 1_U] U^-H
         parts = []
         if gl is not None:
-            parts.append(call(tril, _matmul(transpose(lower), gl), -1))
+            parts.append(call(tril, _matmul(mH(lower), gl), -1))
         if gu is not None:
-            parts.append(call(triu, _matmul(gu, transpose(upper))))
+            parts.append(call(triu, _matmul(gu, mH(upper))))
         ga = parts[0] if len(parts) == 1 else parts[0] + parts[1]
-        ga = _solve_triangular(transpose(upper), ga, upper=False, left=False)
-        ga = _solve_triangular(transpose(lower), ga, upper=True, left=True, unitriangular=True)
+        ga = _solve_triangular(mH(upper), ga, upper=False, left=False)
+        ga = _solve_triangular(mH(lower), ga, upper=True, left=True, unitriangular=True)
     elif m < n:  # wide: U = [U1 U2]
         u1 = _narrow(upper, -1, 0, k)
-        ga = _matmul(transpose(lower), gl) if gl is not None else None
+        ga = _matmul(mH(lower), gl) if gl is not None else None
         if gu is not None:
-            term = _matmul(call(triu, gu), transpose(upper))
+            term = _matmul(call(triu, gu), mH(upper))
             ga = -term if ga is None else ga - term
-        ga = _solve_triangular(transpose(u1), call(tril, ga, -1), upper=False, left=False)
+        ga = _solve_triangular(mH(u1), call(tril, ga, -1), upper=False, left=False)
         if gu is not None:
             gu1, gu2 = _narrow(gu, -1, 0, k), _narrow(gu, -1, k, n - k)
             ga = call(aten.cat.default, [ga + call(triu, gu1), gu2], -1)
-        ga = _solve_triangular(transpose(lower), ga, upper=True, left=True, unitriangular=True)
+        ga = _solve_triangular(mH(lower), ga, upper=True, left=True, unitriangular=True)
         if gu is None:
             zeros = call(aten.zeros_like.default, _narrow(upper, -1, k, n - k))
             ga = call(aten.cat.default, [ga, zeros], -1)
     else:  # tall: L = [L1; L2]
         l1 = _narrow(lower, -2, 0, k)
-        ga = _matmul(gu, transpose(upper)) if gu is not None else None
+        ga = _matmul(gu, mH(upper)) if gu is not None else None
         if gl is not None:
-            term = _matmul(transpose(lower), call(tril, gl, -1))
+            term = _matmul(mH(lower), call(tril, gl, -1))
             ga = -term if ga is None else ga - term
         ga = _solve_triangular(
-            transpose(l1), call(triu, ga), upper=True, left=True, unitriangular=True
+            mH(l1), call(triu, ga), upper=True, left=True, unitriangular=True
         )
         if gl is not None:
             gl1, gl2 = _narrow(gl, -2, 0, k), _narrow(gl, -2, k, m - k)
             ga = call(aten.cat.default, [ga + call(tril, gl1, -1), gl2], -2)
-        ga = _solve_triangular(transpose(upper), ga, upper=False, left=False)
+        ga = _solve_triangular(mH(upper), ga, upper=False, left=False)
         if gl is None:
             zeros = call(aten.zeros_like.default, _narrow(lower, -2, k, m - k))
             ga = call(aten.cat.default, [ga, zeros], -2)
@@ -170,19 +172,19 @@ def lu_solve_rule(g, y, lu, pivots, b, left=True, adjoint=False):
     p, lower, upper = call(aten.lu_unpack.default, lu, pivots, True, left == adjoint)
     x = y
     if left != adjoint:
-        rhs = -_matmul(g, transpose(x)) if left else -_matmul(transpose(g), x)
-        gr = _solve_triangular(transpose(upper), rhs, upper=False)
+        rhs = -_matmul(g, mH(x)) if left else -_matmul(mH(g), x)
+        gr = _solve_triangular(mH(upper), rhs, upper=False)
         gl = _solve_triangular(
-            transpose(lower), _matmul(gr, transpose(upper)), upper=True, unitriangular=True
+            mH(lower), _matmul(gr, mH(upper)), upper=True, unitriangular=True
         )
         glu = call(aten.tril.default, gl, -1) + call(aten.triu.default, gr)
     else:
-        xs = x if left else transpose(x)
-        gs = transpose(g) if left else g
-        gr = -_matmul(_matmul(_matmul(transpose(p), xs), gs), p)
-        gr = _solve_triangular(transpose(lower), gr, upper=True, left=False, unitriangular=True)
+        xs = x if left else mH(x)
+        gs = mH(g) if left else g
+        gr = -_matmul(_matmul(_matmul(mH(p), xs), gs), p)
+        gr = _solve_triangular(mH(lower), gr, upper=True, left=False, unitriangular=True)
         gu = _solve_triangular(
-            transpose(upper), _matmul(transpose(lower), gr), upper=False, left=False
+            mH(upper), _matmul(mH(lower), gr), upper=False, left=False
         )
         glu = call(aten.tril.default, gr, -1) + call(aten.triu.default, gu)
     return (glu, None, gb)
@@ -212,4 +214,14 @@ RULES = {
     aten.linalg_lu_factor_ex.default: lu_factor_ex_rule,
     aten.linalg_lu_solve.default: lu_solve_rule,
     aten.lu_unpack.default: lu_unpack_rule,
+}
+
+# The LU family's rules take complex matrices too (each has a complex128 case in
+# tests/test_rules.py); eigh, svd and qr are for real ones (their complex gauges are not
+# handled here), and complex entries of those ops run on the generic fallback.
+COMPLEX_SAFE = {
+    aten.linalg_lu.default,
+    aten.linalg_lu_factor_ex.default,
+    aten.linalg_lu_solve.default,
+    aten.lu_unpack.default,
 }

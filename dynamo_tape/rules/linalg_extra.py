@@ -69,8 +69,8 @@ def solve_rule(g, y, a, b, left=True, check_errors=False):
 
 
 def solve_triangular_rule(g, y, a, b, upper, left=True, unitriangular=False):
-    gb = _solve_triangular(transpose(a), g, not upper, left, unitriangular)
-    ga = -_matmul(gb, transpose(y)) if left else -_matmul(transpose(y), gb)
+    gb = _solve_triangular(mH(a), g, not upper, left, unitriangular)
+    ga = -_matmul(gb, mH(y)) if left else -_matmul(mH(y), gb)
     # only the triangle the solve reads gets a gradient
     if upper:
         ga = call(aten.triu.default, ga, 1 if unitriangular else 0)
@@ -80,15 +80,14 @@ def solve_triangular_rule(g, y, a, b, upper, left=True, unitriangular=False):
 
 
 def cholesky_rule(g, y, a, upper=False):
-    # A = L L^H: gA = L^-H Phi(L^H gL) L^-1, Phi = lower triangle with half the diagonal,
-    # then symmetrised
-    lower = transpose(y) if upper else y
-    gl = transpose(g) if upper else g
-    phi = call(aten.tril.default, _matmul(transpose(lower), gl))
-    phi = phi - call(aten.diag_embed.default, call(aten.diagonal.default, phi, 0, -2, -1)) * 0.5
-    ga = _solve_triangular(transpose(lower), phi, upper=True, left=True)
-    ga = _solve_triangular(lower, ga, upper=False, left=False)
-    return ((ga + transpose(ga)) * 0.5,)
+    # A = L L^H (torch's cholesky_backward): gA = L^-H S L^-1 with phi = tril(L^H gL) and
+    # S = (phi + tril(phi, -1)^H) / 2, phi's diagonal halved and its lower part mirrored
+    lower = mH(y) if upper else y
+    gl = mH(g) if upper else g
+    phi = call(aten.tril.default, _matmul(mH(lower), gl))
+    ga = (phi + mH(call(aten.tril.default, phi, -1))) * 0.5
+    ga = _solve_triangular(mH(lower), ga, upper=True, left=True)
+    return (_solve_triangular(lower, ga, upper=False, left=False),)
 
 
 def matrix_exp_rule(g, y, a):
@@ -129,14 +128,14 @@ def cdist_rule(g, y, x1, x2, p, compute_mode=None):
 
 
 def cholesky_inverse_rule(g, y, factor, upper=False):  # y = (L L^H)^-1
-    common = _matmul(y, _matmul(g + transpose(g), y))
+    common = _matmul(y, _matmul(g + mH(g), y))
     return (-_matmul(factor, common) if upper else -_matmul(common, factor),)
 
 
 def cholesky_solve_rule(g, y, b, factor, upper=False):  # y = (L L^H)^-1 B
     gb = call(aten.cholesky_solve.default, g, factor, upper)
-    common = _matmul(gb, transpose(y))
-    common = common + transpose(common)
+    common = _matmul(gb, mH(y))
+    common = common + mH(common)
     return (gb, -_matmul(factor, common) if upper else -_matmul(common, factor))
 
 
@@ -158,8 +157,8 @@ def triangular_solve_rule(g, y, b, a, upper=True, transposed=False, unitriangula
 
 
 def det_rule(g, y, a):  # d det A = det A tr(A^-1 dA); A is taken invertible
-    scaled = unsqueeze(unsqueeze(g[0] * y[0], -1), -1)
-    return (scaled * transpose(call(aten.linalg_inv_ex.default, a)[0]),)
+    scaled = unsqueeze(unsqueeze(g[0] * conj(y[0]), -1), -1)
+    return (scaled * mH(call(aten.linalg_inv_ex.default, a)[0]),)
 
 
 def pinv_rule(g, y, a, atol=None, rtol=None, hermitian=False):
@@ -206,6 +205,12 @@ RULES = {
 }
 
 COMPLEX_SAFE = {
+    aten.linalg_solve_triangular.default,
+    aten.cholesky.default,
+    aten.linalg_cholesky_ex.default,
+    aten.cholesky_inverse.default,
+    aten.cholesky_solve.default,
+    aten._linalg_det.default,
     aten.mv.default,
     aten.dot.default,
     aten.addmv.default,
