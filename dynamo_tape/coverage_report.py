@@ -87,7 +87,7 @@ def _summary(ops, calls, dtypes) -> list:
     # calls are checked once per process and signature: a float32 sample's calls, promoted to
     # float64, are often the float64 sample's, counted where they were made first
     call_rows = [
-        ("ATen calls checked (float64/complex128, random cotangent)", lambda cs: len(cs)),
+        ("ATen calls checked (first made by this dtype's samples)", lambda cs: len(cs)),
         ("  mismatching or failing", lambda cs: sum(c.status == "FAIL" for c in cs)),
         (
             "  not checkable (reason in the table)",
@@ -152,6 +152,8 @@ def render(ops, calls, seconds, jobs, dtypes=tuple(DTYPES)) -> str:
         for name in verdicts
     ]
     command = "python -m dynamo_tape.coverage --out reports/op_coverage.md"
+    if jobs != 2:
+        command += f" --jobs {jobs}"
     if dtypes != list(DTYPES):
         command += f" --dtypes {','.join(dtypes)}"
     parts = [
