@@ -34,12 +34,13 @@ def last_tapes() -> str:
         return "(no graph compiled yet)"
     from .lower import BODIES
 
-    parts = [compiled.tape.text()]
-    # custom autograd.Functions, checkpointed regions, tensor hooks: the tape each such entry
-    # runs or records (their backward, the user's, the recompute, the hook, is in the backward)
-    parts += [e.op.text() for e in compiled.tape.entries if isinstance(e.op, BODIES)]
-    for plan in compiled.plans.values():
-        parts.append(plan.backward.tape.text())
+    tapes = [compiled.tape, *(plan.backward.tape for plan in compiled.plans.values())]
+    parts = []
+    for tape in tapes:
+        parts.append(tape.text())
+        # after each tape, the tapes of its entries that run one of their own: a custom
+        # autograd.Function's forward, a checkpointed region, tensor hooks, torch.cond's branches
+        parts += [e.op.text() for e in tape.entries if isinstance(e.op, BODIES)]
     return "\n\n".join(parts)
 
 

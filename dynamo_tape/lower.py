@@ -22,6 +22,7 @@ import torch.fx
 
 from . import torch_private as tp
 from .checkpoint import Checkpointed
+from .control_flow import Cond
 from .custom_function import CustomFunction
 from .hooks import TensorHook
 from .ir import Namer, Tape, TapeEntry, is_random
@@ -31,7 +32,7 @@ from .torch_private import OpOverload, schema, tree_map
 
 # Entries whose op runs a tape of its own, recorded from a body of a higher-order op, and whose
 # rule records another body (the user's backward, the recompute, the hook) onto the backward
-BODIES = (CustomFunction, Checkpointed, TensorHook)
+BODIES = (CustomFunction, Checkpointed, TensorHook, Cond)
 
 
 class LoweringError(RuntimeError):
@@ -364,6 +365,8 @@ class _AtenRecorder(tp.TorchDispatchMode):
                     env[node] = self._custom_function(node, args_, kwargs)
                 elif node.op == "call_function" and node.target is tp.tag_activation_checkpoint:
                     env[node] = self._checkpoint(node, args_, kwargs)
+                elif node.op == "call_function" and node.target is tp.cond:
+                    env[node] = self._cond(node, args_)
                 elif node.op == "call_function" and tp.is_register_hook(node.target):
                     env[node] = self._tensor_hook(node, args_)
                 elif node.op == "call_function":
@@ -488,6 +491,26 @@ class _AtenRecorder(tp.TorchDispatchMode):
         call = self.graph.call_function(region, tuple(self._node_of(x) for x in operands))
         call.meta.update(meta, val=tuple(values))
         for i, v in enumerate(values):
+            item = self.graph.call_function(operator.getitem, (call, i))
+            item.meta.update(meta, val=v)
+            self._add(v, item)
+        return tuple(outs)
+
+    def _cond(self, node: torch.fx.Node, args):
+        """`torch.cond`: one node whose target is a `Cond` (control_flow.py)."""
+        pred, true_body, false_body, operands = args
+        meta = dict(self.meta)
+        graphs = [self._body(body, list(operands), list) for body in (true_body, false_body)]
+        outs = list(self.outputs)  # the false branch's: same metadata as the true one's
+        self.meta = meta
+        given = node.meta.get("example_value")
+        if isinstance(given, tuple | list) and len(given) == len(outs):
+            outs = list(given)
+        call = self.graph.call_function(
+            Cond(*graphs), (self._node_of(pred), *(self._node_of(x) for x in operands))
+        )
+        call.meta.update(meta, val=tuple(outs))
+        for i, v in enumerate(outs):
             item = self.graph.call_function(operator.getitem, (call, i))
             item.meta.update(meta, val=v)
             self._add(v, item)

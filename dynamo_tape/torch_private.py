@@ -108,6 +108,8 @@ def is_register_hook(target) -> bool:
     return target is getattr(torch.ops.higher_order, "register_hook", None) is not None
 
 
+# torch.cond(pred, true_fn, false_fn, operands): cond(pred, true_graph, false_graph, operands)
+cond = torch.ops.higher_order.cond
 # Dynamo writes `with torch.no_grad():` inside a graph as calls of this function.
 set_grad_enabled = torch._C._set_grad_enabled
 
@@ -269,6 +271,7 @@ __all__ = [
     "c_apply",
     "compile_subgraph_reason",
     "compiled_code",
+    "cond",
     "core_aten_decompositions",
     "current_compile_id",
     "default_backend",

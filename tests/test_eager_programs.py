@@ -249,3 +249,44 @@ def test_tensor_hooks_inside_the_compiled_region_run_as_in_eager(fn):
     compiled = torch.compile(fn, backend="tape", options={"fallback": "error"})
     (ours,) = torch.autograd.grad(compiled(x), x)
     torch.testing.assert_close(ours, expected, rtol=1e-12, atol=1e-12)
+
+
+# ---- torch.cond --------------------------------------------------------------------------
+
+
+def _branch_true(x, w):
+    return (x * w).sin()
+
+
+def _branch_false(x, w):
+    return (x - w).cos() * 2
+
+
+def _with_cond(x, w):
+    return torch.cond(x.sum() > 0, _branch_true, _branch_false, (x, w)).sum()
+
+
+def _with_if(x, w):  # the same program, branching in Python: eager's reference
+    return (_branch_true(x, w) if x.sum() > 0 else _branch_false(x, w)).sum()
+
+
+@pytest.mark.parametrize("sign", [1, -1], ids=["true_branch", "false_branch"])
+def test_cond_runs_the_branch_pred_picks_forward_backward_and_double_backward(sign):
+    import dynamo_tape
+
+    x = (torch.rand(3, dtype=torch.float64) * sign).requires_grad_()
+    w = torch.randn(3, dtype=torch.float64, requires_grad=True)
+    compiled = torch.compile(_with_cond, backend="tape", options={"fallback": "error"})
+    for fn in (_with_if, _with_cond):
+        torch.testing.assert_close(compiled(x, w), fn(x, w))
+    expected = torch.autograd.grad(_with_if(x, w), (x, w), create_graph=True)
+    ours = torch.autograd.grad(compiled(x, w), (x, w), create_graph=True)
+    for a, b in zip(ours, expected):
+        torch.testing.assert_close(a, b)
+        assert a.requires_grad == b.requires_grad
+    second = [torch.autograd.grad(sum(g.sum() for g in gs), (x, w)) for gs in (ours, expected)]
+    for a, b in zip(*second):
+        torch.testing.assert_close(a, b)
+    text = dynamo_tape.last_tapes()
+    assert "cond.true(" in text and "cond.false(" in text  # each branch as its own tape
+    assert "cond.true.joint(" in text  # and each branch's backward

@@ -1,0 +1,108 @@
+"""`torch.cond`: a branch chosen at run time, on the tape.
+
+Dynamo hands `torch.cond(pred, true_fn, false_fn, operands)` over as `cond(pred, true_graph,
+false_graph, operands)`, the branches as submodules. Lowering records each branch as an ATen
+graph of its own and the call becomes one entry whose op is a `Cond`: run, it runs the tape of
+the branch `pred` picks. Its rule records another `Cond` onto the backward tape, on the same
+`pred`, whose branches are each branch's joint tape (the branch again, then its backward:
+operands and cotangents -> one gradient per differentiable operand, zeros where a branch gives
+none), so the backward takes the branch the forward took, and is itself differentiable.
+"""
+
+from __future__ import annotations
+
+from . import record
+from .ir import Tape, TapeEntry, is_differentiable, is_random
+from .ops import aten
+from .torch_private import FakeTensor
+
+
+class Cond:
+    """The op of a `torch.cond` entry; see the module docstring."""
+
+    name = "cond"
+    __name__ = "cond"
+
+    def __init__(self, true_graph, false_graph, label: str = "cond"):
+        self.graphs = (true_graph, false_graph)  # ATen graphs, lowered on demand
+        self.branches: tuple[Tape, Tape] | None = None
+        self.label = label
+        self._codes = None
+        self._backward: Cond | None = None
+
+    @classmethod
+    def of_tapes(cls, true_tape: Tape, false_tape: Tape, label: str) -> Cond:
+        op = cls(None, None, label)
+        op.branches = (true_tape, false_tape)
+        return op
+
+    def lower(self, namer, strict: bool) -> None:
+        if self.branches is None:
+            from .lower import to_tape
+
+            names = (f"{self.label}.true", f"{self.label}.false")
+            self.branches = tuple(
+                to_tape(g, strict, name, namer=namer)[0] for g, name in zip(self.graphs, names)
+            )
+
+    def __call__(self, pred, *operands):
+        if self._codes is None:
+            from .codegen import compile_tape
+
+            self._codes = [
+                compile_tape(t, "branch", t.inputs, tuple(t.outputs)) for t in self.branches
+            ]
+        if isinstance(pred, FakeTensor):  # recording: either branch gives the outputs' metadata
+            return list(self._codes[0].fn(*operands))
+        return list(self._codes[0 if bool(pred) else 1].fn(*operands))
+
+    def text(self) -> str:
+        head = f"# {self.label}: the branch its first argument picks runs"
+        return "\n".join([head, *(t.text() for t in self.branches)])
+
+    def propagate(self, g, y, pred, *operands):
+        cotangents = [
+            ct if ct is not None else record.call(aten.zeros_like.default, out)
+            for ct, out in zip(g, y)
+        ]
+        wrt = [k for k, o in enumerate(operands) if _differentiable(o)]
+        if not wrt:
+            return ()
+        if self._backward is None:
+            rec = record.current()
+            joints = [_joint(t, wrt, rec.namer, rec.fake_mode) for t in self.branches]
+            self._backward = Cond.of_tapes(*joints, label=f"{self.label}.backward")
+        grads = record.call(self._backward, pred, *operands, *cotangents)
+        grads = grads if isinstance(grads, list) else [grads]
+        result = [None] * (1 + len(operands))
+        for k, gk in zip(wrt, grads):
+            result[1 + k] = gk
+        return tuple(result)
+
+
+def _differentiable(v) -> bool:
+    return hasattr(v, "meta") and is_differentiable(v.meta)
+
+
+def _joint(branch: Tape, wrt: list[int], namer, fake_mode) -> Tape:
+    """(operands, one cotangent per output) -> the gradient of each operand in `wrt`."""
+    from .autodiff import eliminate_dead_entries, grad
+
+    bw = grad(branch, [branch.inputs[k] for k in wrt], namer, fake_mode)
+    cotangents = bw.tape.inputs[len(bw.saved) :]
+    given = dict(zip(bw.cotangent_of, cotangents))
+    inputs = [given.get(i) or namer(out.meta) for i, out in enumerate(branch.outputs)]
+    entries = [*branch.entries, *bw.tape.entries]
+    outputs = []
+    for k, out in zip(wrt, bw.tape.outputs):
+        if out is None:  # no gradient in this branch: zeros, as the other branch gives a tensor
+            x = branch.inputs[k]
+            out = namer(x.meta)
+            zeros = TapeEntry(aten.zeros_like.default, [x], {}, [out])
+            zeros.propagate, zeros.kind = None, "nondiff"
+            entries.append(zeros)
+        outputs.append(out)
+    joint = Tape(f"{branch.name}.joint", [*branch.inputs, *inputs], entries, outputs)
+    eliminate_dead_entries(joint, keep=lambda e: is_random(e.op))  # draws keep their order
+    return joint
+
