@@ -388,7 +388,7 @@ class _TapeFunction(torch.autograd.Function):
                     ctx.inputs[i] = args[i].clone()
             for i in recompute.detached:
                 ctx.inputs[i] = args[i].detach()
-        ctx.versions = [version(args[i]) for i in recompute.checked]
+        ctx.versions = tp.versions([args[i] for i in recompute.checked])
         if plan.saves_only_tensors:
             ctx.others = None
             ctx.save_for_backward(*saved)

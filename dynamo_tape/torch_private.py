@@ -143,6 +143,15 @@ def version(x: torch.Tensor) -> int | None:
     return None if x.is_inference() else x._version
 
 
+def versions(tensors) -> list:
+    """`version` of each, at one attribute read a tensor where none is an inference tensor
+    (a training step reads them for every input its double backward would recompute from)."""
+    try:
+        return [x._version for x in tensors]
+    except RuntimeError:  # "Inference tensors do not track version counter"
+        return [version(x) for x in tensors]
+
+
 foreach_copy_ = torch._foreach_copy_  # copy_ of many tensors in one call
 
 
@@ -302,4 +311,5 @@ __all__ = [
     "tree_map",
     "tree_unflatten",
     "version",
+    "versions",
 ]
