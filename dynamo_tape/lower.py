@@ -383,6 +383,7 @@ class _AtenRecorder(tp.TorchDispatchMode):
         """The ATen graph of a body of a higher-order op (`fwd_body_0`), recorded as a graph of
         its own from `inputs`; it returns `pick(the body's outputs)`, a flat list."""
         outer = (self.graph, self.constants, self.nodes, self.inputs, self.new_values, self.views)
+        meta = self.meta  # the higher-order op's own node's, which `run` sets anew per node
         self.graph, self.constants = torch.fx.Graph(), torch.nn.Module()
         self.nodes, self.inputs, self.new_values, self.views = {}, {}, {}, Counter()
         try:
@@ -399,12 +400,25 @@ class _AtenRecorder(tp.TorchDispatchMode):
             self.graph, self.constants, self.nodes, self.inputs, self.new_values, self.views = (
                 outer
             )
+            self.meta = meta
+
+    def _record_call(self, op, inputs, values) -> list[torch.fx.Node]:
+        """One node calling `op` (a body-running op, lower.BODIES) on `inputs`, and a getitem
+        node per value it returns; later reads of those values read the getitems."""
+        call = self.graph.call_function(op, tuple(self._node_of(x) for x in inputs))
+        call.meta.update(self.meta, val=tuple(values))
+        items = []
+        for i, v in enumerate(values):
+            item = self.graph.call_function(operator.getitem, (call, i))
+            item.meta.update(self.meta, val=v)
+            self._add(v, item)
+            items.append(item)
+        return items
 
     def _custom_function(self, node: torch.fx.Node, args, kwargs):
         """A custom autograd.Function: one node whose target is a `CustomFunction` (see
         custom_function.py), returning the Function's outputs, then the saved intermediates."""
         forward, backward, *operands = args
-        meta = dict(self.meta)
         recorded = {}
 
         def outputs_and_intermediates(result):
@@ -448,15 +462,7 @@ class _AtenRecorder(tp.TorchDispatchMode):
         # Dynamo's own values for the outputs: fresh tensors, never one of the operands
         outs = node.meta.get("example_value") or recorded["outs"]
         values = [*outs, *recorded["extra"]]
-        self.meta = meta
-        call = self.graph.call_function(function, tuple(self._node_of(x) for x in operands))
-        call.meta.update(meta, val=tuple(values))
-        items = []
-        for i, v in enumerate(values):
-            item = self.graph.call_function(operator.getitem, (call, i))
-            item.meta.update(meta, val=v)
-            self._add(v, item)
-            items.append(item)
+        items = self._record_call(function, operands, values)
         for k, x in enumerate(operands):  # `ctx.mark_dirty(x)`: x's new value is an output
             i = next((i for i, o in enumerate(recorded["outs"]) if o is x), None)
             if i is None or k not in (kwargs.get("dirty_idx") or ()):
@@ -472,10 +478,8 @@ class _AtenRecorder(tp.TorchDispatchMode):
         """A `torch.utils.checkpoint` region: one node whose target is a `Checkpointed` (see
         checkpoint.py), returning the region's outputs, then its random draws."""
         body, *operands = args
-        meta = dict(self.meta)
         body_graph = self._body(body, operands, list)
         outs = self.outputs
-        self.meta = meta
         graph = body_graph.graph
         output = graph.output_node()
         draws = [
@@ -487,42 +491,25 @@ class _AtenRecorder(tp.TorchDispatchMode):
         kept = [u for n in draws for u in (n.users if isinstance(n.meta["val"], tuple) else [n])]
         output.args = ((*output.args[0], *kept),)
         values = [*outs, *(n.meta["val"] for n in kept)]
-        region = Checkpointed(body_graph, len(outs), len(kept))
-        call = self.graph.call_function(region, tuple(self._node_of(x) for x in operands))
-        call.meta.update(meta, val=tuple(values))
-        for i, v in enumerate(values):
-            item = self.graph.call_function(operator.getitem, (call, i))
-            item.meta.update(meta, val=v)
-            self._add(v, item)
+        self._record_call(Checkpointed(body_graph, len(outs), len(kept)), operands, values)
         return tuple(outs)
 
     def _cond(self, node: torch.fx.Node, args):
         """`torch.cond`: one node whose target is a `Cond` (control_flow.py)."""
         pred, true_body, false_body, operands = args
-        meta = dict(self.meta)
         graphs = [self._body(body, list(operands), list) for body in (true_body, false_body)]
         outs = list(self.outputs)  # the false branch's: same metadata as the true one's
-        self.meta = meta
         given = node.meta.get("example_value")
         if isinstance(given, tuple | list) and len(given) == len(outs):
             outs = list(given)
-        call = self.graph.call_function(
-            Cond(*graphs), (self._node_of(pred), *(self._node_of(x) for x in operands))
-        )
-        call.meta.update(meta, val=tuple(outs))
-        for i, v in enumerate(outs):
-            item = self.graph.call_function(operator.getitem, (call, i))
-            item.meta.update(meta, val=v)
-            self._add(v, item)
+        self._record_call(Cond(*graphs), [pred, *operands], outs)
         return tuple(outs)
 
     def _tensor_hook(self, node: torch.fx.Node, args):
         """`register_hook(y, hook_body)`: one node whose target is a `TensorHook` (hooks.py)."""
         y, body = args
-        meta = dict(self.meta)
         gradient = torch.empty_like(y)  # the hook's input: recorded here, dropped as unread
         body_graph = self._body(body, [gradient], lambda out: [out])
-        self.meta = meta
         if id(y) in self.hooks:  # a further hook on the same tensor: runs after the others
             self.hooks[id(y)].body_graphs.append(body_graph)
             return y
@@ -530,11 +517,7 @@ class _AtenRecorder(tp.TorchDispatchMode):
         if not isinstance(hooked, torch.Tensor) or hooked is y:
             hooked = torch.empty_like(y)
         hook = TensorHook(body_graph)
-        call = self.graph.call_function(hook, (self._node_of(y),))
-        call.meta.update(meta, val=(hooked,))
-        item = self.graph.call_function(operator.getitem, (call, 0))
-        item.meta.update(meta, val=hooked)
-        self._add(hooked, item)
+        self._record_call(hook, [y], [hooked])
         self.hooks[id(hooked)] = hook
         return hooked
 
