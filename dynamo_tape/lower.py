@@ -52,6 +52,10 @@ class Lowered:
     # per mutation: does eager autograd record it? Yes for `x.add_(w)`, no for BatchNorm's
     # running statistics (updated inside the kernel); read off Dynamo's traced fake inputs
     recorded_mutations: list[bool] = field(default_factory=list)
+    # user output positions eager returns as tensors of their own, not views (read off
+    # Dynamo's output values): where the tape's is a view of an intermediate (its `stack` is
+    # `unsqueeze` then `cat`... then a view), it is handed back detached from that base
+    fresh_outputs: list[int] = field(default_factory=list)
 
     @property
     def recorded(self) -> list[bool]:
@@ -82,6 +86,14 @@ KEEP_WHOLE = (
     aten.lerp.Tensor,
     aten.addcmul.default,
     aten.addcdiv.default,
+    # decomposed into a factory (full_like, rand < p), their outputs stopped requiring grad
+    # where eager's require it (with a zero gradient)
+    aten.fill.Scalar,
+    aten.fill.Tensor,
+    aten.bernoulli.default,
+    # matmul's reshapes: eager's result is a tensor of its own, the decomposition's `view` a
+    # view of an intermediate (sdpa's output came out `._base`-ed)
+    aten._unsafe_view.default,
 )
 
 
@@ -646,7 +658,14 @@ def lower(gm: torch.fx.GraphModule, example_inputs, fake_mode, strict: bool) -> 
     leaves = [k for k, i in enumerate(mutations) if _is_leaf_requiring_grad(traced[i])]
     _differentiate_later_reads_as_the_leaf(tape, namer, mutations, leaves)
     return Lowered(
-        tape, namer, fake_mode, mutations, returns_input, aten_gm, recorded_mutations=recorded
+        tape,
+        namer,
+        fake_mode,
+        mutations,
+        returns_input,
+        aten_gm,
+        recorded_mutations=recorded,
+        fresh_outputs=_fresh_outputs(gm),
     )
 
 
@@ -762,6 +781,15 @@ def _origin(node: torch.fx.Node) -> str | None:
         return node.meta["origin"]
     sources = node.meta.get("from_node") or ()
     return getattr(sources[0], "name", None) if sources else None
+
+
+def _fresh_outputs(gm: torch.fx.GraphModule) -> list[int]:
+    (output,) = gm.graph.find_nodes(op="output")
+    values = [
+        n.meta.get("example_value") if isinstance(n, torch.fx.Node) else None
+        for n in tp.tree_leaves(output.args[0])
+    ]
+    return [p for p, v in enumerate(values) if isinstance(v, torch.Tensor) and v._base is None]
 
 
 def outputs_that_are_inputs(gm: torch.fx.GraphModule) -> dict[int, int]:

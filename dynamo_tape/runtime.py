@@ -201,6 +201,17 @@ class CompiledGraph:
         self.calls = {"inference": 0, "forward": 0, "backward": 0, "double_backward": 0}
         self.views_of_inputs = _views_of_inputs(lowered)
         self.views_of_outputs = _views_of_outputs(lowered, self.views_of_inputs)
+        # outputs (positions among all the tape's outputs) that are views of an intermediate
+        # where eager's are not: handed back detached, as tensors of their own
+        taken_again = {*self.views_of_inputs, *self.views_of_outputs, *lowered.returns_input}
+        made_by_a_view = _made_by_a_view(self.tape)
+        self.detached_outputs = tuple(
+            self.n_mutations + p
+            for p in lowered.fresh_outputs
+            if p not in taken_again
+            and p < len(lowered.user_outputs)
+            and lowered.user_outputs[p] in made_by_a_view
+        )
         # no input is a functorch wrapper (the backend checks the example inputs; Dynamo's
         # guards on dispatch keys recompile for one that is): see `_apply`
         self.plain_inputs = plain_inputs
@@ -266,7 +277,7 @@ class CompiledGraph:
         else:
             self.calls["inference"] += 1
             code, copy_back = self._inference
-            outs = run(code, args)
+            outs = _detached(run(code, args), self.detached_outputs)
         if copy_back:
             _copy_back(args, self.lowered, outs, copy_back)
         outs = list(outs[self.n_mutations :])
@@ -286,12 +297,36 @@ class CompiledGraph:
         return tuple(outs)
 
 
+def _made_by_a_view(tape: Tape) -> set:
+    """The Variables an entry returns as a view of one of its arguments (`view`, `t`, ...)."""
+    found = set()
+    for e in tape.entries:
+        if isinstance(e.op, OpOverload):
+            returns = schema(e.op).returns
+            if len(returns) == 1:  # one tensor, or a list of them (split's `Tensor(a)[]`)
+                returns = returns * len(e.outputs)
+            for v, r in zip(e.outputs, returns):
+                if v is not None and r.alias_info is not None and not r.alias_info.is_write:
+                    found.add(v)
+    return found
+
+
+def _detached(outs, positions):
+    if not positions:
+        return outs
+    outs = list(outs)
+    for k in positions:
+        outs[k] = outs[k].detach()
+    return outs
+
+
 def _views_of_inputs(lowered: Lowered) -> dict[int, int]:
     """User output position -> input index, for outputs that are views of an input."""
     inputs = [(i, v) for i, v in enumerate(lowered.tape.inputs) if v.is_tensor]
+    fresh = set(lowered.fresh_outputs)  # eager's is no view (unsafe_chunk): none is made
     found = {}
     for position, out in enumerate(lowered.user_outputs):
-        if position in lowered.returns_input or not isinstance(out, Variable):
+        if position in lowered.returns_input or position in fresh or not isinstance(out, Variable):
             continue
         for index, v in inputs:
             if out.is_tensor and tp.is_alias_of(out.meta, v.meta):
@@ -302,6 +337,7 @@ def _views_of_inputs(lowered: Lowered) -> dict[int, int]:
 def _views_of_outputs(lowered: Lowered, of_inputs) -> dict[int, int]:
     """User output position -> position of the output it is a view of (`h, h.view(-1)`)."""
     taken = set(of_inputs) | set(lowered.returns_input)
+    fresh = set(lowered.fresh_outputs)  # eager's is no view: a base, never a view re-taken
     made_by = {v: e.op for e in lowered.tape.entries for v in e.outputs}
     outs = [
         (p, o, getattr(made_by.get(o), "is_view", False))
@@ -310,7 +346,7 @@ def _views_of_outputs(lowered: Lowered, of_inputs) -> dict[int, int]:
     ]
     found = {}
     for position, out, is_view in outs:
-        for base, other, other_is_view in outs if is_view else ():
+        for base, other, other_is_view in outs if is_view and position not in fresh else ():
             if not other_is_view and tp.is_alias_of(out.meta, other.meta):
                 found[position] = base
                 break
@@ -375,6 +411,7 @@ class _TapeFunction(torch.autograd.Function):
         recompute = plan.recompute
         ctx.rng = _rng_states(args) if recompute.random else None
         outs, saved, syms = run(plan.forward_code, args)
+        outs = _detached(outs, graph.detached_outputs)
         if plan.copied:  # the copy-back after this Function would change them under us
             saved = list(saved)
             for k in plan.copied:

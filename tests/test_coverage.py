@@ -108,15 +108,18 @@ SUBSET_FLAGS = [
     ("lu_unpack", "float64"),
     ("native_layer_norm", "float32"),
     ("native_batch_norm", "float32"),
+    # kept whole (lower.KEEP_WHOLE): decomposed into factories they stopped requiring grad
+    ("bernoulli", "float32"),
+    ("fill", "float32"),
+    # eager's output is a tensor of its own, the tape's last entry a view of an intermediate
+    ("stack", "float32"),
+    ("kron", "complex128"),
+    ("rot90", "float32"),
+    ("unsafe_chunk", "float32"),
+    ("index_add", "float32"),
+    ("nn.functional.channel_shuffle", "float32"),
+    ("nn.functional.scaled_dot_product_attention", "float32"),
 ]
-
-# Cases the lowering (lower.py) still gets wrong: it decomposes these ops into a factory
-# (fill into full_like, bernoulli into `rand < p`), so the output loses its dependence on the
-# input and does not require grad, where eager's does. Strict: a fix makes them fail here.
-LOWERING_DROPS_THE_INPUT = {
-    ("bernoulli", "float32"): "lower.py decomposes bernoulli into rand < p (a factory)",
-    ("fill", "float32"): "lower.py decomposes fill into full_like (a factory)",
-}
 
 # every overload these ops reach has a rule of ours (no generic fallback)
 OWN_RULES_ONLY = {
@@ -151,10 +154,8 @@ OWN_RULES_ONLY_COMPLEX = {
 def _cases():
     for name in SUBSET:
         yield pytest.param(name, "float32", id=name)
-    for name, dtype in [*SUBSET_COMPLEX, *SUBSET_FLAGS, *LOWERING_DROPS_THE_INPUT]:
-        reason = LOWERING_DROPS_THE_INPUT.get((name, dtype))
-        marks = [pytest.mark.xfail(reason=reason, strict=True)] if reason else []
-        yield pytest.param(name, dtype, id=f"{name}-{dtype}", marks=marks)
+    for name, dtype in [*SUBSET_COMPLEX, *SUBSET_FLAGS]:
+        yield pytest.param(name, dtype, id=f"{name}-{dtype}")
 
 
 @pytest.mark.parametrize("name, dtype", _cases())
