@@ -158,8 +158,21 @@ def _cases():
         yield pytest.param(name, dtype, id=f"{name}-{dtype}")
 
 
+# Where a release's eager differs from the others' and the tape follows the others'
+RELEASE_DIFFERENCES = {
+    ("linalg.det", "complex128"): (
+        "2.12",
+        "its eager gives a 0x0 matrix's determinant no gradient (None), later releases and the "
+        "tape an empty one",
+    ),
+}
+
+
 @pytest.mark.parametrize("name, dtype", _cases())
 def test_opinfo_op_matches_eager(name, dtype):
+    since, why = RELEASE_DIFFERENCES.get((name, dtype), ("0", ""))
+    if torch.__version__ < since:
+        pytest.skip(f"torch {torch.__version__}: {why}")
     if name not in coverage.opinfo_names(dtype):  # `cholesky` left OpInfo with it (2.14)
         pytest.skip(f"torch {torch.__version__} has no OpInfo entry {name!r} for {dtype}")
     result, calls = coverage.sweep_named(name, dtype=dtype)
