@@ -118,7 +118,7 @@ SUBSET_FLAGS = [
     ("unsafe_chunk", "float32"),
     ("index_add", "float32"),
     ("nn.functional.channel_shuffle", "float32"),
-    ("nn.functional.scaled_dot_product_attention", "float32"),
+    ("nn.functional.scaled_dot_product_attention", "float64"),
 ]
 
 # every overload these ops reach has a rule of ours (no generic fallback)
