@@ -199,8 +199,8 @@ def test_gpt2_with_gradient_checkpointing_saves_at_most_what_aot_eager_saves():
     assert torch.equal(results["tape"][1], results["eager"][1])
     for a, b in zip(results["tape"][2], results["eager"][2]):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
-    if saved["tape"] > saved["aot_eager"] and torch.__version__ >= "2.15":
-        # seen on 2.15.0: aot_eager's min-cut partitioner also recomputes a region's input
+    if saved["tape"] > saved["aot_eager"] and torch.__version__ >= "2.14":
+        # seen on 2.14.1 and 2.15.0: aot_eager's partitioner also recomputes a region's input
         # from the region before it (38.0 KiB, below eager's 44.0); the tape saves eager's set
         # and the attention mask Dynamo materializes (44.5 KiB)
         pytest.xfail(f"torch {torch.__version__}: aot_eager recomputes across regions {saved}")
