@@ -46,6 +46,7 @@ class CustomFunction:
         saved: list[tuple[str, int]],
         non_differentiable: tuple[int, ...],
         once_differentiable: bool = False,
+        n_written: int = 0,
     ):
         self.name = f"{name}.apply"  # how the entry prints: `v5:f32[3] = GradReverse.apply v4`
         self.function = name
@@ -58,10 +59,11 @@ class CustomFunction:
         # the entry's extra output n_outputs + j
         self.saved = saved
         n_intermediates = sum(kind == "intermediate" for kind, _ in saved)
-        # outputs no gradient flows back through: marked by the user, and the intermediates
+        # outputs no gradient flows back through: marked by the user, the intermediates, and
+        # the new values of operands the forward writes (`mark_dirty`, read by nothing later)
         self.nondifferentiable_outputs = (
             *non_differentiable,
-            *range(n_outputs, n_outputs + n_intermediates),
+            *range(n_outputs, n_outputs + n_intermediates + n_written),
         )
         # `@once_differentiable`: differentiating its backward raises eager's error
         self.once_differentiable = once_differentiable

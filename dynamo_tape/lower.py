@@ -391,9 +391,11 @@ class _AtenRecorder(tp.TorchDispatchMode):
                     env[node] = tp.get_attr(gm, node.target)
         raise _NotRecordable  # a graph without output
 
-    def _body(self, gm: torch.fx.GraphModule, inputs, pick) -> torch.fx.GraphModule:
+    def _body(self, gm: torch.fx.GraphModule, inputs, pick, written=None):
         """The ATen graph of a body of a higher-order op (`fwd_body_0`), recorded as a graph of
-        its own from `inputs`; it returns `pick(the body's outputs)`, a flat list."""
+        its own from `inputs`; it returns `pick(the body's outputs)`, a flat list. An input the
+        body writes must be among those, or, where `written` is a list, its new value is
+        returned after them and its position appended to `written`."""
         outer = (self.graph, self.constants, self.nodes, self.inputs, self.new_values, self.views)
         meta = self.meta  # the higher-order op's own node's, which `run` sets anew per node
         self.graph, self.constants = torch.fx.Graph(), torch.nn.Module()
@@ -401,8 +403,12 @@ class _AtenRecorder(tp.TorchDispatchMode):
         try:
             mutated = self.run(_without_grad_mode_changes(gm), inputs)
             picked = pick(self.outputs)
-            if any(not any(inputs[i] is x for x in picked) for i in mutated):
-                raise _NotRecordable  # it writes an input it does not return (no mark_dirty)
+            unreturned = [i for i in mutated if not any(inputs[i] is x for x in picked)]
+            if unreturned and written is None:
+                raise _NotRecordable  # it writes an input it does not return
+            if unreturned:  # torch 2.12 returns `x.view_as(x)` for a `ctx.mark_dirty(x)`
+                written.extend(unreturned)
+                picked = [*picked, *(inputs[i] for i in unreturned)]
             self.graph.erase_node(self.graph.output_node())
             # a written input's node is now its new value (`ctx.mark_dirty`)
             self.graph.output(tuple(self._node_of(x) for x in picked))
@@ -450,7 +456,12 @@ class _AtenRecorder(tp.TorchDispatchMode):
             recorded["where"], recorded["extra"] = where, extra
             return [*outs, *extra]
 
-        forward_graph = self._body(forward, operands, outputs_and_intermediates)
+        written: list[int] = []  # operands the forward writes and does not return
+        forward_graph = self._body(forward, operands, outputs_and_intermediates, written)
+        later = {n for n in node.graph.nodes if n > node}
+        for k in written:  # read later, they would miss the gradient of their new value
+            if any(user in later for user in node.args[2 + k].users):
+                raise _NotRecordable
         # cotangents, then saved values: Dynamo's fakes, which may share one fake between a
         # cotangent and a saved output; the body must tell them apart
         grads_in, seen = [], set()
@@ -470,10 +481,12 @@ class _AtenRecorder(tp.TorchDispatchMode):
             recorded["where"],
             tuple(kwargs.get("non_differentiable_idx") or ()),
             once_differentiable=tp.is_once_differentiable(backward),
+            n_written=len(written),
         )
         # Dynamo's own values for the outputs: fresh tensors, never one of the operands
         outs = node.meta.get("example_value") or recorded["outs"]
-        values = [*outs, *recorded["extra"]]
+        # the written operands' new values last: later reads of them read those
+        values = [*outs, *recorded["extra"], *(operands[k] for k in written)]
         items = self._record_call(function, operands, values)
         for k, x in enumerate(operands):  # `ctx.mark_dirty(x)`: x's new value is an output
             i = next((i for i, o in enumerate(recorded["outs"]) if o is x), None)
