@@ -290,3 +290,20 @@ def test_cond_runs_the_branch_pred_picks_forward_backward_and_double_backward(si
     text = dynamo_tape.last_tapes()
     assert "cond.true(" in text and "cond.false(" in text  # each branch as its own tape
     assert "cond.true.joint(" in text  # and each branch's backward
+
+
+def _retains_an_intermediate_grad(x):
+    y = x * 2
+    y.retain_grad()
+    return (y * y).sum(), y
+
+
+def test_retain_grad_inside_the_compiled_region_as_in_eager():
+    x = torch.randn(4, dtype=torch.float64, requires_grad=True)
+    results = []
+    for fn in (_retains_an_intermediate_grad, torch.compile(_retains_an_intermediate_grad,
+                                                              backend="tape")):  # fmt: skip
+        loss, y = fn(x)
+        loss.backward()
+        results.append(y.grad)
+    torch.testing.assert_close(results[1], results[0], rtol=0, atol=0)
