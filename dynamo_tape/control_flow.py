@@ -11,6 +11,8 @@ none), so the backward takes the branch the forward took, and is itself differen
 
 from __future__ import annotations
 
+import torch
+
 from . import record
 from .ir import Tape, TapeEntry, is_differentiable, is_random
 from .ops import aten
@@ -106,3 +108,72 @@ def _joint(branch: Tape, wrt: list[int], namer, fake_mode) -> Tape:
     eliminate_dead_entries(joint, keep=lambda e: is_random(e.op))  # draws keep their order
     return joint
 
+
+
+class Map:
+    """`torch._higher_order_ops.map(f, xs, *args)`: `f` on each slice of the mapped operands
+    (along their first dimension), the others passed whole; its outputs stacked. Its rule
+    records another `Map` onto the backward tape over the body's joint tape (slices and the
+    cotangents' slices mapped, the others whole), and sums the whole operands' gradients."""
+
+    name = "map"
+    __name__ = "map"
+
+    def __init__(self, body_graph, n_mapped: int, label: str = "map"):
+        self.body_graph = body_graph
+        self.body: Tape | None = None
+        self.n_mapped = n_mapped
+        self.label = label
+        self._code = None
+        self._backward: Map | None = None
+
+    @classmethod
+    def of_tape(cls, body: Tape, n_mapped: int, label: str) -> Map:
+        op = cls(None, n_mapped, label)
+        op.body = body
+        return op
+
+    def lower(self, namer, strict: bool) -> None:
+        if self.body is None:
+            from .lower import to_tape
+
+            self.body = to_tape(self.body_graph, strict, f"{self.label}.body", namer=namer)[0]
+
+    def __call__(self, *operands):
+        if self._code is None:
+            from .codegen import compile_tape
+
+            tape = self.body
+            self._code = compile_tape(tape, "body", tape.inputs, tuple(tape.outputs))
+        mapped, whole = operands[: self.n_mapped], operands[self.n_mapped :]
+        results = [self._code.fn(*(x[i] for x in mapped), *whole) for i in range(len(mapped[0]))]
+        return [torch.stack(outs) for outs in zip(*results)]
+
+    def text(self) -> str:
+        head = f"# {self.label}: runs on each slice of its first {self.n_mapped} argument(s)"
+        return f"{head}\n{self.body.text()}"
+
+    def propagate(self, g, y, *operands):
+        cotangents = [
+            ct if ct is not None else record.call(aten.zeros_like.default, out)
+            for ct, out in zip(g, y)
+        ]
+        wrt = [k for k, o in enumerate(operands) if _differentiable(o)]
+        if not wrt:
+            return ()
+        n, m = self.n_mapped, len(self.body.inputs)
+        if self._backward is None:
+            rec = record.current()
+            joint = _joint(self.body, wrt, rec.namer, rec.fake_mode)
+            ins = joint.inputs  # the body's inputs, then one cotangent per output
+            joint.inputs = [*ins[:n], *ins[m:], *ins[n:m]]  # mapped, cotangents, then whole
+            self._backward = Map.of_tape(joint, n + len(cotangents), f"{self.label}.backward")
+        grads = record.call(
+            self._backward, *operands[:n], *cotangents, *operands[n:]
+        )
+        grads = grads if isinstance(grads, list) else [grads]
+        result = [None] * len(operands)
+        for k, gk in zip(wrt, grads):
+            # a whole operand's gradient is the sum of its slices' contributions
+            result[k] = gk if k < n else record.call(aten.sum.dim_IntList, gk, [0])
+        return tuple(result)

@@ -22,7 +22,7 @@ import torch.fx
 
 from . import torch_private as tp
 from .checkpoint import Checkpointed
-from .control_flow import Cond
+from .control_flow import Cond, Map
 from .custom_function import CustomFunction
 from .hooks import TensorHook
 from .ir import Namer, Tape, TapeEntry, is_random
@@ -32,7 +32,7 @@ from .torch_private import OpOverload, schema, tree_map
 
 # Entries whose op runs a tape of its own, recorded from a body of a higher-order op, and whose
 # rule records another body (the user's backward, the recompute, the hook) onto the backward
-BODIES = (CustomFunction, Checkpointed, TensorHook, Cond)
+BODIES = (CustomFunction, Checkpointed, TensorHook, Cond, Map)
 
 
 class LoweringError(RuntimeError):
@@ -379,6 +379,8 @@ class _AtenRecorder(tp.TorchDispatchMode):
                     env[node] = self._checkpoint(node, args_, kwargs)
                 elif node.op == "call_function" and node.target is tp.cond:
                     env[node] = self._cond(node, args_)
+                elif node.op == "call_function" and node.target is tp.map_impl:
+                    env[node] = self._map(node, args_)
                 elif node.op == "call_function" and tp.is_register_hook(node.target):
                     env[node] = self._tensor_hook(node, args_)
                 elif node.op == "call_function":
@@ -528,6 +530,19 @@ class _AtenRecorder(tp.TorchDispatchMode):
         if isinstance(given, tuple | list) and len(given) == len(outs):
             outs = list(given)
         self._record_call(Cond(*graphs), [pred, *operands], outs)
+        return tuple(outs)
+
+    def _map(self, node: torch.fx.Node, args):
+        """`map_impl(body, mapped, whole)`: one node whose target is a `Map` (control_flow.py)."""
+        body, mapped, whole = args
+        inputs = _example_values(body)  # Dynamo's values of a slice, then of the whole ones
+        if len(inputs) != len(mapped) + len(whole) or any(x is None for x in inputs):
+            raise _NotRecordable
+        body_graph = self._body(body, inputs, list)
+        outs = node.meta.get("example_value")
+        if not isinstance(outs, tuple | list):
+            raise _NotRecordable
+        self._record_call(Map(body_graph, len(mapped)), [*mapped, *whole], list(outs))
         return tuple(outs)
 
     def _tensor_hook(self, node: torch.fx.Node, args):

@@ -110,6 +110,8 @@ def is_register_hook(target) -> bool:
 
 # torch.cond(pred, true_fn, false_fn, operands): cond(pred, true_graph, false_graph, operands)
 cond = torch.ops.higher_order.cond
+# torch._higher_order_ops.map(f, xs, *args): map_impl(body_graph, [xs...], [args...])
+map_impl = torch.ops.higher_order.map_impl
 # Dynamo writes `with torch.no_grad():` inside a graph as calls of this function.
 set_grad_enabled = torch._C._set_grad_enabled
 
@@ -295,6 +297,7 @@ __all__ = [
     "kernel",
     "linear",
     "make_fx",
+    "map_impl",
     "opinfo_database",
     "overload_name",
     "recompile_reason",

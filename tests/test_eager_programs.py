@@ -307,3 +307,37 @@ def test_retain_grad_inside_the_compiled_region_as_in_eager():
         loss.backward()
         results.append(y.grad)
     torch.testing.assert_close(results[1], results[0], rtol=0, atol=0)
+
+
+# ---- torch._higher_order_ops.map -----------------------------------------------------------
+
+
+def _mapped_body(x, w):
+    return (x * w).tanh() * x
+
+
+def _with_map(xs, w):
+    from torch._higher_order_ops.map import map as map_
+
+    return map_(_mapped_body, xs, w).sum()
+
+
+def _with_a_loop(xs, w):  # the same program as a Python loop: eager's reference
+    return torch.stack([_mapped_body(x, w) for x in xs]).sum()
+
+
+def test_map_runs_its_body_on_each_slice_forward_backward_and_double_backward():
+    import dynamo_tape
+
+    xs = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(3, dtype=torch.float64, requires_grad=True)
+    compiled = torch.compile(_with_map, backend="tape", options={"fallback": "error"})
+    torch.testing.assert_close(compiled(xs, w), _with_a_loop(xs, w))
+    ours = torch.autograd.grad(compiled(xs, w), (xs, w), create_graph=True)
+    expected = torch.autograd.grad(_with_a_loop(xs, w), (xs, w), create_graph=True)
+    for a, b in zip(ours, expected):
+        torch.testing.assert_close(a, b)
+    second = [torch.autograd.grad(sum(g.sum() for g in gs), (xs, w)) for gs in (ours, expected)]
+    for a, b in zip(*second):
+        torch.testing.assert_close(a, b)
+    assert "map.body(" in dynamo_tape.last_tapes()
