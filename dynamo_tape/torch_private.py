@@ -26,8 +26,6 @@ from torch.fx.experimental.proxy_tensor import make_fx
 from torch.fx.experimental.symbolic_shapes import statically_known_true
 from torch.utils._sympy.printers import PythonPrinter
 
-TORCH_VERSION = tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:2])
-
 # ---- ops and their schemas ---------------------------------------------------------------
 # `torch.ops.aten.add.Tensor` is a torch._ops.OpOverload; its FunctionSchema (`arguments`,
 # `returns`, `name`, `is_mutable`, each argument's `alias_info`, `kwarg_only`, `type`) is
@@ -275,7 +273,6 @@ __all__ = [
     "OpOverload",
     "PythonPrinter",
     "TORCH_DIR",
-    "TORCH_VERSION",
     "TorchDispatchMode",
     "aot_export_module",
     "autograd_function_apply",
