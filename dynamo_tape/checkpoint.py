@@ -45,10 +45,9 @@ class Checkpointed:
 
     def __call__(self, *operands):
         if self._code is None:
-            from .codegen import compile_tape
+            from .codegen import compile_whole
 
-            tape = self.body
-            self._code = compile_tape(tape, "checkpoint", tape.inputs, tuple(tape.outputs))
+            self._code = compile_whole(self.body, "checkpoint")
         return list(self._code.fn(*operands))
 
     def text(self) -> str:

@@ -137,6 +137,12 @@ def compile_tape(tape: Tape, name: str, params: list, returns, symbols=None) -> 
     return compile_source(source, globals_, name, f"{tape.name} {name}", line_entries)
 
 
+def compile_whole(tape: Tape, name: str) -> CompiledTape:
+    """`tape` as a function of its inputs returning its outputs (a body's tape, run by the op
+    of its entry; a forward without a backward)."""
+    return compile_tape(tape, name, tape.inputs, tuple(tape.outputs))
+
+
 _ADDMM = aten.addmm.default
 
 

@@ -49,11 +49,9 @@ class Cond:
 
     def __call__(self, pred, *operands):
         if self._codes is None:
-            from .codegen import compile_tape
+            from .codegen import compile_whole
 
-            self._codes = [
-                compile_tape(t, "branch", t.inputs, tuple(t.outputs)) for t in self.branches
-            ]
+            self._codes = [compile_whole(t, "branch") for t in self.branches]
         if isinstance(pred, FakeTensor):  # recording: either branch gives the outputs' metadata
             return list(self._codes[0].fn(*operands))
         return list(self._codes[0 if bool(pred) else 1].fn(*operands))
@@ -63,10 +61,7 @@ class Cond:
         return "\n".join([head, *(t.text() for t in self.branches)])
 
     def propagate(self, g, y, pred, *operands):
-        cotangents = [
-            ct if ct is not None else record.call(aten.zeros_like.default, out)
-            for ct, out in zip(g, y)
-        ]
+        cotangents = _materialized(g, y)
         wrt = [k for k, o in enumerate(operands) if _differentiable(o)]
         if not wrt:
             return ()
@@ -80,6 +75,14 @@ class Cond:
         for k, gk in zip(wrt, grads):
             result[1 + k] = gk
         return tuple(result)
+
+
+def _materialized(g, y) -> list:
+    """One cotangent per output: zeros where none flows (the backward body reads them all)."""
+    return [
+        ct if ct is not None else record.call(aten.zeros_like.default, out)
+        for ct, out in zip(g, y)
+    ]
 
 
 def _differentiable(v) -> bool:
@@ -141,10 +144,9 @@ class Map:
 
     def __call__(self, *operands):
         if self._code is None:
-            from .codegen import compile_tape
+            from .codegen import compile_whole
 
-            tape = self.body
-            self._code = compile_tape(tape, "body", tape.inputs, tuple(tape.outputs))
+            self._code = compile_whole(self.body, "body")
         mapped, whole = operands[: self.n_mapped], operands[self.n_mapped :]
         results = [self._code.fn(*(x[i] for x in mapped), *whole) for i in range(len(mapped[0]))]
         return [torch.stack(outs) for outs in zip(*results)]
@@ -154,10 +156,7 @@ class Map:
         return f"{head}\n{self.body.text()}"
 
     def propagate(self, g, y, *operands):
-        cotangents = [
-            ct if ct is not None else record.call(aten.zeros_like.default, out)
-            for ct, out in zip(g, y)
-        ]
+        cotangents = _materialized(g, y)
         wrt = [k for k, o in enumerate(operands) if _differentiable(o)]
         if not wrt:
             return ()

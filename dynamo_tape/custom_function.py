@@ -86,12 +86,11 @@ class CustomFunction:
 
     def __call__(self, *operands):
         if self._code is None:
-            from .codegen import compile_tape
+            from .codegen import compile_whole
             from .ir import Namer
 
             self.lower(Namer())
-            tape = self.forward
-            self._code = compile_tape(tape, self.__name__, tape.inputs, tuple(tape.outputs))
+            self._code = compile_whole(self.forward, self.__name__)
         return self._code.fn(*operands)
 
     def text(self) -> str:

@@ -811,22 +811,25 @@ def _origin(node: torch.fx.Node) -> str | None:
     return getattr(sources[0], "name", None) if sources else None
 
 
-def _fresh_outputs(gm: torch.fx.GraphModule) -> list[int]:
+def _output_values(gm: torch.fx.GraphModule) -> list:
+    """Dynamo's own value of each graph output (None for a constant)."""
     (output,) = gm.graph.find_nodes(op="output")
-    values = [
+    return [
         n.meta.get("example_value") if isinstance(n, torch.fx.Node) else None
         for n in tp.tree_leaves(output.args[0])
     ]
+
+
+def _fresh_outputs(gm: torch.fx.GraphModule) -> list[int]:
+    values = _output_values(gm)
     return [p for p, v in enumerate(values) if isinstance(v, torch.Tensor) and v._base is None]
 
 
 def outputs_that_are_inputs(gm: torch.fx.GraphModule) -> dict[int, int]:
     # In Dynamo's graph an in-place op's result carries its input's own fake tensor.
     inputs = _example_values(gm)
-    (output,) = gm.graph.find_nodes(op="output")
     found = {}
-    for position, node in enumerate(tp.tree_leaves(output.args[0])):
-        value = node.meta.get("example_value") if isinstance(node, torch.fx.Node) else None
+    for position, value in enumerate(_output_values(gm)):
         for index, x in enumerate(inputs):
             if isinstance(value, torch.Tensor) and value is x:
                 found[position] = index

@@ -33,7 +33,7 @@ import torch
 
 from . import torch_private as tp
 from .autodiff import Backward, eliminate_dead_entries, grad
-from .codegen import CompiledTape, compile_tape, symbols_of
+from .codegen import CompiledTape, compile_tape, compile_whole, symbols_of
 from .ir import Tape, TapeEntry, Variable, is_differentiable, is_random
 from .lower import (
     BATCH_NORM_FUNCTIONAL,
@@ -221,7 +221,7 @@ class CompiledGraph:
         """The forward alone and the mutations to copy back after it, generated at the first
         call that needs no gradient."""
         forward, copy_back = _in_place(self.lowered, read_later=set())
-        return compile_tape(forward, "forward", forward.inputs, tuple(forward.outputs)), copy_back
+        return compile_whole(forward, "forward"), copy_back
 
     @property
     def inference_code(self) -> CompiledTape:
