@@ -9,10 +9,12 @@ save.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from . import record
-from .ir import Namer, Tape, Variable, is_differentiable
+from .ir import Namer, Tape, TapeEntry, Variable, is_differentiable
+from .ops import aten, present
 from .rules import NONDIFFERENTIABLE_OUTPUTS
 
 
@@ -123,3 +125,90 @@ def eliminate_dead_entries(tape: Tape, keep=lambda entry: False) -> None:
             kept.append(e)
             live.update(e.inputs)
     tape.entries = kept[::-1]
+
+
+# Entries cheap enough to run again in the backward rather than keep their outputs alive from
+# the forward: lookups, shape changes, index factories and the comparisons of masks.
+_ALIASING = present({
+    aten.view.default, aten._unsafe_view.default, aten.unsqueeze.default, aten.expand.default,
+    aten.slice.Tensor, aten.select.int, aten.permute.default, aten.detach.default,
+    aten.alias.default,
+})  # fmt: skip
+_LOOKUPS = present({
+    aten.embedding.default, aten.index.Tensor,
+    aten.arange.default, aten.arange.start, aten.arange.start_step,
+})  # fmt: skip
+RECOMPUTABLE = _ALIASING | _LOOKUPS | present({
+    aten.add.Tensor, aten.sub.Tensor, aten.mul.Tensor, aten.where.self,
+    aten.cat.default, aten.clone.default, aten._to_copy.default, aten.cumsum.default,
+    aten.lt.Tensor, aten.le.Tensor, aten.gt.Tensor, aten.ge.Tensor, aten.eq.Tensor,
+    aten.ne.Tensor, aten.lt.Scalar, aten.le.Scalar, aten.gt.Scalar, aten.ge.Scalar,
+    aten.eq.Scalar, aten.ne.Scalar,
+    aten.bitwise_and.Tensor, aten.bitwise_or.Tensor, aten.bitwise_not.default,
+    aten.logical_and.default, aten.logical_or.default, aten.logical_not.default,
+})  # fmt: skip
+
+
+def rematerialize(forward: Tape, bw: Backward, namer: Namer) -> Backward:
+    """`bw` with each saved value that RECOMPUTABLE entries, a lookup among them, make from the
+    forward's inputs (an embedding of the tokens, a position index, a causal mask) made again
+    at the start of the backward instead: the forward saves those inputs in its place, which
+    autograd holds anyway (an input the forward writes is saved as a copy: runtime's
+    Plan.copied). Not a value the forward returns, nor a view of an input: neither frees
+    memory."""
+    made_by = {v: e for e in forward.entries for v in e.outputs if v is not None}
+    inputs = set(forward.inputs)
+    returned = {v for v in forward.outputs if isinstance(v, Variable)}
+    chains: dict[Variable, list[TapeEntry] | None] = {}
+
+    def chain(v) -> list[TapeEntry] | None:
+        """The entries that make `v` from the inputs, in forward order; None if not all cheap."""
+        if v in inputs:
+            return []
+        if v not in chains:
+            e = made_by.get(v)
+            found = None
+            if e is not None and e.kind != "fallback" and e.op in RECOMPUTABLE:
+                parts = [chain(i) for i in e.inputs]
+                if all(p is not None for p in parts):
+                    found = [x for p in parts for x in p] + [e]
+            chains[v] = found
+        return chains[v]
+
+    again: dict[TapeEntry, None] = {}
+    for v in bw.saved:
+        entries = chain(v) if v not in inputs and v not in returned else None
+        # arithmetic of inputs alone (`a + b`) costs a pass over memory to make again: kept
+        if entries and any(e.op in _LOOKUPS for e in entries):
+            again.update(dict.fromkeys(entries))
+    if not again:
+        return bw
+    order = {e: k for k, e in enumerate(forward.entries)}
+    renamed: dict[Variable, Variable] = {}
+    entries = []
+    for e in sorted(again, key=order.__getitem__):
+        outs = [None if v is None else renamed.setdefault(v, namer(v.meta)) for v in e.outputs]
+        entries.append(_renamed(e, renamed, outputs=outs))
+    entries += [_renamed(e, renamed) for e in bw.tape.entries]
+    outputs = [renamed.get(v, v) if isinstance(v, Variable) else v for v in bw.tape.outputs]
+    defined = {v for e in entries for v in e.outputs}
+    cotangents = bw.tape.inputs[len(bw.saved) :]
+    saved = list(dict.fromkeys(
+        v for v in [*(i for e in entries for i in e.inputs), *outputs]
+        if isinstance(v, Variable) and v not in defined and v not in cotangents
+    ))  # fmt: skip
+    tape = Tape(bw.tape.name, [*saved, *cotangents], entries, outputs)
+    return Backward(tape, saved, bw.cotangent_of)
+
+
+def _renamed(e: TapeEntry, renamed: dict, outputs=None) -> TapeEntry:
+    def value(a):
+        if isinstance(a, Variable):
+            return renamed.get(a, a)
+        if isinstance(a, list | tuple):
+            return type(a)(value(x) for x in a)
+        return a
+
+    args = [value(a) for a in e.args]
+    kwargs = {k: value(a) for k, a in e.kwargs.items()}
+    return dataclasses.replace(e, args=args, kwargs=kwargs, outputs=outputs or e.outputs)

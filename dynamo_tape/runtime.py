@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import torch
 
 from . import torch_private as tp
-from .autodiff import Backward, eliminate_dead_entries, grad
+from .autodiff import Backward, eliminate_dead_entries, grad, rematerialize
 from .codegen import CompiledTape, compile_tape, compile_whole, symbols_of
 from .ir import Tape, TapeEntry, Variable, is_differentiable, is_random
 from .lower import (
@@ -239,6 +239,7 @@ class CompiledGraph:
     def _build_plan(self, wrt) -> Plan:
         tape = self.tape
         bw = grad(tape, [tape.inputs[i] for i in wrt], self.lowered.namer, self.lowered.fake_mode)
+        bw = rematerialize(tape, bw, self.lowered.namer)
         recompute = _recompute(self.lowered, bw)
         read_later = {*bw.saved, *(tape.inputs[i] for i in recompute.checked + recompute.copied)}
         forward, copy_back = _in_place(self.lowered, read_later, bw.cotangent_of)

@@ -196,3 +196,50 @@ def test_benchmark_models_get_eagers_gradients_and_save_no_more(make, batch):
     ]
     eager_bytes, tape_bytes = (bench.saved_bytes(r, inputs) for r in runners)
     assert 0 < tape_bytes <= eager_bytes
+
+
+def _embedded(tokens, positions, table, w):
+    h = torch.nn.functional.embedding(tokens, table) + positions[: tokens.shape[-1]]
+    return (torch.tanh(h @ w) * h).sum()
+
+
+def _embedded_then_positions_written(tokens, positions, table, w):
+    h = torch.nn.functional.embedding(tokens, table) + positions[: tokens.shape[-1]]
+    positions.mul_(2)  # h made again in the backward reads the positions as they were
+    return (torch.tanh(h @ w) * h).sum()
+
+
+@pytest.mark.parametrize(
+    "fn", [_embedded, _embedded_then_positions_written], ids=lambda f: f.__name__
+)
+def test_values_made_cheaply_from_inputs_are_made_again_in_the_backward(fn):
+    """An embedding of the inputs is looked up again in the backward rather than kept alive
+    from the forward (as aot_eager's partitioner does), from the inputs as the forward read
+    them."""
+    torch.manual_seed(0)
+    tokens = torch.randint(0, 10, (4, 6))
+    positions = torch.randn(6, 8, dtype=torch.float64)
+    leaves = [torch.randn(s, dtype=torch.float64, requires_grad=True) for s in ((10, 8), (8, 8))]
+    results = []
+    for run in (fn, torch.compile(fn, backend="tape")):
+        torch._dynamo.reset()
+        given = positions.clone()
+        inputs = (tokens, given, *leaves)
+        kept = {}
+
+        def pack(t, inputs=inputs, kept=kept):
+            storage = t.untyped_storage()
+            if all(storage.data_ptr() != x.untyped_storage().data_ptr() for x in inputs):
+                kept[storage.data_ptr()] = storage.nbytes()
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            out = run(*inputs)
+        results.append((out, torch.autograd.grad(out, leaves), sum(kept.values()), given))
+    (out, grads, eager_bytes, eager_given), (out_, grads_, tape_bytes, tape_given) = results
+    assert torch.equal(out_, out) and torch.equal(tape_given, eager_given)
+    for a, b in zip(grads_, grads):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    h = 4 * 6 * 8 * 8  # bytes of one float64 (4, 6, 8)
+    copy = 6 * 8 * 8 if fn is _embedded_then_positions_written else 0  # of the written input
+    assert tape_bytes <= eager_bytes - h + copy, (tape_bytes, eager_bytes)  # h is not kept
