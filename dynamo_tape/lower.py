@@ -329,6 +329,10 @@ def _functional_form(func) -> tuple[OpOverload, int] | None:
 _storage = tp.storage_id
 
 
+def _layout(x: torch.Tensor) -> tuple:
+    return x.shape, x.stride(), x.storage_offset(), x.dtype
+
+
 class _AtenRecorder(tp.TorchDispatchMode):
     """Runs a torch-level FX graph and records the ATen ops it dispatches (decomposed by
     `table`) as a new FX graph, each node with its fake value (`val`) and the Dynamo node's
@@ -345,6 +349,11 @@ class _AtenRecorder(tp.TorchDispatchMode):
         self.views: Counter = Counter()  # storage -> how many recorded tensors use it
         self.hooks: dict[int, TensorHook] = {}  # id(hooked value) -> its hooks
         self.meta: dict = {}
+        # a selectively checkpointed region's policy, while its body is recorded; the values
+        # of the ops it says to save; how deep in a decomposition the dispatch now is
+        self.policy = None
+        self.saved_by_policy: set[int] = set()
+        self.depth = 0
 
     def _add(self, value: torch.Tensor, node: torch.fx.Node):
         self.nodes[id(value)] = (value, node)
@@ -417,9 +426,7 @@ class _AtenRecorder(tp.TorchDispatchMode):
             _drop_unread(self.graph)
             return tp.LazyGraphModule(self.constants, self.graph)
         finally:
-            self.graph, self.constants, self.nodes, self.inputs, self.new_values, self.views = (
-                outer
-            )
+            self.graph, self.constants, self.nodes, self.inputs, self.new_values, self.views = outer
             self.meta = meta
 
     def _record_call(self, op, inputs, values) -> list[torch.fx.Node]:
@@ -505,17 +512,32 @@ class _AtenRecorder(tp.TorchDispatchMode):
         """A `torch.utils.checkpoint` region: one node whose target is a `Checkpointed` (see
         checkpoint.py), returning the region's outputs, then its random draws."""
         body, *operands = args
-        body_graph = self._body(body, operands, list)
+        try:
+            policy = tp.checkpoint_policy(body)
+        except tp.NotSelective:
+            raise _NotRecordable from None  # a context_fn of the user's own: aot_export's
+        outer = self.policy, self.saved_by_policy
+        self.policy, self.saved_by_policy = policy, set()
+        try:
+            body_graph = self._body(body, operands, list)
+            saved = self.saved_by_policy
+        finally:
+            self.policy, self.saved_by_policy = outer
         outs = self.outputs
         graph = body_graph.graph
         output = graph.output_node()
-        draws = [
-            n
-            for n in graph.nodes
-            if n.op == "call_function" and is_random(n.target)
-        ]
-        # a draw with several outputs (native_dropout: output, mask) is read through getitems
-        kept = [u for n in draws for u in (n.users if isinstance(n.meta["val"], tuple) else [n])]
+        # kept rather than recomputed: random draws, and what the policy says to save (but the
+        # region's outputs, saved as such); a value of an op with several outputs
+        # (native_dropout: output, mask) is read through getitems
+        saved -= {id(o) for o in outs}
+        kept = {}
+        for n in graph.nodes:
+            val = n.meta.get("val")
+            if n.op == "call_function" and is_random(n.target):
+                kept.update(dict.fromkeys(n.users if isinstance(val, tuple) else [n]))
+            elif n.op == "call_function" and isinstance(val, torch.Tensor) and id(val) in saved:
+                kept[n] = None
+        kept = list(kept)
         output.args = ((*output.args[0], *kept),)
         values = [*outs, *(n.meta["val"] for n in kept)]
         self._record_call(Checkpointed(body_graph, len(outs), len(kept)), operands, values)
@@ -561,6 +583,20 @@ class _AtenRecorder(tp.TorchDispatchMode):
         self.hooks[id(hooked)] = hook
         return hooked
 
+    def _whole_aliases(self, target) -> list[torch.Tensor]:
+        """The recorded tensors an in-place write to `target` writes: itself alone, or also its
+        aliases of the same layout (dropout's kernel writes `bernoulli_` into a `detach` of a
+        fresh tensor), none a graph input. A partial view is aot_export's to functionalize."""
+        if id(target) not in self.nodes:
+            raise _NotRecordable
+        if self.views[_storage(target)] == 1:
+            return [target]
+        layout = _layout(target)
+        same = [v for v, _ in self.nodes.values() if _storage(v) == _storage(target)]
+        if any(_layout(v) != layout or id(v) in self.inputs for v in same):
+            raise _NotRecordable
+        return same
+
     def _node_of(self, x):
         if not isinstance(x, torch.Tensor):
             if _symbolic(x):
@@ -579,6 +615,19 @@ class _AtenRecorder(tp.TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
+        if self.policy is None:
+            return self._dispatch(func, args, kwargs)
+        self.depth += 1  # the policy is asked of the ops the region calls, as eager's is
+        try:
+            out = self._dispatch(func, args, kwargs)
+        finally:
+            self.depth -= 1
+        if self.depth == 0 and tp.checkpoint_policy_says_save(self.policy, func, args, kwargs, out):
+            flat = out if isinstance(out, tuple | list) else (out,)
+            self.saved_by_policy.update(id(o) for o in flat if isinstance(o, torch.Tensor))
+        return out
+
+    def _dispatch(self, func, args, kwargs):
         if func is aten.lift_fresh.default:  # `torch.tensor(2.0)`: a copy, as make_fx records
             func = aten.lift_fresh_copy.default
         # the table's decomposition, else the op's own composite one (an op called below
@@ -630,16 +679,15 @@ class _AtenRecorder(tp.TorchDispatchMode):
             for a in schema(func).arguments
             if a.alias_info is not None and a.alias_info.is_write
         ]
-        for target in targets:
-            if id(target) not in self.nodes or self.views[_storage(target)] != 1:
-                raise _NotRecordable  # a view, or a tensor something views: aot_export's
-        with self:
-            out = functional(*args, **kwargs)
+        aliases = [self._whole_aliases(target) for target in targets]
+        with self:  # with the defaults the in-place call left out (`bernoulli_()`'s p)
+            out = functional(*positional, **keyword)
         flat = list(out) if isinstance(out, tuple | list) else [out]
-        for target, new in zip(targets, flat[n_returned:], strict=True):
+        for target, same, new in zip(targets, aliases, flat[n_returned:], strict=True):
             if (new.shape, new.dtype) != (target.shape, target.dtype):
                 raise _NotRecordable  # `int_tensor.add_(0.5)`: eager would refuse it
-            self.nodes[id(target)] = (target, self.nodes[id(new)][1])
+            for alias in same:  # each now reads the new value
+                self.nodes[id(alias)] = (alias, self.nodes[id(new)][1])
             if id(target) in self.inputs:
                 self.new_values[self.inputs[id(target)]] = new
         return tuple(flat[:n_returned]) if n_returned else targets[0]

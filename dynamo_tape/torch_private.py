@@ -9,6 +9,7 @@ running on each (`scripts/test_release.sh VERSION`). Where releases differ, the 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import os
 import re
@@ -20,6 +21,7 @@ import torch._logging
 import torch.fx._lazy_graph_module
 import torch.utils._python_dispatch
 import torch.utils._pytree
+import torch.utils.checkpoint
 from torch._functorch.aot_autograd import aot_export_module
 from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
 from torch.fx.experimental.proxy_tensor import make_fx
@@ -96,9 +98,49 @@ def is_once_differentiable(backward_body) -> bool:
     return any(_ONCE_DIFFERENTIABLE.search(t) for t in traces)
 
 
-# A torch.utils.checkpoint region: tag_activation_checkpoint(body, *operands, use_reentrant=...,
-# context_fn=... for selective checkpointing); the body is a submodule.
+# A torch.utils.checkpoint region: tag_activation_checkpoint(body, *operands, use_reentrant=...);
+# the body is a submodule.
 tag_activation_checkpoint = torch.ops.higher_order.tag_activation_checkpoint
+
+
+class NotSelective(Exception):
+    """A checkpoint's `context_fn` that is not `create_selective_checkpoint_contexts(...)`."""
+
+
+def checkpoint_policy(body: torch.fx.GraphModule):
+    """The selective-checkpointing policy of a checkpointed region's body, else None. Dynamo
+    keeps the region's `context_fn` in `body.meta["_checkpoint_context_fn"]`; that of
+    `create_selective_checkpoint_contexts(policy)` makes a forward context (a
+    `torch.utils.checkpoint._CachingTorchDispatchMode`) holding the policy as `.policy_fn`
+    (a list of ops given to it made into a function). Any other context_fn: NotSelective."""
+    context_fn = body.meta.get("_checkpoint_context_fn")
+    if context_fn is None:
+        return None
+    forward_context, _ = context_fn()
+    if not isinstance(forward_context, torch.utils.checkpoint._CachingTorchDispatchMode):
+        raise NotSelective(context_fn)
+    return forward_context.policy_fn
+
+
+def checkpoint_policy_says_save(policy, func, args, kwargs, out) -> bool:
+    """What the policy says of one op of the region's forward: save (MUST_SAVE, PREFER_SAVE, or
+    True), or recompute. The ops the policy is not asked about (torch.utils.checkpoint's
+    SAC_IGNORED_OPS: detach, metadata queries) are recomputed. torch 2.11's
+    SelectiveCheckpointContext takes no `op_output`."""
+    from torch.utils.checkpoint import SAC_IGNORED_OPS, CheckpointPolicy, SelectiveCheckpointContext
+
+    if func in SAC_IGNORED_OPS:
+        return False
+    try:
+        context = SelectiveCheckpointContext(is_recompute=False, op_output=out)
+    except TypeError:
+        context = SelectiveCheckpointContext(is_recompute=False)
+    said = policy(context, func, *args, **kwargs)
+    if isinstance(said, bool):
+        return said
+    return said in (CheckpointPolicy.MUST_SAVE, CheckpointPolicy.PREFER_SAVE)
+
+
 def is_register_hook(target) -> bool:
     """`torch.ops.higher_order.register_hook(y, hook_body)`: a tensor hook registered inside the
     graph (torch 2.13 on; the op exists only once Dynamo has made one; 2.11 and 2.12 hand a hook
@@ -219,6 +261,38 @@ def recompile_reason() -> str | None:
     return metrics.get("recompile_reason")
 
 
+@dataclasses.dataclass
+class FrameCompile:
+    compile_id: str | None
+    function: str
+    filename: str
+    lineno: int
+    graph_ops: int
+    reasons: list[str]  # why Dynamo restarted or gave up on the frame
+
+
+def compiles_between(start_us: int, end_us: int | None) -> list[FrameCompile]:
+    """Dynamo's record of each frame compile begun from `start_us` until `end_us` (microseconds
+    since the epoch; None: now): `torch._dynamo.utils.get_compilation_metrics()`, a bounded
+    deque of CompilationMetrics (compile_id, co_name, co_filename, co_firstlineno,
+    graph_op_count, restart_reasons, fail_reason, start_time_us; the same on every supported
+    release)."""
+    import torch._dynamo.utils
+
+    return [
+        FrameCompile(
+            m.compile_id,
+            m.co_name or "?",
+            m.co_filename or "?",
+            m.co_firstlineno or 0,
+            m.graph_op_count or 0,
+            sorted(m.restart_reasons or ()) + ([m.fail_reason] if m.fail_reason else []),
+        )
+        for m in torch._dynamo.utils.get_compilation_metrics()
+        if start_us <= (m.start_time_us or 0) and (end_us is None or m.start_time_us < end_us)
+    ]
+
+
 def trace_artifact(name: str, payload_fn, compile_id) -> None:
     """A string artifact in torch's structured trace (TORCH_TRACE=dir; tlparse shows it)."""
     torch._logging.trace_structured(
@@ -279,6 +353,7 @@ __all__ = [
     "c_apply",
     "compile_subgraph_reason",
     "compiled_code",
+    "compiles_between",
     "cond",
     "core_aten_decompositions",
     "current_compile_id",
@@ -303,6 +378,9 @@ __all__ = [
     "size_hint",
     "statically_known_true",
     "tag_activation_checkpoint",
+    "checkpoint_policy",
+    "checkpoint_policy_says_save",
+    "NotSelective",
     "storage_id",
     "symbolic_expr",
     "trace_artifact",

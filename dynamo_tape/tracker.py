@@ -26,6 +26,7 @@ import contextlib
 import json
 import re
 import sys
+import time
 from dataclasses import asdict, dataclass, field, fields
 
 import torch
@@ -107,7 +108,9 @@ class Recompile:
 
 @dataclass
 class Split:
-    kind: str  # "graph break" | "DDP bucket split" | "fallback op" | "graph not on tape"
+    # "graph break" | "DDP bucket split" | "fallback op" | "graph not on tape" | "frame run
+    # as Python"
+    kind: str
     frame: str
     where: str  # file:line, or the compile id
     reason: str
@@ -121,6 +124,8 @@ class Tracked:
         self.clear()
 
     def clear(self) -> None:
+        # Dynamo's compiles from now on (until a `track()` block ends) are this session's
+        self._since_us, self._until_us = time.time_ns() // 1000, None
         self.graphs: list[GraphRecord] = []
         self._breaks: dict[tuple, BreakSite] = {}
         self._user_lines: set[tuple[str, int]] = set()  # every user frame a break passed through
@@ -157,7 +162,12 @@ class Tracked:
 
     @property
     def splits(self) -> list[Split]:
-        return self._break_splits() + self._graph_splits() + self._fallback_splits()
+        return (
+            self._break_splits()
+            + self._graph_splits()
+            + self._fallback_splits()
+            + self._uncompiled_splits()
+        )
 
     def _break_splits(self) -> list[Split]:
         frames = {g.frame for g in self.graphs}
@@ -199,6 +209,22 @@ class Tracked:
                 reason = f"no tape rule for aten.{op['op']}: its VJP runs through torch.autograd"
                 splits[key] = Split("fallback op", g.frame, op["source"] or "?", reason)
         return list(splits.values())
+
+    def _uncompiled_splits(self) -> list[Split]:
+        """Frames Dynamo compiled to no graph, having given up on one (it ran them as Python:
+        a module with backward hooks, say), read from Dynamo's compile records of the time this
+        session was active. A frame whose break resumes in a compiled frame is a graph break, and
+        a compile that reached the backend has its graph's rows."""
+        resumed = {m.group(1) for g in self.graphs if (m := _RESUME_FRAME.fullmatch(g.frame))}
+        seen = {g.compile_id for g in self.graphs}
+        splits = []
+        for c in tp.compiles_between(self._since_us, self._until_us):
+            if c.graph_ops or not c.reasons or c.function in resumed or c.compile_id in seen:
+                continue
+            reason = "; ".join(sorted(one_line(r) for r in c.reasons))
+            where = f"{c.filename}:{c.lineno}"
+            splits.append(Split("frame run as Python", c.function, where, reason))
+        return splits
 
     def add(self, record: GraphRecord, facts: _CompileFacts):
         self.graphs.append(record)
@@ -279,6 +305,7 @@ def track():
         yield tracked
     finally:
         _active.remove(tracked)
+        tracked._until_us = time.time_ns() // 1000
 
 
 # ---- hooks called by the backend ---------------------------------------------------------
@@ -409,6 +436,7 @@ def _first_line(text: str) -> str:
 def one_line(reason: str) -> str:
     """Dynamo's first line, with its `Explanation:` line when it gives one."""
     lines = [line.strip() for line in str(reason).strip().splitlines() if line.strip()]
-    explanation = next((x for x in lines if x.startswith("Explanation:")), None)
+    explanation = next((x for x in lines if x.startswith("Explanation:")), "")
+    explanation = explanation.removeprefix("Explanation:").strip()
     head = lines[0] if lines else ""
-    return f"{head}: {explanation.removeprefix('Explanation:').strip()}" if explanation else head
+    return f"{head}: {explanation}" if explanation else head

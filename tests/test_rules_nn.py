@@ -101,6 +101,10 @@ def dropout_train(x, w, b, running_mean, running_var):
     return F.dropout(x * w[:, None, None], p=0.4, training=True) + b[:, None, None]
 
 
+def native_dropout_train(x, w, b, running_mean, running_var):
+    return torch.native_dropout(x * w[:, None, None], 0.4, True)[0] + b[:, None, None]
+
+
 def one_piece_of_a_split(x, w, b, running_mean, running_var):
     a, _, c = x.split([1, 3, 1], dim=2)  # the middle piece gets no cotangent
     return a.sin() * c + w[:, None, None] * b[:, None, None]
@@ -112,7 +116,9 @@ def one_piece_of_a_split(x, w, b, running_mean, running_var):
         (batch_norm_train, {aten._native_batch_norm_legit_functional.default}),
         (batch_norm_eval, {aten._native_batch_norm_legit_no_training.default}),
         (batch_norm_without_statistics, {aten._native_batch_norm_legit.no_stats}),
-        (dropout_train, {aten.native_dropout.default}),
+        # on the CPU, F.dropout is eager's own kernel: a bernoulli draw, a division, a product
+        (dropout_train, {aten.bernoulli.p}),
+        (native_dropout_train, {aten.native_dropout.default}),
         (one_piece_of_a_split, {aten.split_with_sizes.default}),
     ],
     ids=lambda v: getattr(v, "__name__", ""),
