@@ -33,7 +33,7 @@ def last_tapes() -> str:
     if compiled is None:
         return "(no graph compiled yet)"
     from .lower import BODIES
-    from .subclasses import Boundary
+    from .subclasses import Boundary, BoundaryVJP
 
     tapes = [compiled.tape, *(plan.backward.tape for plan in compiled.plans.values())]
     parts = []
@@ -41,8 +41,9 @@ def last_tapes() -> str:
         parts.append(tape.text())
         # after each tape, the tapes of its entries that run one of their own: a custom
         # autograd.Function's forward, a checkpointed region, tensor hooks, torch.cond's branches;
-        # and the collectives of DTensor's calls
-        parts += [e.op.text() for e in tape.entries if isinstance(e.op, (*BODIES, Boundary))]
+        # and the collectives of DTensor's calls and of their backward
+        shown = (*BODIES, Boundary, BoundaryVJP)
+        parts += [e.op.text() for e in tape.entries if isinstance(e.op, shown)]
     return "\n\n".join(parts)
 
 

@@ -130,11 +130,12 @@ def to_aten(gm: torch.fx.GraphModule, example_inputs, fake_mode):
     recorded = _record(gm)
     if recorded is not None:
         return recorded
-    dtensor = next((n for n in gm.graph.nodes if has_dtensor(n.meta.get("example_value"))), None)
-    if dtensor is not None:
+    dtensors = [n for n in gm.graph.nodes if has_dtensor(n.meta.get("example_value"))]
+    if dtensors:
         # make_fx and aot_export_module would take a DTensor's local tensor for a constant
+        source = next(filter(None, map(source_of, dtensors)), None)
         raise LoweringError(
-            f"DTensor graph{_where(source_of(dtensor))}: the tape runs DTensor programs with "
+            f"DTensor graph{_where(source)}: the tape runs DTensor programs with "
             "static sizes only (this one has symbolic sizes, or an op the recorder refuses); "
             "compile with dynamic=False"
         )

@@ -92,7 +92,7 @@ class Boundary:
         self.__name__ = kind
         self.name = f"{kind}({constants})" if constants else kind
         self.call = call
-        self.local_tape: Tape | None = None  # the collectives, recorded by `record_local`
+        self.local_tape = Tape("local")  # the collectives, recorded by `record_local`
 
     def __call__(self, x):
         if not (x.is_floating_point() or x.is_complex()):  # no gradient: no step to keep
@@ -105,19 +105,17 @@ class Boundary:
 
     def record_local(self, x) -> None:
         """The local ATen ops the call runs on `x` (fake), kept for the printout."""
-        recorder = _LocalOps()
-        with recorder, torch.no_grad():
-            self.call(x)
-        self.local_tape = recorder.tape
+        self.local_tape = _local_ops(self.call, x)
 
     def text(self) -> str:
-        ops = self.local_tape.text() if self.local_tape is not None else "(not recorded)"
-        return f"# {self.name}: DTensor's own call, on the local tensors\n{ops}"
+        return f"# {self.name}: DTensor's own call, on the local tensors\n{self.local_tape.text()}"
 
     def propagate(self, g, y, x):
         if g[0] is None:
             return (None,)
-        (dx,) = record.call(BoundaryVJP(self), y[1], y[2], g[0])
+        vjp = BoundaryVJP(self)
+        vjp.local_tape = _local_ops(vjp, y[1].meta, y[2].meta, g[0].meta)
+        (dx,) = record.call(vjp, y[1], y[2], g[0])
         return (dx,)
 
 
@@ -127,11 +125,23 @@ class BoundaryVJP:
     def __init__(self, boundary: Boundary):
         self.__name__ = f"vjp_{boundary.__name__}"
         self.name = f"vjp[{boundary.name}]"
+        self.local_tape = Tape("local")  # eager's backward on the local tensors, for printing
+
+    def text(self) -> str:
+        return f"# {self.name}: eager's backward, on the local tensors\n{self.local_tape.text()}"
 
     def __call__(self, step, start, g):
         with torch.enable_grad():
             (dx,) = torch.autograd.grad(step, start, g, retain_graph=True)
         return [dx]
+
+
+def _local_ops(fn, *args) -> Tape:
+    """The ATen ops `fn(*args)` dispatches (on fake values: nothing runs), as a tape."""
+    recorder = _LocalOps()
+    with recorder, torch.no_grad():
+        fn(*args)
+    return recorder.tape
 
 
 class _LocalOps(tp.TorchDispatchMode):

@@ -109,6 +109,16 @@ def check_compiled_parallel(rank, make, plan, shape, expected_collectives):
 def tensor_parallel(rank):
     plan = {"0": ColwiseParallel(), "2": RowwiseParallel()}
     check_compiled_parallel(rank, mlp, plan, (4, 8), {"all_reduce", "wait_tensor"})
+    # symbolic sizes: refused by name (make_fx would take the local tensors for constants)
+    torch._dynamo.reset()
+    model = parallelize_module(mlp(), init_device_mesh("cpu", (WORLD,)), plan)
+    counter = TapeCounter()
+    with pytest.raises(
+        Exception,
+        match=r"DTensor graph \(from .*\): the tape runs DTensor programs with static sizes only",
+    ):
+        torch.compile(model, backend=counter, dynamic=True)(torch.randn(4, 8).double())
+    assert counter.graphs[0].not_on_tape.startswith("LoweringError")
     # sequence parallel: LayerNorm on the sequence shards, gathered for the column-wise layer
     plan = {
         "0": SequenceParallel(),
