@@ -251,10 +251,10 @@ def _example_values(gm: torch.fx.GraphModule) -> list:
 def _fake_mode_of(fakes):
     """The fake mode of Dynamo's input values, or None where they are not all fake tensors of
     one mode (Dynamo lifts only tensors and sizes, and sizes are symbolic)."""
-    tensors = [t for x in fakes for t in inner_tensors(x)]
-    modes = {getattr(x, "fake_mode", None) for x in tensors}
-    symbolic = any(map(_symbolic, [*fakes, *tensors]))
-    return modes.pop() if len(modes) == 1 and not symbolic else None
+    values = [x for x in fakes if tp.real_object(x) is x]  # not a DeviceMesh input
+    parts = [t for x in values for t in inner_tensors(x) or [x]]  # a DTensor's local tensor
+    modes = {getattr(x, "fake_mode", None) for x in parts}
+    return modes.pop() if len(modes) == 1 and not any(map(_symbolic, parts)) else None
 
 
 def _record(gm) -> tuple[torch.fx.GraphModule, list[int], object] | None:
