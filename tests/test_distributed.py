@@ -101,6 +101,7 @@ def check_compiled_parallel(rank, make, plan, shape, expected_collectives):
     assert counter.graph_count >= 1 and not any(g.not_on_tape for g in counter.graphs)
     assert sum(g.compiled.calls["backward"] for g in counter.graphs) == STEPS
     assert collectives(counter) >= expected_collectives
+    assert "{S(0)}" in counter.graphs[0].compiled.tape.text()  # types show their placements
     # the backward runs eager's own backward of each DTensor call
     backward = next(iter(counter.graphs[0].compiled.plans.values())).backward.tape
     assert any(e.op.name.startswith("vjp[redistribute") for e in backward.entries)
