@@ -13,8 +13,9 @@ not in eager's backward).
 Each of the three calls is an entry of its own (`Boundary`); its backward is eager's own
 (`Redistribute.backward` and the like, which differ between releases): the forward runs the
 call with autograd recording that one step and keeps it beside the value (the entry's second
-output), and the backward entry (`BoundaryVJP`) runs torch.autograd on it. The collectives a
-call makes are shown under the tape, as the ATen entries DTensor ran on the local tensors.
+and third outputs: the step's result and its detached input), and the backward entry
+(`BoundaryVJP`) runs torch.autograd on it. The collectives a call and its backward make are
+shown under the tapes, as the ATen entries DTensor ran on the local tensors.
 """
 
 from __future__ import annotations
@@ -131,7 +132,7 @@ class BoundaryVJP:
         return f"# {self.name}: eager's backward, on the local tensors\n{self.local_tape.text()}"
 
     def __call__(self, step, start, g):
-        with torch.enable_grad():
+        with torch.enable_grad():  # kept: a user's second backward, `retain_graph=True`
             (dx,) = torch.autograd.grad(step, start, g, retain_graph=True)
         return [dx]
 
@@ -162,12 +163,13 @@ class _LocalOps(tp.TorchDispatchMode):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
         flat = list(out) if isinstance(out, tuple | list) else [out]
+        if not any(isinstance(o, torch.Tensor) for o in flat):
+            return out  # a metadata query (`prim.device`)
         inputs = tp.tree_map(lambda a: self._var(a) if isinstance(a, torch.Tensor) else a, args)
         outputs = []
         for o in flat:
             if isinstance(o, torch.Tensor):
                 self.names[id(o)] = Variable(f"l{len(self.names)}", o)
                 outputs.append(self.names[id(o)])
-        if outputs:  # not the metadata queries (`prim.device`)
-            self.tape.entries.append(TapeEntry(func, list(inputs), dict(kwargs), outputs))
+        self.tape.entries.append(TapeEntry(func, list(inputs), dict(kwargs), outputs))
         return out
