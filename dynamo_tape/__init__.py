@@ -33,14 +33,17 @@ def last_tapes() -> str:
     if compiled is None:
         return "(no graph compiled yet)"
     from .lower import BODIES
+    from .subclasses import Boundary, BoundaryVJP
 
     tapes = [compiled.tape, *(plan.backward.tape for plan in compiled.plans.values())]
     parts = []
     for tape in tapes:
         parts.append(tape.text())
         # after each tape, the tapes of its entries that run one of their own: a custom
-        # autograd.Function's forward, a checkpointed region, tensor hooks, torch.cond's branches
-        parts += [e.op.text() for e in tape.entries if isinstance(e.op, BODIES)]
+        # autograd.Function's forward, a checkpointed region, tensor hooks, torch.cond's branches;
+        # and the collectives of DTensor's calls and of their backward
+        shown = (*BODIES, Boundary, BoundaryVJP)
+        parts += [e.op.text() for e in tape.entries if isinstance(e.op, shown)]
     return "\n\n".join(parts)
 
 

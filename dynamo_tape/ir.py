@@ -55,6 +55,13 @@ def sym_text(value) -> str:
     return str(value)
 
 
+def _placement_text(p) -> str:
+    """`S(0)`, `R`, `P(sum)`: a DTensor placement as DTensor's own short repr writes it."""
+    return str(p) if not hasattr(p, "is_shard") else (
+        f"S({p.dim})" if p.is_shard() else "R" if p.is_replicate() else f"P({p.reduce_op})"
+    )
+
+
 class Variable:
     """A named value on a tape; `meta` gives its type (see the module docstring)."""
 
@@ -82,7 +89,9 @@ class Variable:
     def type_text(self) -> str:
         if self.is_tensor:
             dims = ",".join(sym_text(s) for s in self.meta.shape)
-            return f"{short_dtype(self.meta.dtype)}[{dims}]"
+            placements = getattr(self.meta, "placements", None)  # a DTensor's: `{S(0),R}`
+            where = "{" + ",".join(map(_placement_text, placements)) + "}" if placements else ""
+            return f"{short_dtype(self.meta.dtype)}[{dims}]{where}"
         return type(self.meta).__name__.lower().removeprefix("sym")
 
     def __repr__(self) -> str:

@@ -28,6 +28,7 @@ from .hooks import TensorHook
 from .ir import Namer, Tape, TapeEntry, is_random
 from .ops import aten, present
 from .rules import RULES, attention, lookup
+from .subclasses import Boundary, boundary_of, has_dtensor, inner_tensors, unsupported_subclass
 from .torch_private import OpOverload, schema, tree_map
 
 # Entries whose op runs a tape of its own, recorded from a body of a higher-order op, and whose
@@ -129,6 +130,15 @@ def to_aten(gm: torch.fx.GraphModule, example_inputs, fake_mode):
     recorded = _record(gm)
     if recorded is not None:
         return recorded
+    dtensors = [n for n in gm.graph.nodes if has_dtensor(n.meta.get("example_value"))]
+    if dtensors:
+        # make_fx and aot_export_module would take a DTensor's local tensor for a constant
+        source = next(filter(None, map(source_of, dtensors)), None)
+        raise LoweringError(
+            f"DTensor graph{_where(source)}: the tape runs DTensor programs with "
+            "static sizes only (this one has symbolic sizes, or an op the recorder refuses); "
+            "compile with dynamic=False"
+        )
     functions = gm.graph.find_nodes(op="call_function", target=tp.autograd_function_apply)
     if functions:
         # make_fx and aot_export_module would trace through the user's forward and drop their
@@ -241,8 +251,10 @@ def _example_values(gm: torch.fx.GraphModule) -> list:
 def _fake_mode_of(fakes):
     """The fake mode of Dynamo's input values, or None where they are not all fake tensors of
     one mode (Dynamo lifts only tensors and sizes, and sizes are symbolic)."""
-    modes = {getattr(x, "fake_mode", None) for x in fakes}
-    return modes.pop() if len(modes) == 1 and not any(map(_symbolic, fakes)) else None
+    values = [x for x in fakes if tp.real_object(x) is x]  # not a DeviceMesh input
+    parts = [t for x in values for t in inner_tensors(x) or [x]]  # a DTensor's local tensor
+    modes = {getattr(x, "fake_mode", None) for x in parts}
+    return modes.pop() if len(modes) == 1 and not any(map(_symbolic, parts)) else None
 
 
 def _record(gm) -> tuple[torch.fx.GraphModule, list[int], object] | None:
@@ -354,6 +366,7 @@ class _AtenRecorder(tp.TorchDispatchMode):
         self.policy = None
         self.saved_by_policy: set[int] = set()
         self.depth = 0
+        self.passing = False  # set while a DTensor call runs: its ops are not recorded
 
     def _add(self, value: torch.Tensor, node: torch.fx.Node):
         self.nodes[id(value)] = (value, node)
@@ -392,6 +405,8 @@ class _AtenRecorder(tp.TorchDispatchMode):
                     env[node] = self._map(node, args_)
                 elif node.op == "call_function" and tp.is_register_hook(node.target):
                     env[node] = self._tensor_hook(node, args_)
+                elif (boundary := boundary_of(node, args_, kwargs)) is not None:
+                    env[node] = self._boundary(boundary, args_[0])
                 elif node.op == "call_function":
                     env[node] = node.target(*args_, **kwargs)
                 elif node.op == "call_method":
@@ -597,6 +612,17 @@ class _AtenRecorder(tp.TorchDispatchMode):
             raise _NotRecordable
         return same
 
+    def _boundary(self, boundary: Boundary, x):
+        """A DTensor call (subclasses.py): one node whose target is the `Boundary`."""
+        self.passing = True  # the call's own ATen ops are DTensor's business
+        try:
+            values = boundary(x)
+            boundary.record_local(x)
+        finally:
+            self.passing = False
+        self._record_call(boundary, [x], values)
+        return values[0]
+
     def _node_of(self, x):
         if not isinstance(x, torch.Tensor):
             if _symbolic(x):
@@ -615,6 +641,8 @@ class _AtenRecorder(tp.TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
+        if self.passing:
+            return func(*args, **kwargs)
         if self.policy is None:
             return self._dispatch(func, args, kwargs)
         self.depth += 1  # the policy is asked of the ops the region calls, as eager's is
@@ -719,6 +747,14 @@ def lift_attributes(gm: torch.fx.GraphModule) -> tuple[torch.fx.GraphModule, lis
 
 
 def lower(gm: torch.fx.GraphModule, example_inputs, fake_mode, strict: bool) -> Lowered:
+    refused = unsupported_subclass(gm)
+    if refused is not None:
+        subclass, node = refused
+        raise LoweringError(
+            f"tensor subclass {subclass.__module__}.{subclass.__qualname__}"
+            f"{_where(source_of(node))}: the tape runs plain tensors and DTensor only, and "
+            "refuses other subclasses rather than differentiate ops whose meaning they change"
+        )
     no_grad = _under_no_grad(gm)
     try:
         aten_gm, mutations, fake_mode = to_aten(
@@ -914,6 +950,8 @@ def to_tape(
             tape.outputs = list(value(node.args[0]))
         elif node.target is operator.getitem and isinstance(env[node.args[0]], list):
             env[node] = env[node.args[0]][node.args[1]]
+        elif isinstance(node.target, Boundary):
+            env[node] = _entry(tape, namer, node, value, meta, strict, no_grad is True)
         elif isinstance(node.target, BODIES):
             node.target.lower(namer, strict)
             differentiable = no_grad is not True and _origin(node) not in no_grad
@@ -953,7 +991,7 @@ def _entry(tape, namer, node, value, meta, strict, no_grad=False):
     entry = TapeEntry(node.target, args, kwargs, outputs, source=source_of(node))
     if no_grad:  # computed under torch.no_grad(): a constant to the backward, as in eager
         entry.propagate, entry.kind = None, "nondiff"
-    elif isinstance(node.target, BODIES):  # rules of their own
+    elif isinstance(node.target, (*BODIES, Boundary)):  # rules of their own
         entry.propagate, entry.kind = node.target.propagate, "rule"
     else:
         entry.propagate, entry.kind = lookup(entry, strict=strict)

@@ -171,7 +171,12 @@ def size_hint(s) -> int | None:
 
 # ---- tensors at run time ------------------------------------------------------------------
 def storage_id(x: torch.Tensor) -> int:
-    """One number per storage: views share it."""
+    """One number per storage: views share it. A wrapper subclass (DTensor) has none of its
+    own: its first inner tensor's (`__tensor_flatten__` names them, and from torch 2.13 a
+    DTensor's DeviceMesh too)."""
+    if is_traceable_wrapper_subclass(x):
+        inner = (getattr(x, name) for name in x.__tensor_flatten__()[0])
+        return storage_id(next(t for t in inner if isinstance(t, torch.Tensor)))
     return x.untyped_storage()._cdata
 
 
@@ -221,6 +226,43 @@ BINDINGS = (
     torch._C.TensorBase,  # methods: Tensor.expand(self, size)
 )
 linear = torch._C._nn.linear  # permute + addmm, in eager's own kernel
+
+# ---- tensor subclasses ---------------------------------------------------------------------
+# A subclass Dynamo traces through: it has __tensor_flatten__ / __tensor_unflatten__
+# (torch.utils._python_dispatch.is_traceable_wrapper_subclass).
+is_traceable_wrapper_subclass = torch.utils._python_dispatch.is_traceable_wrapper_subclass
+
+
+def real_object(x):
+    """The object behind a FakeScriptObject (torch._library.fake_class_registry; its
+    `real_obj`): Dynamo's example value of a DeviceMesh graph input from torch 2.13 on."""
+    return getattr(x, "real_obj", x) if type(x).__name__ == "FakeScriptObject" else x
+
+
+# Dynamo's names for DTensor's calls in its graph: from torch 2.13 `DTensor.from_local` itself
+# and the methods by name; on 2.11 and 2.12, closures over the constant arguments, named
+# "prim from_local", "prim_redistribute", "prim_to_local" (torch/_dynamo/variables/).
+_DTENSOR_METHODS = {"redistribute", "to_local"}
+_DTENSOR_CLOSURES = {
+    "prim from_local": "from_local",
+    "prim_redistribute": "redistribute",
+    "prim_to_local": "to_local",
+}
+
+
+def dtensor_call_kind(node) -> str | None:
+    """"from_local", "redistribute" or "to_local" for a node of Dynamo's graph making that
+    DTensor call, else None."""
+    if node.op == "call_method":
+        return node.target if node.target in _DTENSOR_METHODS else None
+    if node.op != "call_function":
+        return None
+    from torch.distributed.tensor import DTensor
+
+    if node.target is DTensor.from_local:
+        return "from_local"
+    return _DTENSOR_CLOSURES.get(getattr(node.target, "__name__", None))
+
 
 # ---- Dynamo: the compile in progress ------------------------------------------------------
 TORCH_DIR = os.path.dirname(torch.__file__) + os.sep
@@ -358,6 +400,7 @@ __all__ = [
     "core_aten_decompositions",
     "current_compile_id",
     "default_backend",
+    "dtensor_call_kind",
     "detect_fake_mode",
     "foreach_copy_",
     "get_attr",
@@ -366,12 +409,14 @@ __all__ = [
     "is_functorch_wrapped",
     "is_once_differentiable",
     "is_register_hook",
+    "is_traceable_wrapper_subclass",
     "kernel",
     "linear",
     "make_fx",
     "map_impl",
     "opinfo_database",
     "overload_name",
+    "real_object",
     "recompile_reason",
     "schema",
     "set_grad_enabled",
