@@ -39,8 +39,10 @@ def last_tapes() -> str:
     for tape in tapes:
         parts.append(tape.text())
         # after each tape, the tapes of its entries that run one of their own: a custom
-        # autograd.Function's forward, a checkpointed region, tensor hooks, torch.cond's branches
-        parts += [e.op.text() for e in tape.entries if isinstance(e.op, BODIES)]
+        # autograd.Function's forward, a checkpointed region, tensor hooks, torch.cond's branches;
+        # once per op (every call of one invoke_subgraph region runs the same)
+        ops = dict.fromkeys(e.op for e in tape.entries if isinstance(e.op, BODIES))
+        parts += [op.text() for op in ops]
     return "\n\n".join(parts)
 
 

@@ -22,17 +22,28 @@ import torch.fx
 
 from . import torch_private as tp
 from .checkpoint import Checkpointed
-from .control_flow import Cond, Map
+from .control_flow import Cond, Map, While, WhileBackward
 from .custom_function import CustomFunction
 from .hooks import TensorHook
 from .ir import Namer, Tape, TapeEntry, is_random
 from .ops import aten, present
 from .rules import RULES, attention, lookup
+from .subgraphs import FlexAttention, InvokeSubgraph, flex_attention_arguments
 from .torch_private import OpOverload, schema, tree_map
 
 # Entries whose op runs a tape of its own, recorded from a body of a higher-order op, and whose
 # rule records another body (the user's backward, the recompute, the hook) onto the backward
-BODIES = (CustomFunction, Checkpointed, TensorHook, Cond, Map)
+BODIES = (
+    CustomFunction,
+    Checkpointed,
+    TensorHook,
+    Cond,
+    Map,
+    While,
+    WhileBackward,
+    InvokeSubgraph,
+    FlexAttention,
+)
 
 
 class LoweringError(RuntimeError):
@@ -344,6 +355,7 @@ class _AtenRecorder(tp.TorchDispatchMode):
         self.new_values: dict[int, torch.Tensor] = {}  # input position -> its value now
         self.views: Counter = Counter()  # storage -> how many recorded tensors use it
         self.hooks: dict[int, TensorHook] = {}  # id(hooked value) -> its hooks
+        self.subgraphs: dict[str, InvokeSubgraph] = {}  # invoke_subgraph's identifier -> op
         self.meta: dict = {}
 
     def _add(self, value: torch.Tensor, node: torch.fx.Node):
@@ -381,6 +393,12 @@ class _AtenRecorder(tp.TorchDispatchMode):
                     env[node] = self._cond(node, args_)
                 elif node.op == "call_function" and node.target is tp.map_impl:
                     env[node] = self._map(node, args_)
+                elif node.op == "call_function" and node.target is tp.while_loop:
+                    env[node] = self._while_loop(node, args_)
+                elif node.op == "call_function" and node.target is tp.invoke_subgraph:
+                    env[node] = self._invoke_subgraph(node, args_)
+                elif node.op == "call_function" and node.target is tp.flex_attention:
+                    env[node] = self._flex_attention(node, args_)
                 elif node.op == "call_function" and tp.is_register_hook(node.target):
                     env[node] = self._tensor_hook(node, args_)
                 elif node.op == "call_function":
@@ -543,6 +561,51 @@ class _AtenRecorder(tp.TorchDispatchMode):
         if not isinstance(outs, tuple | list):
             raise _NotRecordable
         self._record_call(Map(body_graph, len(mapped)), [*mapped, *whole], list(outs))
+        return tuple(outs)
+
+    def _while_loop(self, node: torch.fx.Node, args):
+        """`while_loop(cond_fn, body_fn, carried, additional)`: one node whose target is a
+        `While` (control_flow.py)."""
+        cond_fn, body_fn, carried, additional = args
+        inputs = [*carried, *additional]
+        cond_graph = self._body(cond_fn, inputs, lambda out: [out])
+        body_graph = self._body(body_fn, inputs, list)
+        outs = node.meta.get("example_value")
+        if not isinstance(outs, tuple | list) or len(outs) != len(carried):
+            raise _NotRecordable
+        self._record_call(While(cond_graph, body_graph, len(carried)), inputs, list(outs))
+        return tuple(outs)
+
+    def _invoke_subgraph(self, node: torch.fx.Node, args):
+        """`invoke_subgraph(subgraph, identifier, *operands)`: one node whose target is the
+        identifier's `InvokeSubgraph` (subgraphs.py), recorded from its first call."""
+        body, identifier, *operands = args
+        outs = node.meta.get("example_value")
+        if not isinstance(outs, tuple | list):
+            raise _NotRecordable
+        if identifier not in self.subgraphs:
+            graph = self._body(body, operands, list)
+            self.subgraphs[identifier] = InvokeSubgraph(graph, f"invoke_subgraph.{identifier}")
+        self._record_call(self.subgraphs[identifier], operands, list(outs))
+        return tuple(outs)
+
+    def _flex_attention(self, node: torch.fx.Node, args):
+        """`flex_attention(q, k, v, score_mod, block_mask, ...)`: one node whose target is a
+        `FlexAttention` (subgraphs.py), its score_mod and mask_mod recorded from Dynamo's
+        values of their scalar inputs."""
+        found = flex_attention_arguments(args)
+        outs = node.meta.get("example_value")
+        if found is None or not isinstance(outs, tuple | list):
+            raise _NotRecordable
+        arguments, operands, spec, positions = found
+        flat = tp.tree_leaves(list(args))
+        graphs = []
+        for i in positions:
+            inputs = _example_values(flat[i])
+            if any(x is None for x in inputs):
+                raise _NotRecordable
+            graphs.append((i, self._body(flat[i], inputs, lambda out: [out])))
+        self._record_call(FlexAttention(arguments, spec, graphs), operands, list(outs))
         return tuple(outs)
 
     def _tensor_hook(self, node: torch.fx.Node, args):
