@@ -150,6 +150,15 @@ def to_aten(gm: torch.fx.GraphModule, example_inputs, fake_mode):
             "runs a custom Function's own backward only in graphs with static sizes and no "
             "mutation of a view (mark the sizes static, or move the Function out of this graph)"
         )
+    attention = [n for n in gm.graph.nodes if n.target is tp.flex_attention is not None]
+    if attention:
+        # make_fx and aot_export_module fail inside its vmap ("TransformType.Vmap")
+        where = _where(source_of(attention[0], outside_torch=True))
+        raise LoweringError(
+            f"flex_attention{where}: the tape runs flex_attention in graphs with static sizes, "
+            "with a block_mask made outside the compiled function (create_block_mask), and a "
+            "score_mod or mask_mod that does not index a tensor by the score's indices"
+        )
     fakes = [fake_mode.from_tensor(x) if isinstance(x, torch.Tensor) else x for x in example_inputs]
     traced = None if _may_mutate(gm) else _trace_pure(gm, fakes, fake_mode)
     if traced is not None:
@@ -979,9 +988,12 @@ def _entry(tape, namer, node, value, meta, strict, no_grad=False):
 _FRAME = re.compile(r'File "([^"]+)", line (\d+), in (\S+)')
 
 
-def source_of(node: torch.fx.Node) -> str | None:
-    """`file:line in function` of the user code that produced a node (its innermost frame)."""
+def source_of(node: torch.fx.Node, outside_torch: bool = False) -> str | None:
+    """`file:line in function` of the user code that produced a node (its innermost frame;
+    `outside_torch`: the innermost outside torch, where torch's own wrapper made the node)."""
     frames = _FRAME.findall(node.meta.get("stack_trace") or "")
+    if outside_torch:
+        frames = [f for f in frames if not f[0].startswith(tp.TORCH_DIR)]
     if not frames:
         return None
     filename, line, fn = frames[-1]

@@ -202,3 +202,11 @@ def test_flex_attention_on_cpu_refuses_inputs_that_require_grad_as_eager():
     with pytest.raises(NotImplementedError, match="does not support backward on CPU") as ours:
         _compiled(_flex)(q, k, v, block_mask)
     assert str(ours.value) == str(eager.value)
+
+
+def test_flex_attention_without_a_block_mask_is_refused_naming_the_users_line():
+    # without one, torch's wrapper builds a block mask inside the graph through vmap, which
+    # neither the recorder nor make_fx takes: a clear refusal, never another value
+    q, k, v = _qkv()
+    with pytest.raises(Exception, match=r"flex_attention \(from .*test_higher_order_ops.py:\d+"):
+        _compiled(_flex)(q, k, v, None)
