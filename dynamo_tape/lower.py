@@ -28,7 +28,12 @@ from .hooks import TensorHook
 from .ir import Namer, Tape, TapeEntry, is_random
 from .ops import aten, present
 from .rules import RULES, attention, lookup
-from .subgraphs import FlexAttention, InvokeSubgraph, flex_attention_arguments
+from .subgraphs import (
+    FlexAttention,
+    InvokeSubgraph,
+    flex_attention_arguments,
+    indexing_by_score_indices,
+)
 from .torch_private import OpOverload, schema, tree_map
 
 # Entries whose op runs a tape of its own, recorded from a body of a higher-order op, and whose
@@ -156,8 +161,7 @@ def to_aten(gm: torch.fx.GraphModule, example_inputs, fake_mode):
         where = _where(source_of(attention[0], outside_torch=True))
         raise LoweringError(
             f"flex_attention{where}: the tape runs flex_attention in graphs with static sizes, "
-            "with a block_mask made outside the compiled function (create_block_mask), and a "
-            "score_mod or mask_mod that does not index a tensor by the score's indices"
+            "with a block_mask made outside the compiled function (create_block_mask)"
         )
     fakes = [fake_mode.from_tensor(x) if isinstance(x, torch.Tensor) else x for x in example_inputs]
     traced = None if _may_mutate(gm) else _trace_pure(gm, fakes, fake_mode)
@@ -613,7 +617,8 @@ class _AtenRecorder(tp.TorchDispatchMode):
             inputs = _example_values(flat[i])
             if any(x is None for x in inputs):
                 raise _NotRecordable
-            graphs.append((i, self._body(flat[i], inputs, lambda out: [out])))
+            body = indexing_by_score_indices(flat[i])
+            graphs.append((i, self._body(body, inputs, lambda out: [out])))
         self._record_call(FlexAttention(arguments, spec, graphs), operands, list(outs))
         return tuple(outs)
 

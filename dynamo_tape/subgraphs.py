@@ -15,12 +15,16 @@ beside the graph's tape) and run as the functions torch applies to every score.
 
 from __future__ import annotations
 
+import operator
+
 import torch
+import torch.fx
 
 from . import record
 from . import torch_private as tp
 from .control_flow import differentiable, joint_tape, materialized
 from .ir import Tape
+from .ops import aten
 
 
 class InvokeSubgraph:
@@ -145,3 +149,27 @@ def flex_attention_arguments(args) -> tuple[list, list, object, list[int]] | Non
         OPERAND if isinstance(a, torch.Tensor | torch.fx.GraphModule) else a for a in flat
     ]
     return arguments, tensors, spec, graphs
+
+
+def indexing_by_score_indices(gm: torch.fx.GraphModule) -> torch.fx.GraphModule:
+    """A score_mod or mask_mod with `bias[h, k]` (an index by 0-d integer tensors, the
+    score's indices) written as `aten.index.Tensor(bias, [h, k])`, as torch's vmap over the
+    scores runs it: recorded on 0-d fakes, `bias[h]` would read the index's value."""
+    graph = torch.fx.Graph()
+    graph.output(graph.graph_copy(gm.graph, {}))
+    for node in graph.find_nodes(op="call_function", target=operator.getitem):
+        base, index = node.args
+        index = index if isinstance(index, tuple) else (index,)
+        if all(_is_score_index(i) for i in index) and isinstance(base, torch.fx.Node):
+            node.target, node.args = aten.index.Tensor, (base, list(index))
+    return torch.fx.GraphModule(gm, graph)
+
+
+def _is_score_index(node) -> bool:
+    value = node.meta.get("example_value") if isinstance(node, torch.fx.Node) else None
+    return (
+        isinstance(value, torch.Tensor)
+        and value.dim() == 0
+        and not value.dtype.is_floating_point
+        and value.dtype is not torch.bool
+    )

@@ -164,14 +164,17 @@ def _causal_block_mask():
 
 
 def test_flex_attention_forward_equals_eager_and_aot_eager():
-    temperature = torch.tensor(0.7)
+    temperature, bias = torch.tensor(0.7), torch.randn(2, 128)
 
     def with_a_captured_tensor(score, b, h, q, k):  # the tensor is one of the op's operands
         return score * temperature
 
+    def indexing_a_captured_tensor(score, b, h, q, k):  # by the score's own indices
+        return score + bias[h, k]
+
     q, k, v = _qkv()
     block_mask = _causal_block_mask()
-    for score_mod in (_relative_bias, with_a_captured_tensor):
+    for score_mod in (_relative_bias, with_a_captured_tensor, indexing_a_captured_tensor):
         expected = _flex(q, k, v, block_mask, score_mod)
         torch._dynamo.reset()
         aot_eager = torch.compile(_flex, backend="aot_eager")(q, k, v, block_mask, score_mod)
