@@ -61,6 +61,37 @@ def test_while_loop_runs_its_body_until_cond_fails_forward_and_backward(n):
                 torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
+class _Recurrent(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.cell = torch.nn.Linear(4, 4, dtype=torch.float64)
+
+    def step(self, i, h):
+        return i + 1, self.cell(h).tanh()
+
+    def forward(self, x):
+        start = (torch.zeros((), dtype=torch.int64), x)
+        return _while_loop(lambda i, h: i < 4, self.step, start)[1]
+
+    def unrolled(self, x):  # the same loop in Python: the reference
+        for _ in range(4):
+            x = self.cell(x).tanh()
+        return x
+
+
+def test_while_loop_over_a_modules_parameters_gives_the_python_loops_gradients():
+    # the parameters reach the body as its additional inputs; eager's while_loop gives other
+    # parameter gradients here (by 1.05 on torch 2.13), so the Python loop is the reference
+    model, x = _Recurrent(), torch.randn(2, 4, dtype=torch.float64, requires_grad=True)
+    ours, expected = _compiled(model)(x), model.unrolled(x)
+    torch.testing.assert_close(ours, expected, rtol=0, atol=0)
+    cotangent = torch.randn(2, 4, dtype=torch.float64)
+    wrt = (x, *model.parameters())
+    got, want = (torch.autograd.grad(out, wrt, cotangent) for out in (ours, expected))
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
 def test_while_loop_prints_cond_and_body_as_tapes_of_their_own():
     x, y, w = (torch.randn(5, dtype=torch.float64, requires_grad=True) for _ in range(3))
     torch.autograd.grad(_compiled(lambda x, y, w: _steps(3, x, y, w)[1].sum())(x, y, w), x)
