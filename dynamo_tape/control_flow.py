@@ -236,8 +236,15 @@ class While:
         wrt = [k for k, o in enumerate(operands) if differentiable(o)]
         if not wrt:
             return ()
+        rec = record.current()
+        if any(is_random(e.op) for e in self.body.entries):
+            where = f" (from {rec.source})" if rec.source else ""
+            raise NotImplementedError(
+                f"dynamo_tape: while_loop{where} draws random numbers in its body: its backward "
+                "on the tape runs the loop again, which would draw others (run it without "
+                "inputs that require grad, or draw the numbers outside the loop)"
+            )
         if self._backward is None:
-            rec = record.current()
             joint = joint_tape(self.body, wrt, rec.namer, rec.fake_mode)
             self._backward = WhileBackward(self, joint, wrt)
         grads = record.call(self._backward, *operands, *cotangents)

@@ -96,6 +96,27 @@ def test_while_loop_over_a_modules_parameters_gives_the_python_loops_gradients(x
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
+def _noisy_steps(x):
+    return _while_loop(
+        lambda i, x: i < 3,
+        lambda i, x: (i + 1, x * torch.rand_like(x)),
+        (torch.zeros((), dtype=torch.int64), x),
+    )[1]
+
+
+def test_while_loop_drawing_random_numbers_is_refused_a_backward_not_run():
+    # the backward runs the loop again: it would draw other numbers, and a wrong gradient
+    x = torch.randn(8, dtype=torch.float64)
+    torch.manual_seed(0)
+    expected = _noisy_steps(x)
+    torch.manual_seed(0)
+    torch.testing.assert_close(_compiled(_noisy_steps)(x), expected, rtol=0, atol=0)
+    torch._dynamo.reset()
+    with pytest.raises(Exception, match="draws random numbers in its body") as refused:
+        _compiled(_noisy_steps)(x.requires_grad_())
+    assert f"while_loop (from {__file__}:" in str(refused.value)
+
+
 def test_while_loop_prints_cond_and_body_as_tapes_of_their_own():
     x, y, w = (torch.randn(5, dtype=torch.float64, requires_grad=True) for _ in range(3))
     torch.autograd.grad(_compiled(lambda x, y, w: _steps(3, x, y, w)[1].sum())(x, y, w), x)
