@@ -41,9 +41,11 @@ def last_tapes() -> str:
         parts.append(tape.text())
         # after each tape, the tapes of its entries that run one of their own: a custom
         # autograd.Function's forward, a checkpointed region, tensor hooks, torch.cond's branches;
-        # and the collectives of DTensor's calls and of their backward
+        # once per op (every call of one invoke_subgraph region runs the same), and the
+        # collectives of DTensor's calls and of their backward
         shown = (*BODIES, Boundary, BoundaryVJP)
-        parts += [e.op.text() for e in tape.entries if isinstance(e.op, shown)]
+        ops = dict.fromkeys(e.op for e in tape.entries if isinstance(e.op, shown))
+        parts += [op.text() for op in ops]
     return "\n\n".join(parts)
 
 

@@ -1,4 +1,6 @@
-"""`torch.cond`: a branch chosen at run time, on the tape.
+"""Control flow on the tape: `torch.cond`, `map`, `while_loop`.
+
+`torch.cond`: a branch chosen at run time.
 
 Dynamo hands `torch.cond(pred, true_fn, false_fn, operands)` over as `cond(pred, true_graph,
 false_graph, operands)`, the branches as submodules. Lowering records each branch as an ATen
@@ -7,6 +9,7 @@ the branch `pred` picks. Its rule records another `Cond` onto the backward tape,
 `pred`, whose branches are each branch's joint tape (the branch again, then its backward:
 operands and cotangents -> one gradient per differentiable operand, zeros where a branch gives
 none), so the backward takes the branch the forward took, and is itself differentiable.
+`map` and `while_loop` follow the same pattern (see `Map`, `While`).
 """
 
 from __future__ import annotations
@@ -61,13 +64,13 @@ class Cond:
         return "\n".join([head, *(t.text() for t in self.branches)])
 
     def propagate(self, g, y, pred, *operands):
-        cotangents = _materialized(g, y)
-        wrt = [k for k, o in enumerate(operands) if _differentiable(o)]
+        cotangents = materialized(g, y)
+        wrt = [k for k, o in enumerate(operands) if differentiable(o)]
         if not wrt:
             return ()
         if self._backward is None:
             rec = record.current()
-            joints = [_joint(t, wrt, rec.namer, rec.fake_mode) for t in self.branches]
+            joints = [joint_tape(t, wrt, rec.namer, rec.fake_mode) for t in self.branches]
             self._backward = Cond.of_tapes(*joints, label=f"{self.label}.backward")
         grads = record.call(self._backward, pred, *operands, *cotangents)
         grads = grads if isinstance(grads, list) else [grads]
@@ -77,7 +80,7 @@ class Cond:
         return tuple(result)
 
 
-def _materialized(g, y) -> list:
+def materialized(g, y) -> list:
     """One cotangent per output: zeros where none flows (the backward body reads them all)."""
     return [
         ct if ct is not None else record.call(aten.zeros_like.default, out)
@@ -85,11 +88,11 @@ def _materialized(g, y) -> list:
     ]
 
 
-def _differentiable(v) -> bool:
+def differentiable(v) -> bool:
     return hasattr(v, "meta") and is_differentiable(v.meta)
 
 
-def _joint(branch: Tape, wrt: list[int], namer, fake_mode) -> Tape:
+def joint_tape(branch: Tape, wrt: list[int], namer, fake_mode) -> Tape:
     """(operands, one cotangent per output) -> the gradient of each operand in `wrt`."""
     from .autodiff import eliminate_dead_entries, grad
 
@@ -110,7 +113,6 @@ def _joint(branch: Tape, wrt: list[int], namer, fake_mode) -> Tape:
     joint = Tape(f"{branch.name}.joint", [*branch.inputs, *inputs], entries, outputs)
     eliminate_dead_entries(joint, keep=lambda e: is_random(e.op))  # draws keep their order
     return joint
-
 
 
 class Map:
@@ -156,14 +158,14 @@ class Map:
         return f"{head}\n{self.body.text()}"
 
     def propagate(self, g, y, *operands):
-        cotangents = _materialized(g, y)
-        wrt = [k for k, o in enumerate(operands) if _differentiable(o)]
+        cotangents = materialized(g, y)
+        wrt = [k for k, o in enumerate(operands) if differentiable(o)]
         if not wrt:
             return ()
         n, m = self.n_mapped, len(self.body.inputs)
         if self._backward is None:
             rec = record.current()
-            joint = _joint(self.body, wrt, rec.namer, rec.fake_mode)
+            joint = joint_tape(self.body, wrt, rec.namer, rec.fake_mode)
             ins = joint.inputs  # the body's inputs, then one cotangent per output
             joint.inputs = [*ins[:n], *ins[m:], *ins[n:m]]  # mapped, cotangents, then whole
             self._backward = Map.of_tape(joint, n + len(cotangents), f"{self.label}.backward")
@@ -176,3 +178,151 @@ class Map:
             # a whole operand's gradient is the sum of its slices' contributions
             result[k] = gk if k < n else record.call(aten.sum.dim_IntList, gk, [0])
         return tuple(result)
+
+
+class While:
+    """`while_loop(cond_fn, body_fn, carried, additional)`: while `cond_fn(*carried,
+    *additional)` holds, `carried = body_fn(*carried, *additional)`; its outputs are the last
+    carried values. The loop runs at run time, its two functions each a tape. Its rule records a
+    `WhileBackward`, which runs the loop again from the first carried values and then the
+    body's joint tape over the iterations in reverse, as eager's `WhileLoopAutogradOp` does
+    over the values it stacked."""
+
+    name = "while_loop"
+    __name__ = "while_loop"
+
+    def __init__(self, cond_graph, body_graph, n_carried: int, label: str = "while_loop"):
+        self.graphs = (cond_graph, body_graph)
+        self.cond: Tape | None = None
+        self.body: Tape | None = None
+        self.n_carried = n_carried
+        self.label = label
+        self._codes = None
+        self._backward: WhileBackward | None = None
+
+    def lower(self, namer, strict: bool) -> None:
+        if self.body is None:
+            from .lower import to_tape
+
+            cond_graph, body_graph = self.graphs
+            self.cond = to_tape(cond_graph, strict, f"{self.label}.cond", namer=namer)[0]
+            self.body = to_tape(body_graph, strict, f"{self.label}.body", namer=namer)[0]
+
+    def iterations(self, operands) -> list[list]:
+        """The carried values each iteration of the loop starts from, then the last ones."""
+        if self._codes is None:
+            from .codegen import compile_whole
+
+            self._codes = (compile_whole(self.cond, "cond"), compile_whole(self.body, "body"))
+        cond, body = (code.fn for code in self._codes)
+        carried, additional = list(operands[: self.n_carried]), operands[self.n_carried :]
+        seen = [carried]
+        while bool(cond(*carried, *additional)[0]):
+            carried = list(body(*carried, *additional))
+            seen.append(carried)
+        return seen
+
+    def __call__(self, *operands):
+        seen = self.iterations(operands)
+        # no iteration: new tensors all the same, as eager's (never an input handed back)
+        return [x.clone() for x in seen[0]] if len(seen) == 1 else seen[-1]
+
+    def text(self) -> str:
+        head = f"# {self.label}: the body runs while the cond tape returns True"
+        return "\n".join([head, self.cond.text(), self.body.text()])
+
+    def propagate(self, g, y, *operands):
+        cotangents = materialized(g, y)
+        wrt = [k for k, o in enumerate(operands) if differentiable(o)]
+        if not wrt:
+            return ()
+        rec = record.current()
+        if any(is_random(e.op) for e in self.body.entries):
+            where = f" (from {rec.source})" if rec.source else ""
+            raise NotImplementedError(
+                f"dynamo_tape: while_loop{where} draws random numbers in its body: its backward "
+                "on the tape runs the loop again, which would draw others (run it without "
+                "inputs that require grad, or draw the numbers outside the loop)"
+            )
+        if self._backward is None:
+            joint = joint_tape(self.body, wrt, rec.namer, rec.fake_mode)
+            self._backward = WhileBackward(self, joint, wrt)
+        grads = record.call(self._backward, *operands, *cotangents)
+        grads = grads if isinstance(grads, list) else [grads]
+        result = [None] * len(operands)
+        for k, gk in zip(wrt, grads):
+            result[k] = gk
+        return tuple(result)
+
+
+class WhileBackward:
+    """(carried, additional, one cotangent per output) -> the gradient of each operand in
+    `wrt`: the forward loop again, then the body's joint tape on each iteration's carried
+    values, last first; a carried value's gradient passes from iteration to iteration, an
+    additional input's sums over them. Its own gradient (double backward) raises: eager's
+    second derivatives through `while_loop` differ from those of the same loop written in
+    Python (measured on torch 2.11 to 2.15), so there is no reference to match."""
+
+    name = "while_loop.backward"
+    __name__ = "while_loop_backward"
+
+    def __init__(self, loop: While, joint: Tape, wrt: list[int]):
+        self.loop = loop
+        self.joint = joint  # the body's inputs, then one cotangent per body output
+        self.wrt = wrt
+        self._code = None
+
+    def __call__(self, *args):
+        n_operands = len(self.loop.body.inputs)
+        operands, cotangents = args[:n_operands], list(args[n_operands:])
+        if isinstance(operands[0], FakeTensor):  # recording: the gradients' metadata
+            return [torch.empty_like(operands[k]) for k in self.wrt]
+        if self._code is None:
+            from .codegen import compile_whole
+
+            self._code = compile_whole(self.joint, "joint")
+        n = self.loop.n_carried
+        additional = operands[n:]
+        totals = {}
+        for carried in reversed(self.loop.iterations(operands)[:-1]):
+            grads = dict(zip(self.wrt, self._code.fn(*carried, *additional, *cotangents)))
+            cotangents = [grads.get(k, torch.zeros_like(c)) for k, c in enumerate(cotangents)]
+            for k, gk in grads.items():
+                if k >= n:
+                    totals[k] = gk if k not in totals else totals[k] + gk
+        return [
+            cotangents[k] if k < n else totals.get(k, torch.zeros_like(operands[k]))
+            for k in self.wrt
+        ]
+
+    def text(self) -> str:
+        head = f"# {self.name}: the loop again, then this tape on each iteration, last first"
+        return f"{head}\n{self.joint.text()}"
+
+    def propagate(self, g, y, *args):
+        return tuple(
+            record.call(_SECOND_ORDER_REFUSED, a)[0] if differentiable(a) else None
+            for a in args
+        )
+
+
+class _SecondOrderRefused:
+    """Recorded where a double backward would differentiate `while_loop`'s backward: raises
+    when that code runs (and only then: a gradient nobody reads is never computed)."""
+
+    name = "while_loop.backward.refused"
+    __name__ = "while_loop_second_order_refused"
+
+    def __call__(self, like):
+        if isinstance(like, FakeTensor):  # recording: only its metadata is needed
+            return [torch.empty_like(like)]
+        raise RuntimeError(
+            "dynamo_tape: double backward through torch while_loop is not supported: eager's "
+            "second derivatives through while_loop differ from the same loop's in Python"
+        )
+
+    def propagate(self, g, y, like):
+        return (None,)  # never needed: computing the value it would differentiate raises
+
+
+_SECOND_ORDER_REFUSED = _SecondOrderRefused()

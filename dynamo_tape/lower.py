@@ -22,18 +22,34 @@ import torch.fx
 
 from . import torch_private as tp
 from .checkpoint import Checkpointed
-from .control_flow import Cond, Map
+from .control_flow import Cond, Map, While, WhileBackward
 from .custom_function import CustomFunction
 from .hooks import TensorHook
 from .ir import Namer, Tape, TapeEntry, is_random
 from .ops import aten, present
 from .rules import RULES, attention, lookup
 from .subclasses import Boundary, boundary_of, has_dtensor, inner_tensors, unsupported_subclass
+from .subgraphs import (
+    FlexAttention,
+    InvokeSubgraph,
+    flex_attention_arguments,
+    indexing_by_score_indices,
+)
 from .torch_private import OpOverload, schema, tree_map
 
 # Entries whose op runs a tape of its own, recorded from a body of a higher-order op, and whose
 # rule records another body (the user's backward, the recompute, the hook) onto the backward
-BODIES = (CustomFunction, Checkpointed, TensorHook, Cond, Map)
+BODIES = (
+    CustomFunction,
+    Checkpointed,
+    TensorHook,
+    Cond,
+    Map,
+    While,
+    WhileBackward,
+    InvokeSubgraph,
+    FlexAttention,
+)
 
 
 class LoweringError(RuntimeError):
@@ -148,6 +164,14 @@ def to_aten(gm: torch.fx.GraphModule, example_inputs, fake_mode):
             f"custom torch.autograd.Function {name}{_where(source_of(functions[0]))}: the tape "
             "runs a custom Function's own backward only in graphs with static sizes and no "
             "mutation of a view (mark the sizes static, or move the Function out of this graph)"
+        )
+    attention = [n for n in gm.graph.nodes if n.target is tp.flex_attention is not None]
+    if attention:
+        # make_fx and aot_export_module fail inside its vmap ("TransformType.Vmap")
+        where = _where(source_of(attention[0], outside_torch=True))
+        raise LoweringError(
+            f"flex_attention{where}: the tape runs flex_attention in graphs with static sizes, "
+            "with a block_mask made outside the compiled function (create_block_mask)"
         )
     fakes = [fake_mode.from_tensor(x) if isinstance(x, torch.Tensor) else x for x in example_inputs]
     traced = None if _may_mutate(gm) else _trace_pure(gm, fakes, fake_mode)
@@ -360,6 +384,7 @@ class _AtenRecorder(tp.TorchDispatchMode):
         self.new_values: dict[int, torch.Tensor] = {}  # input position -> its value now
         self.views: Counter = Counter()  # storage -> how many recorded tensors use it
         self.hooks: dict[int, TensorHook] = {}  # id(hooked value) -> its hooks
+        self.subgraphs: dict[str, InvokeSubgraph] = {}  # invoke_subgraph's identifier -> op
         self.meta: dict = {}
         # a selectively checkpointed region's policy, while its body is recorded; the values
         # of the ops it says to save; how deep in a decomposition the dispatch now is
@@ -403,6 +428,12 @@ class _AtenRecorder(tp.TorchDispatchMode):
                     env[node] = self._cond(node, args_)
                 elif node.op == "call_function" and node.target is tp.map_impl:
                     env[node] = self._map(node, args_)
+                elif node.op == "call_function" and node.target is tp.while_loop:
+                    env[node] = self._while_loop(node, args_)
+                elif node.op == "call_function" and node.target is tp.invoke_subgraph:
+                    env[node] = self._invoke_subgraph(node, args_)
+                elif node.op == "call_function" and node.target is tp.flex_attention:
+                    env[node] = self._flex_attention(node, args_)
                 elif node.op == "call_function" and tp.is_register_hook(node.target):
                     env[node] = self._tensor_hook(node, args_)
                 elif (boundary := boundary_of(node, args_, kwargs)) is not None:
@@ -580,6 +611,52 @@ class _AtenRecorder(tp.TorchDispatchMode):
         if not isinstance(outs, tuple | list):
             raise _NotRecordable
         self._record_call(Map(body_graph, len(mapped)), [*mapped, *whole], list(outs))
+        return tuple(outs)
+
+    def _while_loop(self, node: torch.fx.Node, args):
+        """`while_loop(cond_fn, body_fn, carried, additional)`: one node whose target is a
+        `While` (control_flow.py)."""
+        cond_fn, body_fn, carried, additional = args
+        inputs = [*carried, *additional]
+        cond_graph = self._body(cond_fn, inputs, lambda out: [out])
+        body_graph = self._body(body_fn, inputs, list)
+        outs = node.meta.get("example_value")
+        if not isinstance(outs, tuple | list) or len(outs) != len(carried):
+            raise _NotRecordable
+        self._record_call(While(cond_graph, body_graph, len(carried)), inputs, list(outs))
+        return tuple(outs)
+
+    def _invoke_subgraph(self, node: torch.fx.Node, args):
+        """`invoke_subgraph(subgraph, identifier, *operands)`: one node whose target is the
+        identifier's `InvokeSubgraph` (subgraphs.py), recorded from its first call."""
+        body, identifier, *operands = args
+        outs = node.meta.get("example_value")
+        if not isinstance(outs, tuple | list):
+            raise _NotRecordable
+        if identifier not in self.subgraphs:
+            graph = self._body(body, operands, list)
+            self.subgraphs[identifier] = InvokeSubgraph(graph, f"invoke_subgraph.{identifier}")
+        self._record_call(self.subgraphs[identifier], operands, list(outs))
+        return tuple(outs)
+
+    def _flex_attention(self, node: torch.fx.Node, args):
+        """`flex_attention(q, k, v, score_mod, block_mask, ...)`: one node whose target is a
+        `FlexAttention` (subgraphs.py), its score_mod and mask_mod recorded from Dynamo's
+        values of their scalar inputs."""
+        found = flex_attention_arguments(args)
+        outs = node.meta.get("example_value")
+        if found is None or not isinstance(outs, tuple | list):
+            raise _NotRecordable
+        arguments, operands, spec, positions = found
+        flat = tp.tree_leaves(list(args))
+        graphs = []
+        for i in positions:
+            inputs = _example_values(flat[i])
+            if any(x is None for x in inputs):
+                raise _NotRecordable
+            body = indexing_by_score_indices(flat[i])
+            graphs.append((i, self._body(body, inputs, lambda out: [out])))
+        self._record_call(FlexAttention(arguments, spec, graphs), operands, list(outs))
         return tuple(outs)
 
     def _tensor_hook(self, node: torch.fx.Node, args):
@@ -1002,9 +1079,12 @@ def _entry(tape, namer, node, value, meta, strict, no_grad=False):
 _FRAME = re.compile(r'File "([^"]+)", line (\d+), in (\S+)')
 
 
-def source_of(node: torch.fx.Node) -> str | None:
-    """`file:line in function` of the user code that produced a node (its innermost frame)."""
+def source_of(node: torch.fx.Node, outside_torch: bool = False) -> str | None:
+    """`file:line in function` of the user code that produced a node (its innermost frame;
+    `outside_torch`: the innermost outside torch, where torch's own wrapper made the node)."""
     frames = _FRAME.findall(node.meta.get("stack_trace") or "")
+    if outside_torch:
+        frames = [f for f in frames if not f[0].startswith(tp.TORCH_DIR)]
     if not frames:
         return None
     filename, line, fn = frames[-1]

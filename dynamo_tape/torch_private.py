@@ -152,6 +152,17 @@ def is_register_hook(target) -> bool:
 cond = torch.ops.higher_order.cond
 # torch._higher_order_ops.map(f, xs, *args): map_impl(body_graph, [xs...], [args...])
 map_impl = torch.ops.higher_order.map_impl
+# while_loop(cond_fn, body_fn, carried, additional): while_loop(cond_graph, body_graph,
+# (carried...), (additional...)), the functions taking the carried then the additional values
+while_loop = getattr(torch.ops.higher_order, "while_loop", None)
+# mark_compile_region(fn) (torch._higher_order_ops.invoke_subgraph): at each call
+# invoke_subgraph(subgraph, identifier, *operands), one identifier per region
+invoke_subgraph = getattr(torch.ops.higher_order, "invoke_subgraph", None)
+# torch.nn.attention.flex_attention: flex_attention(q, k, v, score_mod, block_mask (sizes,
+# tensors, None, the mask_mod graph), scale, kernel_options, score_mod_other_buffers,
+# mask_mod_other_buffers) -> (out, logsumexp, ...); called with plain functions for the two
+# graphs, its CPU kernel vmaps them over the scores as eager's does
+flex_attention = getattr(torch.ops.higher_order, "flex_attention", None)
 # Dynamo writes `with torch.no_grad():` inside a graph as calls of this function.
 set_grad_enabled = torch._C._set_grad_enabled
 
@@ -402,9 +413,11 @@ __all__ = [
     "default_backend",
     "dtensor_call_kind",
     "detect_fake_mode",
+    "flex_attention",
     "foreach_copy_",
     "get_attr",
     "functorch_transforms_active",
+    "invoke_subgraph",
     "is_alias_of",
     "is_functorch_wrapped",
     "is_once_differentiable",
@@ -435,4 +448,5 @@ __all__ = [
     "tree_unflatten",
     "version",
     "versions",
+    "while_loop",
 ]

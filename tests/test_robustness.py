@@ -818,17 +818,17 @@ def test_fallback_error_names_the_op_the_entry_and_the_line():
     assert "= cube v" in message and _line_of(through_a_rule_less_op) in message
 
 
-def looped(x):  # a higher-order op the tape does not run (torch.cond it does)
-    from torch._higher_order_ops.while_loop import while_loop
+def scanned(x):  # a higher-order op the tape does not run (cond, map, while_loop it does)
+    from torch._higher_order_ops.scan import scan
 
-    return while_loop(lambda i, x: i < 3, lambda i, x: (i + 1, x.sin()), (torch.tensor(0), x))[1]
+    return scan(lambda c, x: (c + x, (c * x).sin()), torch.zeros_like(x[0]), x)[1]
 
 
 def test_lowering_failure_names_the_op_and_the_line():
     with pytest.raises(BackendCompilerFailed) as failure:
-        compiled(looped)(randn(3))
+        compiled(scanned)(randn(4, 3))
     message = str(failure.value)
-    assert "higher_order.while_loop" in message and _line_of(looped, offset=3) in message
+    assert "higher_order.scan" in message and _line_of(scanned, offset=3) in message
 
 
 def gather_rows(x, index):
