@@ -9,30 +9,22 @@ loopback port, and is bounded in time.
 
 import copy
 import datetime
-import socket
-import time
 
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from processes import WORLD, run_workers
 from torch._dynamo.testing import CompileCounter
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from dynamo_tape.tracker import TapeCounter
 
-WORLD = 2
 DEADLINE_S = 90  # a guard against hangs; the test takes ~15 s on an idle machine
 # DDPOptimizer's first bucket holds 1 MiB and bucket_cap_mb may not be smaller; a float64
 # Linear(256, 256) is 0.5 MiB, so four of them make two buckets.
 BUCKET_CAP_MB = 1
 WIDTH, LAYERS = 256, 4
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_model(width=WIDTH) -> torch.nn.Module:
@@ -122,27 +114,11 @@ def worker(rank, port):
         dist.destroy_process_group()
 
 
-def run_workers():
-    context = mp.start_processes(
-        worker, args=(free_port(),), nprocs=WORLD, join=False, start_method="spawn"
-    )
-    deadline = time.monotonic() + DEADLINE_S
-    try:
-        while not context.join(timeout=max(0.0, deadline - time.monotonic())):
-            if time.monotonic() >= deadline:
-                pytest.fail(f"the {WORLD} DDP processes did not finish within {DEADLINE_S} s")
-    finally:
-        for process in context.processes:
-            if process.is_alive():
-                process.terminate()
-            process.join(timeout=5)
-
-
 @pytest.mark.skipif(not dist.is_gloo_available(), reason="needs torch.distributed with gloo")
 def test_ddp_of_compiled_model_matches_eager_ddp_and_reports_bucket_splits(monkeypatch):
     monkeypatch.setenv("GLOO_SOCKET_IFNAME", "lo")
     try:
-        run_workers()
+        run_workers(worker, (), "DDP", DEADLINE_S)
     except mp.ProcessExitedException as e:
         # Once in a full CI run a worker died by SIGABRT inside torch ("terminate called without
         # an active exception") before any of our assertions; it never reproduced in dozens of
@@ -150,4 +126,4 @@ def test_ddp_of_compiled_model_matches_eager_ddp_and_reports_bucket_splits(monke
         # never is.
         if e.signal_name is None:
             raise
-        run_workers()
+        run_workers(worker, (), "DDP", DEADLINE_S)

@@ -8,13 +8,11 @@ and are bounded in time, as in test_ddp.py.
 
 import copy
 import datetime
-import time
 
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
-from test_ddp import free_port
+from processes import WORLD, run_workers
 from torch._dynamo.testing import CompileCounter
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import fully_shard
@@ -29,7 +27,6 @@ from torch.distributed.tensor.parallel import (
 from dynamo_tape.subclasses import Boundary
 from dynamo_tape.tracker import TapeCounter
 
-WORLD = 2
 DEADLINE_S = 90  # a guard against hangs
 STEPS = 3
 
@@ -174,24 +171,8 @@ def worker(rank, port, case):
         dist.destroy_process_group()
 
 
-def run_workers(case):
-    context = mp.start_processes(
-        worker, args=(free_port(), case), nprocs=WORLD, join=False, start_method="spawn"
-    )
-    deadline = time.monotonic() + DEADLINE_S
-    try:
-        while not context.join(timeout=max(0.0, deadline - time.monotonic())):
-            if time.monotonic() >= deadline:
-                pytest.fail(f"the {WORLD} processes of {case} did not finish within {DEADLINE_S} s")
-    finally:
-        for process in context.processes:
-            if process.is_alive():
-                process.terminate()
-            process.join(timeout=5)
-
-
 @pytest.mark.skipif(not dist.is_gloo_available(), reason="needs torch.distributed with gloo")
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_compiled_training_matches_uncompiled(case, monkeypatch):
     monkeypatch.setenv("GLOO_SOCKET_IFNAME", "lo")
-    run_workers(case)
+    run_workers(worker, (case,), case, DEADLINE_S)
