@@ -72,19 +72,25 @@ class Cond:
             rec = record.current()
             joints = [joint_tape(t, wrt, rec.namer, rec.fake_mode) for t in self.branches]
             self._backward = Cond.of_tapes(*joints, label=f"{self.label}.backward")
-        grads = record.call(self._backward, pred, *operands, *cotangents)
-        grads = grads if isinstance(grads, list) else [grads]
-        result = [None] * (1 + len(operands))
-        for k, gk in zip(wrt, grads):
-            result[1 + k] = gk
-        return tuple(result)
+        at = [1 + k for k in wrt]  # after pred
+        return placed(at, 1 + len(operands), self._backward, pred, *operands, *cotangents)
+
+
+def placed(at: list[int], n: int, op, *args) -> tuple:
+    """Record `op` on `args`, a backward op returning one gradient per position in `at`: the
+    gradients, at those positions of `n`, None elsewhere (a rule's result)."""
+    grads = record.call(op, *args)
+    grads = grads if isinstance(grads, list) else [grads]
+    result = [None] * n
+    for k, g in zip(at, grads, strict=True):
+        result[k] = g
+    return tuple(result)
 
 
 def materialized(g, y) -> list:
     """One cotangent per output: zeros where none flows (the backward body reads them all)."""
     return [
-        ct if ct is not None else record.call(aten.zeros_like.default, out)
-        for ct, out in zip(g, y)
+        ct if ct is not None else record.call(aten.zeros_like.default, out) for ct, out in zip(g, y)
     ]
 
 
@@ -169,9 +175,7 @@ class Map:
             ins = joint.inputs  # the body's inputs, then one cotangent per output
             joint.inputs = [*ins[:n], *ins[m:], *ins[n:m]]  # mapped, cotangents, then whole
             self._backward = Map.of_tape(joint, n + len(cotangents), f"{self.label}.backward")
-        grads = record.call(
-            self._backward, *operands[:n], *cotangents, *operands[n:]
-        )
+        grads = record.call(self._backward, *operands[:n], *cotangents, *operands[n:])
         grads = grads if isinstance(grads, list) else [grads]
         result = [None] * len(operands)
         for k, gk in zip(wrt, grads):
@@ -247,12 +251,7 @@ class While:
         if self._backward is None:
             joint = joint_tape(self.body, wrt, rec.namer, rec.fake_mode)
             self._backward = WhileBackward(self, joint, wrt)
-        grads = record.call(self._backward, *operands, *cotangents)
-        grads = grads if isinstance(grads, list) else [grads]
-        result = [None] * len(operands)
-        for k, gk in zip(wrt, grads):
-            result[k] = gk
-        return tuple(result)
+        return placed(wrt, len(operands), self._backward, *operands, *cotangents)
 
 
 class WhileBackward:
@@ -301,8 +300,7 @@ class WhileBackward:
 
     def propagate(self, g, y, *args):
         return tuple(
-            record.call(_SECOND_ORDER_REFUSED, a)[0] if differentiable(a) else None
-            for a in args
+            record.call(_SECOND_ORDER_REFUSED, a)[0] if differentiable(a) else None for a in args
         )
 
 

@@ -22,7 +22,7 @@ import torch.fx
 
 from . import record
 from . import torch_private as tp
-from .control_flow import differentiable, joint_tape, materialized
+from .control_flow import differentiable, joint_tape, materialized, placed
 from .ir import Tape
 from .ops import aten
 
@@ -70,12 +70,7 @@ class InvokeSubgraph:
             rec = record.current()
             joint = joint_tape(self.body, list(wrt), rec.namer, rec.fake_mode)
             self._backwards[wrt] = InvokeSubgraph.of_tape(joint, f"{self.name}.backward")
-        grads = record.call(self._backwards[wrt], *operands, *cotangents)
-        grads = grads if isinstance(grads, list) else [grads]
-        result = [None] * len(operands)
-        for k, gk in zip(wrt, grads):
-            result[k] = gk
-        return tuple(result)
+        return placed(list(wrt), len(operands), self._backwards[wrt], *operands, *cotangents)
 
 
 class FlexAttention:
@@ -145,9 +140,7 @@ def flex_attention_arguments(args) -> tuple[list, list, object, list[int]] | Non
     if len(graphs) != len(FlexAttention.FUNCTIONS):
         return None
     tensors = [a for a in flat if isinstance(a, torch.Tensor)]
-    arguments = [
-        OPERAND if isinstance(a, torch.Tensor | torch.fx.GraphModule) else a for a in flat
-    ]
+    arguments = [OPERAND if isinstance(a, torch.Tensor | torch.fx.GraphModule) else a for a in flat]
     return arguments, tensors, spec, graphs
 
 
