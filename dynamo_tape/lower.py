@@ -170,8 +170,8 @@ def to_aten(gm: torch.fx.GraphModule, example_inputs, fake_mode):
         # make_fx and aot_export_module fail inside its vmap ("TransformType.Vmap")
         where = _where(source_of(attention[0], outside_torch=True))
         raise LoweringError(
-            f"flex_attention{where}: the tape runs flex_attention in graphs with static sizes, "
-            "with a block_mask made outside the compiled function (create_block_mask)"
+            f"flex_attention{where}: the tape runs flex_attention in graphs with static sizes "
+            "(mark the sizes static, or move flex_attention out of this graph)"
         )
     fakes = [fake_mode.from_tensor(x) if isinstance(x, torch.Tensor) else x for x in example_inputs]
     traced = None if _may_mutate(gm) else _trace_pure(gm, fakes, fake_mode)
