@@ -84,6 +84,15 @@ class Index(Spec):
     def __repr__(self):
         return f"I{self.high}:{'x'.join(map(str, self.shape))}"
 
+
+class Fixed(Spec):
+    """A tensor drawn as `kind` that gets no gradient: an input torch.autograd refuses to
+    differentiate (fractional pooling's random samples)."""
+
+    def __repr__(self):
+        return "fixed " + super().__repr__()
+
+
 # amax/amin split the cotangent evenly between tied extremes
 TIES = torch.tensor([[1.0, 3.0, 3.0], [2.0, 2.0, -1.0]], dtype=torch.float64)
 ZEROS = torch.zeros(3, 4, dtype=torch.float64)
@@ -475,8 +484,11 @@ def draw(args, kwargs, seed):
 
 
 def assert_own_rule_matches_autograd(op, args, kwargs):
+    specs = tree_flatten([list(args), dict(kwargs)])[0]
     args, kwargs = draw(args, kwargs, seed=0)
-    result = check_rule(op, args, kwargs)
+    drawn = tree_flatten([args, kwargs])[0]
+    fixed = [x for spec, x in zip(specs, drawn, strict=True) if isinstance(spec, Fixed)]
+    result = check_rule(op, args, kwargs, constants=fixed)
     assert result.kind == "rule", f"{op} ran the {result.kind} path, not a rule of ours"
     assert result.ok, result.message
 

@@ -24,35 +24,34 @@ from ..ir import Variable, is_differentiable
 from ..ops import aten, present
 from . import (
     attention,
-    factorizations_extra,
+    backward_kernels,
+    factorizations,
+    fft,
+    indexing,
     linalg,
-    linalg_extra,
     losses,
     nn,
-    nn_extra,
     pointwise,
-    pointwise_extra,
     reductions,
-    reductions_extra,
-    scatter_extra,
-    views,
-    views_extra,
+    shapes,
+    special,
 )
 from .conjugate import is_complex
 from .fallback import autograd_vjp
 
+# One table per concept; each op has its rule in exactly one of them.
+FAMILIES = (pointwise, special, reductions, shapes, indexing, linalg, factorizations, fft, nn,
+            losses, attention, backward_kernels)  # fmt: skip
 RULES: dict = {}
 COMPLEX_SAFE: set = set()  # the rules that are right for complex values too
-# the *_extra families (ops OpInfo reaches) come first: a family's own rule wins on overlap.
-# Ops the running torch lacks are dropped here (`dynamo_tape.ops.missing_ops()` lists them).
-for _family in (
-    *(pointwise_extra, reductions_extra, views_extra, linalg_extra, factorizations_extra),
-    *(nn_extra, scatter_extra),
-    *(pointwise, reductions, views, linalg, nn, attention, losses),
-):
-    RULES.update(present(_family.RULES))
-for _family in (*(pointwise, pointwise_extra, reductions, reductions_extra, views, views_extra),
-                *(linalg, linalg_extra, factorizations_extra, nn, scatter_extra)):  # fmt: skip
+for _family in FAMILIES:
+    # ops the running torch lacks are dropped here (`dynamo_tape.ops.missing_ops()` lists them)
+    _rules = present(_family.RULES)
+    if RULES.keys() & _rules.keys():
+        raise ImportError(f"{_family.__name__} has rules for ops another family covers")
+    if not _family.COMPLEX_SAFE <= _family.RULES.keys():
+        raise ImportError(f"{_family.__name__}.COMPLEX_SAFE names ops it has no rule for")
+    RULES.update(_rules)
     COMPLEX_SAFE.update(present(_family.COMPLEX_SAFE))
 
 # Ops whose outputs do not require grad in eager although their inputs do (factories, detach):
