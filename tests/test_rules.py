@@ -778,3 +778,35 @@ def test_bernoulli_p_requires_grad_with_a_zero_gradient():
     assert ours.requires_grad and theirs.requires_grad
     (grad,) = torch.autograd.grad(ours.sum(), x)
     assert torch.equal(grad, torch.zeros_like(x))
+
+
+# --- the engine checks each rule as it runs it -------------------------------------------------
+
+
+def sin_then_cube(x):
+    return x.sin() ** 3
+
+
+def _compile_error(monkeypatch, rule):
+    monkeypatch.setitem(RULES, aten.sin.default, rule)
+    x = torch.randn(3, dtype=torch.float64, requires_grad=True)
+    with pytest.raises(Exception) as failure:
+        torch.compile(sin_then_cube, backend="tape")(x).sum().backward()
+    return str(failure.value)
+
+
+def _names_the_op_the_entry_and_the_line(message):
+    assert "aten.sin" in message and "on tape entry `v" in message and "= sin v" in message
+    assert f"{__file__}:{sin_then_cube.__code__.co_firstlineno + 1}" in message
+
+
+def test_a_rule_returning_more_cotangents_than_arguments_is_refused(monkeypatch):
+    message = _compile_error(monkeypatch, lambda g, y, x: (g * x.cos(), g))
+    assert "returned 2 cotangents for 1 positional arguments" in message
+    _names_the_op_the_entry_and_the_line(message)
+
+
+def test_a_failing_rule_names_the_op_the_entry_and_the_line(monkeypatch):
+    message = _compile_error(monkeypatch, lambda g, y, x: (g * x.no_such_method(),))
+    assert "the rule for aten.sin failed" in message and "no_such_method" in message
+    _names_the_op_the_entry_and_the_line(message)

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import functools
 
-from ..ir import Variable, is_differentiable
+from ..ir import Variable, is_differentiable, op_name
 from ..ops import aten, present
+from ..torch_private import OpOverload, schema
 from . import (
     attention,
     backward_kernels,
@@ -151,18 +152,54 @@ def lookup(entry, strict: bool):
     if rule is not None and (op in COMPLEX_SAFE or not complex_values):
         return (_real_where_real(rule) if complex_values else rule), "rule"
     if strict:
-        from ..ir import op_name
-
-        where = f" (from {entry.source})" if entry.source else ""
-        namespace = getattr(op, "namespace", "aten")
-        what = f"no tape rule for {namespace}.{op_name(op)}"
+        what = f"no tape rule for {_name(op)}"
         if rule is not None:  # ours is for real values only
-            what = f"no tape rule for complex values of {namespace}.{op_name(op)} (ours is real)"
+            what = f"no tape rule for complex values of {_name(op)} (ours is real)"
         raise UnsupportedOpError(
-            f"{what} in tape entry `{entry.text()}`{where}, "
+            f"{what} in {_entry(entry)}, "
             "and options={'fallback': 'error'} forbids the generic torch.autograd fallback"
         )
     return functools.partial(autograd_vjp, op), "fallback"
+
+
+class RuleError(RuntimeError):
+    """A rule failed, or broke the convention, while the backward tape was being built."""
+
+
+def run_rule(entry, g, y):
+    """The entry's rule on its outputs' cotangents: at most one cotangent per positional
+    argument. A rule that raises, or returns more, is reported naming the op, the entry and
+    the user's line that produced it."""
+    try:
+        results = entry.propagate(g, y, *entry.args, **entry.kwargs)
+    except (RuleError, UnsupportedOpError):
+        raise  # they name their entry already
+    except Exception as e:
+        raise RuleError(f"the rule for {_name(entry.op)} failed on {_entry(entry)}: {e!r}") from e
+    if isinstance(results, Variable):
+        results = (results,)
+    arity = _positional_arity(entry)
+    if len(results) > arity:
+        raise RuleError(
+            f"the rule for {_name(entry.op)} returned {len(results)} cotangents for "
+            f"{arity} positional arguments on {_entry(entry)}"
+        )
+    return results
+
+
+def _positional_arity(entry) -> int:
+    if isinstance(entry.op, OpOverload):
+        return sum(not a.kwarg_only for a in schema(entry.op).arguments)
+    return len(entry.args)  # a higher-order op or a VJP: the arguments it was given
+
+
+def _name(op) -> str:
+    return f"{getattr(op, 'namespace', 'aten')}.{op_name(op)}"
+
+
+def _entry(entry) -> str:
+    where = f" (from {entry.source})" if entry.source else ""
+    return f"tape entry `{entry.text()}`{where}"
 
 
 def _real_where_real(rule):
