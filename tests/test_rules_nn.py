@@ -56,19 +56,12 @@ CASES = [
     # joining and splitting
     case(aten.cat.default, [T(2, 3), T(4, 3)]),
     case(aten.cat.default, [T(2, 3), T(2, 1), T(2, 2)], -1),
-    case(aten.split.Tensor, T(5, 4), 2),
     case(aten.split_with_sizes.default, T(3, 7), [2, 5], 1),
-    case(aten.unbind.int, T(3, 4), 1),
     case(aten.stack.default, [T(3, 4), T(3, 4)], 1),
     # activations the decompositions leave whole, resampling, 3-d and adaptive pooling
     case(aten.elu.default, T(3, 4), 0.7, 1.2, 0.9),
     case(aten.hardtanh.default, A(3, 4), -0.5, 0.8),
     case(aten.leaky_relu.default, A(3, 4), 0.2),
-    case(aten.softplus.default, T(3, 4), 2.0, 1.5),
-    case(aten.hardsigmoid.default, A(3, 4)),
-    case(aten.hardswish.default, A(3, 4)),
-    case(aten.mish.default, T(3, 4)),
-    case(aten.log_sigmoid_forward.default, T(3, 4)),
     case(aten.rrelu_with_noise_functional.default, A(3, 4), T(3, 4), 0.1, 0.3, False),
     case(aten._safe_softmax.default, T(3, 5), 1),
     case(aten.native_group_norm.default, T(2, 6, 4), T(6), T(6), 2, 6, 4, 3, 1e-5),
@@ -98,9 +91,7 @@ CASES = [
     case(aten.masked_fill.Tensor, C(3, 4), M(3, 1), C()),
     case(aten.cat.default, [C(2, 3), C(4, 3)]),
     case(aten.cat.default, [C(2, 3), T(2, 1)], -1),  # a real piece, promoted
-    case(aten.split.Tensor, C(5, 4), 2),
     case(aten.split_with_sizes.default, C(3, 7), [2, 5], 1),
-    case(aten.unbind.int, C(3, 4), 1),
     case(aten.stack.default, [C(3, 4), C(3, 4)], 1),
 ]  # fmt: skip
 

@@ -71,11 +71,6 @@ def slice_scatter_rule(g, y, x, src, dim=0, start=None, end=None, step=1):
     return (gx, call(aten.slice.Tensor, g, dim, start, end, step))
 
 
-def select_scatter_rule(g, y, x, src, dim, index):
-    gx = call(aten.select_scatter.default, g, zeros_like(src), dim, index)
-    return (gx, call(aten.select.int, g, dim, index))
-
-
 def diagonal_scatter_rule(g, y, x, src, offset=0, d1=0, d2=1):
     gx = call(aten.diagonal_scatter.default, g, zeros_like(src), offset, d1, d2)
     return (gx, call(aten.diagonal.default, g, offset, d1, d2))
@@ -142,7 +137,6 @@ RULES = {
         call(aten.put.default, zeros_like(x), index, g, True),
     ),
     aten.slice_scatter.default: slice_scatter_rule,
-    aten.select_scatter.default: select_scatter_rule,
     aten.diagonal_scatter.default: diagonal_scatter_rule,
 }
 

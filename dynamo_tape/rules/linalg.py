@@ -189,7 +189,6 @@ RULES = {
         unsqueeze(g, -1) * unsqueeze(conj(vec), 0),
         call(aten.mv.default, mH(mat), g),
     ),
-    aten.dot.default: lambda g, y, a, b: (g * conj(b), g * conj(a)),
     aten.addmv.default: addmv_rule,
     aten.addbmm.default: addbmm_rule,
     aten._trilinear.default: trilinear_rule,
@@ -212,7 +211,7 @@ RULES = {
 
 COMPLEX_SAFE = {
     *(aten.mm.default, aten.bmm.default, aten.addmm.default),
-    *(aten.mv.default, aten.dot.default, aten.addmv.default, aten.addbmm.default),
+    *(aten.mv.default, aten.addmv.default, aten.addbmm.default),
     *(aten.linalg_inv_ex.default, aten._linalg_det.default, aten._linalg_solve_ex.default),
     *(aten.linalg_solve_triangular.default, aten.cholesky.default),
     *(aten.linalg_cholesky_ex.default, aten.cholesky_inverse.default),

@@ -162,15 +162,6 @@ RULES = {
     aten.leaky_relu.default: lambda g, y, x, slope=0.01: (
         call(aten.leaky_relu_backward.default, g, x, slope, False),
     ),
-    aten.softplus.default: lambda g, y, x, beta=1, threshold=20: (
-        call(aten.softplus_backward.default, g, x, beta, threshold),
-    ),
-    aten.hardsigmoid.default: lambda g, y, x: (call(aten.hardsigmoid_backward.default, g, x),),
-    aten.hardswish.default: lambda g, y, x: (call(aten.hardswish_backward.default, g, x),),
-    aten.mish.default: lambda g, y, x: (call(aten.mish_backward.default, g, x),),
-    aten.log_sigmoid_forward.default: lambda g, y, x: (
-        call(aten.log_sigmoid_backward.default, g[0], x, y[1]),
-    ),
     aten.rrelu_with_noise_functional.default: rrelu_rule,
     # `nn.Embedding(sparse=True)`: a sparse COO gradient, as eager's (SparseAdam needs one)
     aten.embedding.default: lambda g, y, w, indices, padding_idx=-1, scale=False, sparse=False: (

@@ -223,22 +223,11 @@ RULES = {
     aten.copysign.Scalar: copysign_rule,
     aten.clamp.default: clamp_rule,
     aten.clamp.Tensor: clamp_tensor_rule,
-    aten.clamp_min.default: lambda g, y, x, lo: clamp_rule(g, y, x, lo, None),
-    aten.clamp_max.default: lambda g, y, x, hi: clamp_rule(g, y, x, None, hi),
-    aten.clamp_min.Tensor: lambda g, y, x, lo: (
-        keep(call(aten.ge.Tensor, x, lo), g),
-        keep(call(aten.lt.Tensor, x, lo), g),
-    ),
-    aten.clamp_max.Tensor: lambda g, y, x, hi: (
-        keep(call(aten.le.Tensor, x, hi), g),
-        keep(call(aten.gt.Tensor, x, hi), g),
-    ),
     aten.maximum.default: maximum_rule,
     aten.minimum.default: minimum_rule,
     aten.fmax.default: fmax_rule,
     aten.fmin.default: fmin_rule,
     aten.where.self: lambda g, y, cond, x, other: (None, where(cond, g, 0), where(cond, 0, g)),
-    aten.nan_to_num.default: lambda g, y, x, *_: (keep(call(aten.isfinite.default, x), g),),
     aten.nextafter.default: lambda g, y, x, other: (
         keep(call(aten.ne.Tensor, x, other), g),
         zeros_like(g),
@@ -258,7 +247,6 @@ RULES = {
     aten.round.default: zero,
     aten.round.decimals: zero,
     aten.trunc.default: zero,
-    aten.frac.default: passes,  # x - trunc(x): slope 1
     aten.fill.Scalar: zero,
     aten.fill.Tensor: fill_tensor_rule,
     # torch defines a draw's gradient with respect to its parameters as zero (bernoulli.p has no

@@ -7,7 +7,7 @@ as they are."""
 import torch
 
 from ..ops import aten
-from ..record import call, permute, reshape, sum, t, transpose, zeros_like
+from ..record import call, permute, reshape, sum, transpose, zeros_like
 from .fallback import autograd_vjp
 from .helpers import filled, passes, to_input_shape
 
@@ -81,10 +81,6 @@ def split(g, y, x, sizes, dim=0):  # split.Tensor and split_with_sizes: cat the 
     return (call(aten.cat.default, filled(g, y), dim),)
 
 
-def unbind(g, y, x, dim=0):
-    return (call(aten.stack.default, filled(g, y), dim),)
-
-
 def unbind_copy_rule(g, y, x, dim=0):
     parts = [gi if gi is not None else zeros_like(yi) for gi, yi in zip(g, y, strict=True)]
     return (call(aten.stack.default, parts, dim),)
@@ -109,7 +105,6 @@ RULES = {
     aten.permute_copy.default: lambda g, y, x, dims: (permute(g, _inverse(dims)),),
     # a permute: it folds into the permutes around it
     aten.transpose.int: lambda g, y, x, d0, d1: (transpose(g, d0, d1),),
-    aten.t.default: lambda g, y, x: (t(g),),
     aten.slice.Tensor: slice_rule,
     aten.select.int: lambda g, y, x, dim, index: (
         call(aten.select_backward.default, g, list(x.shape), dim, index),
@@ -118,22 +113,16 @@ RULES = {
         call(aten.slice_backward.default, g, list(x.shape), dim, start, start + length, 1),
     ),
     aten.diagonal.default: diagonal_rule,
-    aten.diagonal_copy.default: diagonal_rule,
     aten.as_strided.default: as_strided_rule(aten.as_strided.default),
     aten.as_strided_copy.default: as_strided_rule(aten.as_strided_copy.default),
     aten.unfold.default: lambda g, y, x, dim, size, step: (
         call(aten.unfold_backward.default, g, list(x.shape), dim, size, step),
     ),
     aten.cat.default: cat,
-    aten.split.Tensor: split,
     aten.split_with_sizes.default: split,
-    aten.unbind.int: unbind,
     aten.unbind_copy.int: unbind_copy_rule,
     aten.stack.default: stack,
     aten.flip.default: lambda g, y, x, dims: (call(aten.flip.default, g, dims),),
-    aten.roll.default: lambda g, y, x, shifts, dims=(): (
-        call(aten.roll.default, g, [-s for s in shifts], dims),
-    ),
     aten.repeat.default: repeat_rule,
     aten.constant_pad_nd.default: constant_pad_rule,
     aten.tril.default: lambda g, y, x, k=0: (call(aten.tril.default, g, k),),

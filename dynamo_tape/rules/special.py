@@ -1,13 +1,13 @@
-"""Rules for the special functions: error functions, the gamma family, Bessel functions, log-sum
-forms, mantissas and exponents, a gamma draw. Real values only (complex entries of these ops run
-on the generic fallback). g: cotangent of the output; return one cotangent per argument.
+"""Rules for the special functions: error functions, the gamma family, Bessel functions,
+mantissas and exponents, a gamma draw. Real values only (complex entries of these ops run on
+the generic fallback). g: cotangent of the output; return one cotangent per argument.
 Math from derivatives.yaml."""
 
 import math
 
 from ..ops import aten
 from ..record import call, where
-from .helpers import both, times
+from .helpers import times
 
 LN2 = math.log(2.0)
 TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
@@ -23,28 +23,6 @@ def i1e_rule(g, y, x):  # I1e' = I0e - I1e (sgn x + 1/x), 1/2 at 0
     sgn = call(aten.sgn.default, x)
     slope = call(aten.special_i0e.default, x) - y * (sgn + call(aten.reciprocal.default, x))
     return (g * where(call(aten.eq.Scalar, x, 0), 0.5, slope),)
-
-
-def sinc_rule(g, y, x):  # sinc(x) = sin(pi x)/(pi x): (cos(pi x) - sinc(x)) / x, 0 at x = 0
-    slope = (call(aten.cos.default, x * math.pi) - y) / x
-    return (g * where(call(aten.eq.Scalar, x, 0), 0, slope),)
-
-
-def xlogy_rule(g, y, x, other):  # d(x log u) = log u dx + x/u du; 0 where x = 0 and u <= 0
-    gx = call(aten.xlogy.Tensor, g, other)
-    gx = where(both(call(aten.eq.Scalar, x, 0), call(aten.le.Scalar, other, 0)), 0, gx)
-    return (gx, g * x / other)
-
-
-def logaddexp_rule(g, y, a, b):  # d log(e^a + e^b) = da / (1 + e^(b-a)) + db / (1 + e^(a-b))
-    return (g / (call(aten.exp.default, b - a) + 1), g / (call(aten.exp.default, a - b) + 1))
-
-
-def logaddexp2_rule(g, y, a, b):
-    return (
-        g / (call(aten.pow.Scalar, 2.0, b - a) + 1),
-        g / (call(aten.pow.Scalar, 2.0, a - b) + 1),
-    )
 
 
 RULES = {
@@ -77,11 +55,6 @@ RULES = {
     ),
     aten.special_i1.default: i1_rule,
     aten.special_i1e.default: i1e_rule,
-    aten.sinc.default: sinc_rule,
-    aten.xlogy.Tensor: xlogy_rule,
-    aten.logit.default: lambda g, y, x, eps=None: (call(aten.logit_backward.default, g, x, eps),),
-    aten.logaddexp.default: logaddexp_rule,
-    aten.logaddexp2.default: logaddexp2_rule,
     # x 2^e: d = 2^e dx + y ln 2 de
     aten.ldexp.Tensor: lambda g, y, x, e: (g * call(aten.pow.Scalar, 2.0, e), g * y * LN2),
     # the exponent is an integer output: only the mantissa carries a gradient
