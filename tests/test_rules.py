@@ -636,6 +636,18 @@ def test_a_wrong_rule_fails_the_check(op, rule, args):
     assert "input" in broken.message
 
 
+def test_rule_families_are_disjoint():
+    from types import SimpleNamespace
+
+    from dynamo_tape.rules import FAMILIES, merged
+
+    assert merged(FAMILIES) == (RULES, COMPLEX_SAFE)
+    family = lambda name: SimpleNamespace(__name__=name, RULES={aten.sin.default: name},
+                                          COMPLEX_SAFE=set())  # fmt: skip
+    with pytest.raises(ValueError, match="special has rules for ops another family covers: sin"):
+        merged([family("pointwise"), family("special")])
+
+
 def test_foundation_rules_are_ours_and_have_cases():
     cased = {p.values[0] for p in CASES}
     assert not FOUNDATION - set(RULES), "foundation ops without a rule"

@@ -9,7 +9,8 @@ the engine does that once, when it accumulates cotangents (see autodiff.py).
 
 An op that no rule covers still gives the right gradient: `lookup` hands out the generic
 `torch.autograd` fallback (counted and reported), or raises `UnsupportedOpError` when the
-user asked for `options={"fallback": "error"}`.
+user asked for `options={"fallback": "error"}`. The engine runs each rule through `run_rule`,
+which names the op, the tape entry and the user's line when a rule fails.
 
 Complex numbers follow torch's convention (rules/conjugate.py). Only the rules in COMPLEX_SAFE
 are known right for them (each is checked in complex128 by tests/test_rules.py); an entry
@@ -43,17 +44,25 @@ from .fallback import autograd_vjp
 # One table per concept; each op has its rule in exactly one of them.
 FAMILIES = (pointwise, special, reductions, shapes, indexing, linalg, factorizations, fft, nn,
             losses, attention, backward_kernels)  # fmt: skip
-RULES: dict = {}
-COMPLEX_SAFE: set = set()  # the rules that are right for complex values too
-for _family in FAMILIES:
-    # ops the running torch lacks are dropped here (`dynamo_tape.ops.missing_ops()` lists them)
-    _rules = present(_family.RULES)
-    if RULES.keys() & _rules.keys():
-        raise ImportError(f"{_family.__name__} has rules for ops another family covers")
-    if not _family.COMPLEX_SAFE <= _family.RULES.keys():
-        raise ImportError(f"{_family.__name__}.COMPLEX_SAFE names ops it has no rule for")
-    RULES.update(_rules)
-    COMPLEX_SAFE.update(present(_family.COMPLEX_SAFE))
+
+
+def merged(families) -> tuple[dict, set]:
+    """(RULES, COMPLEX_SAFE) of the families, which must be disjoint; ops the running torch
+    lacks are dropped here (`dynamo_tape.ops.missing_ops()` lists them)."""
+    rules, complex_safe = {}, set()
+    for family in families:
+        overlap = rules.keys() & present(family.RULES).keys()
+        if overlap:
+            names = ", ".join(sorted(map(op_name, overlap)))
+            raise ValueError(f"{family.__name__} has rules for ops another family covers: {names}")
+        if not family.COMPLEX_SAFE <= family.RULES.keys():
+            raise ValueError(f"{family.__name__}.COMPLEX_SAFE names ops it has no rule for")
+        rules.update(present(family.RULES))
+        complex_safe.update(present(family.COMPLEX_SAFE))
+    return rules, complex_safe
+
+
+RULES, COMPLEX_SAFE = merged(FAMILIES)  # COMPLEX_SAFE: the rules right for complex values too
 
 # Ops whose outputs do not require grad in eager although their inputs do (factories, detach):
 # they need no rule. Ops whose gradient is zero (floor, sign, fill, a random draw's parameters)
