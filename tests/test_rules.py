@@ -597,7 +597,13 @@ def assert_own_rule_matches_autograd(op, args, kwargs):
     args, kwargs = draw(args, kwargs, seed=0)
     drawn = tree_flatten([args, kwargs])[0]
     fixed = [x for spec, x in zip(specs, drawn, strict=True) if isinstance(spec, Fixed)]
-    result = check_rule(op, args, kwargs, constants=fixed)
+    try:
+        result = check_rule(op, args, kwargs, constants=fixed)
+    except NotImplementedError as e:  # the oracle's, when this torch has no formula (2.11's
+        base = op_name(op).split(".")[0]  # nextafter): nothing to check the rule against
+        if f"the derivative for '{base}' is not implemented" not in str(e):
+            raise
+        pytest.skip(f"torch {torch.__version__} has no derivative for {base} to compare with")
     assert result.kind == "rule", f"{op} ran the {result.kind} path, not a rule of ours"
     assert result.ok, result.message
 
