@@ -6,6 +6,7 @@ per argument. Each kernel is linear in its first argument `go`, the cotangent it
 from ..ops import aten
 from ..record import call, reshape
 from .conjugate import conj
+from .helpers import self_adjoint
 
 
 def silu_backward_rule(g, y, go, x):  # y = go s (1 + x (1 - s)), s = sigmoid(x)
@@ -37,15 +38,12 @@ RULES = {
         call(aten.sigmoid_backward.default, g, conj(out)),
         conj(g) * go * conj(1 - out * 2),
     ),
-    aten.threshold_backward.default: lambda g, y, go, x, threshold: (  # go where x > threshold
-        call(aten.threshold_backward.default, g, x, threshold),
-    ),
+    # masks of go (where x > threshold; the dropout mask times its scale): their own transposes
+    aten.threshold_backward.default: self_adjoint(aten.threshold_backward.default),
     # a backward kernel torch.autograd cannot differentiate (eager's create_graph formula is a
     # composite): its own rule, so that double backward goes through it
     aten.silu_backward.default: silu_backward_rule,
-    aten.native_dropout_backward.default: lambda g, y, go, mask, scale: (
-        call(aten.native_dropout_backward.default, g, mask, scale),  # go mask scale
-    ),
+    aten.native_dropout_backward.default: self_adjoint(aten.native_dropout_backward.default),
     aten.max_pool2d_with_indices_backward.default: max_pool2d_backward_rule,
     aten.slice_backward.default: lambda g, y, go, sizes, dim, start, end, step: (
         call(aten.slice.Tensor, g, dim, start, end, step),

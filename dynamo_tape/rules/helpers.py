@@ -2,7 +2,9 @@
 
 Most rules are one line: `times(d)` for an op whose cotangent is g times a factor d(x, y)
 (written with its conjugate where the op takes complex values, see conjugate.py), `over(d)` for
-g divided by one, `passes` for an op that hands g on unchanged, `zero` for an op flat everywhere.
+g divided by one, `passes` for an op that hands g on unchanged, `zero` for an op flat everywhere,
+`self_adjoint(op)` for a linear op that is its own transpose, `kernel(op)` for an op whose
+gradient is torch's backward kernel called as `op(g, x, *params)`.
 """
 
 import torch
@@ -20,6 +22,17 @@ def times(factor):
 def over(denominator):
     """The rule of a one-argument op with dy = dx / denominator(x, y): (g / denominator,)."""
     return lambda g, y, x: (g / denominator(x, y),)
+
+
+def self_adjoint(op):
+    """The rule of an op linear in its first argument and its own transpose (a flip, a
+    triangle's mask, a backward kernel linear in go): (op(g, *params),)."""
+    return lambda g, y, x, *params: (call(op, g, *params),)
+
+
+def kernel(backward):
+    """The rule of an op whose gradient is `backward(g, x, *params, **kwargs)`."""
+    return lambda g, y, x, *params, **kwargs: (call(backward, g, x, *params, **kwargs),)
 
 
 def passes(g, y, x, *args, **kwargs):  # y = x (a copy, a cast, a shift by a constant)

@@ -7,6 +7,7 @@ eager's numbers."""
 from ..ops import aten
 from ..record import call, needs_grad
 from .fallback import autograd_vjp
+from .helpers import kernel
 
 # --- convolution, normalisation ----------------------------------------------------------------
 
@@ -86,11 +87,6 @@ def max_pool2d(g, y, x, *params):  # y: (out, indices)
     return (call(aten.max_pool2d_with_indices_backward.default, g[0], x, *params, y[1]),)
 
 
-def avg_pool2d(g, y, x, *params):
-    # params: kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
-    return (call(aten.avg_pool2d_backward.default, g, x, *params),)
-
-
 def _dropout_scale(p, train):
     if train is False:
         return 1.0
@@ -149,16 +145,12 @@ RULES = {
         call(aten._log_softmax_backward_data.default, g, y, dim, x.dtype),  # g - e^y sum(g)
     ),
     # activations: torch's own backward kernels
-    aten.gelu.default: lambda g, y, x, approximate="none": (
-        call(aten.gelu_backward.default, g, x, approximate=approximate),
-    ),
-    aten.silu.default: lambda g, y, x: (call(aten.silu_backward.default, g, x),),
+    aten.gelu.default: kernel(aten.gelu_backward.default),
+    aten.silu.default: kernel(aten.silu_backward.default),
     aten.elu.default: lambda g, y, x, alpha=1, scale=1, input_scale=1: (
         call(aten.elu_backward.default, g, alpha, scale, input_scale, False, x),
     ),
-    aten.hardtanh.default: lambda g, y, x, lo=-1, hi=1: (
-        call(aten.hardtanh_backward.default, g, x, lo, hi),
-    ),
+    aten.hardtanh.default: kernel(aten.hardtanh_backward.default),
     aten.leaky_relu.default: lambda g, y, x, slope=0.01: (
         call(aten.leaky_relu_backward.default, g, x, slope, False),
     ),
@@ -173,10 +165,9 @@ RULES = {
     aten.max_pool3d_with_indices.default: lambda g, y, x, *params: (
         call(aten.max_pool3d_with_indices_backward.default, g[0], x, *params, y[1]),
     ),
-    aten.avg_pool2d.default: avg_pool2d,
-    aten.avg_pool3d.default: lambda g, y, x, *params: (
-        call(aten.avg_pool3d_backward.default, g, x, *params),
-    ),
+    # params: kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
+    aten.avg_pool2d.default: kernel(aten.avg_pool2d_backward.default),
+    aten.avg_pool3d.default: kernel(aten.avg_pool3d_backward.default),
     aten._adaptive_avg_pool2d.default: lambda g, y, x, output_size: (
         call(aten._adaptive_avg_pool2d_backward.default, g, x),
     ),

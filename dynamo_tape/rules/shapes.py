@@ -9,7 +9,7 @@ import torch
 from ..ops import aten
 from ..record import call, permute, reshape, sum, transpose, zeros_like
 from .fallback import autograd_vjp
-from .helpers import filled, passes, to_input_shape
+from .helpers import filled, passes, self_adjoint, to_input_shape
 
 
 def _inverse(dims):
@@ -122,11 +122,11 @@ RULES = {
     aten.split_with_sizes.default: split,
     aten.unbind_copy.int: unbind_copy_rule,
     aten.stack.default: stack,
-    aten.flip.default: lambda g, y, x, dims: (call(aten.flip.default, g, dims),),
+    aten.flip.default: self_adjoint(aten.flip.default),
     aten.repeat.default: repeat_rule,
     aten.constant_pad_nd.default: constant_pad_rule,
-    aten.tril.default: lambda g, y, x, k=0: (call(aten.tril.default, g, k),),
-    aten.triu.default: lambda g, y, x, k=0: (call(aten.triu.default, g, k),),
+    aten.tril.default: self_adjoint(aten.tril.default),
+    aten.triu.default: self_adjoint(aten.triu.default),
 }
 
 COMPLEX_SAFE = set(RULES)
