@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from . import record
 from .ir import Namer, Tape, TapeEntry, Variable, is_differentiable
 from .ops import aten, present
-from .rules import NONDIFFERENTIABLE_OUTPUTS
+from .rules import NONDIFFERENTIABLE_OUTPUTS, run_rule
 
 
 @dataclass
@@ -70,9 +70,7 @@ def backpropagate(entries, grads: dict, active: set) -> None:
             g, y = gs[0], entry.outputs[0]
         else:
             g, y = tuple(gs), tuple(entry.outputs)
-        results = entry.propagate(g, y, *entry.args, **entry.kwargs)
-        if isinstance(results, Variable):
-            results = (results,)
+        results = run_rule(entry, g, y)  # checked: it names the entry if it fails
         for arg, ga in zip(entry.args, results):
             if isinstance(arg, list | tuple) and isinstance(ga, list | tuple):
                 for a, gi in zip(arg, ga):

@@ -9,7 +9,7 @@ function against eager with the RNG seeded alike.
 import pytest
 import torch
 import torch.nn.functional as F
-from test_rules import A, C, Index, M, T, assert_own_rule_matches_autograd, case
+from test_rules import A, C, Fixed, Index, M, T, U, assert_own_rule_matches_autograd, case
 
 from dynamo_tape.ops import aten
 from dynamo_tape.rules import RULES, nn
@@ -56,10 +56,31 @@ CASES = [
     # joining and splitting
     case(aten.cat.default, [T(2, 3), T(4, 3)]),
     case(aten.cat.default, [T(2, 3), T(2, 1), T(2, 2)], -1),
-    case(aten.split.Tensor, T(5, 4), 2),
     case(aten.split_with_sizes.default, T(3, 7), [2, 5], 1),
-    case(aten.unbind.int, T(3, 4), 1),
     case(aten.stack.default, [T(3, 4), T(3, 4)], 1),
+    # activations the decompositions leave whole, resampling, 3-d and adaptive pooling
+    case(aten.elu.default, T(3, 4), 0.7, 1.2, 0.9),
+    case(aten.hardtanh.default, A(3, 4), -0.5, 0.8),
+    case(aten.leaky_relu.default, A(3, 4), 0.2),
+    case(aten.rrelu_with_noise_functional.default, A(3, 4), T(3, 4), 0.1, 0.3, False),
+    case(aten._safe_softmax.default, T(3, 5), 1),
+    case(aten.native_group_norm.default, T(2, 6, 4), T(6), T(6), 2, 6, 4, 3, 1e-5),
+    case(aten.upsample_bilinear2d.default, T(1, 2, 3, 4), [5, 6], False),
+    case(aten.upsample_bicubic2d.default, T(1, 2, 3, 4), [5, 6], True),
+    case(aten.upsample_trilinear3d.default, T(1, 2, 2, 3, 3), [3, 4, 5], False),
+    case(aten._upsample_bilinear2d_aa.default, T(1, 2, 6, 6), [4, 3], False),
+    case(aten.grid_sampler_2d.default, T(1, 2, 4, 5), U(1, 3, 3, 2), 0, 0, False),
+    case(aten.grid_sampler_3d.default, T(1, 2, 3, 4, 5), U(1, 2, 2, 3, 3), 0, 0, True),
+    case(aten.avg_pool3d.default, T(1, 2, 4, 4, 4), [2, 2, 2], [2, 2, 2]),
+    case(aten._adaptive_avg_pool3d.default, T(1, 2, 5, 4, 3), [2, 2, 1]),
+    case(aten.adaptive_max_pool2d.default, T(2, 3, 6, 5), [3, 2]),
+    case(aten.adaptive_max_pool3d.default, T(1, 2, 4, 4, 4), [2, 2, 2]),
+    case(aten.max_pool3d_with_indices.default, T(1, 2, 4, 4, 4), [2, 2, 2], [2, 2, 2]),
+    case(aten.fractional_max_pool2d.default, T(1, 2, 7, 7), [2, 2], [4, 4], Fixed('U', 1, 2, 2)),
+    case(aten.fractional_max_pool3d.default, T(1, 2, 5, 5, 5), [2, 2, 2], [3, 3, 3],
+         Fixed('U', 1, 2, 3)),
+    case(aten._pdist_forward.default, T(5, 3), 2.0),
+    case(aten._pdist_forward.default, T(4, 3), 1.0),
     # complex values: the rules in rules.COMPLEX_SAFE (linear, blind to the values)
     case(aten.gather.default, C(3, 5), 1, Index(5, 3, 7)),
     case(aten.scatter_add.default, C(3, 5), 1, Index(5, 3, 4), C(3, 4)),
@@ -70,9 +91,7 @@ CASES = [
     case(aten.masked_fill.Tensor, C(3, 4), M(3, 1), C()),
     case(aten.cat.default, [C(2, 3), C(4, 3)]),
     case(aten.cat.default, [C(2, 3), T(2, 1)], -1),  # a real piece, promoted
-    case(aten.split.Tensor, C(5, 4), 2),
     case(aten.split_with_sizes.default, C(3, 7), [2, 5], 1),
-    case(aten.unbind.int, C(3, 4), 1),
     case(aten.stack.default, [C(3, 4), C(3, 4)], 1),
 ]  # fmt: skip
 

@@ -9,7 +9,8 @@ the engine does that once, when it accumulates cotangents (see autodiff.py).
 
 An op that no rule covers still gives the right gradient: `lookup` hands out the generic
 `torch.autograd` fallback (counted and reported), or raises `UnsupportedOpError` when the
-user asked for `options={"fallback": "error"}`.
+user asked for `options={"fallback": "error"}`. The engine runs each rule through `run_rule`,
+which names the op, the tape entry and the user's line when a rule fails.
 
 Complex numbers follow torch's convention (rules/conjugate.py). Only the rules in COMPLEX_SAFE
 are known right for them (each is checked in complex128 by tests/test_rules.py); an entry
@@ -20,40 +21,48 @@ from __future__ import annotations
 
 import functools
 
-from ..ir import Variable, is_differentiable
+from ..ir import Variable, is_differentiable, op_name
 from ..ops import aten, present
+from ..torch_private import OpOverload, schema
 from . import (
     attention,
-    factorizations_extra,
+    backward_kernels,
+    factorizations,
+    fft,
+    indexing,
     linalg,
-    linalg_extra,
     losses,
     nn,
-    nn_extra,
     pointwise,
-    pointwise_extra,
     reductions,
-    reductions_extra,
-    scatter_extra,
-    views,
-    views_extra,
+    shapes,
+    special,
 )
 from .conjugate import is_complex
 from .fallback import autograd_vjp
 
-RULES: dict = {}
-COMPLEX_SAFE: set = set()  # the rules that are right for complex values too
-# the *_extra families (ops OpInfo reaches) come first: a family's own rule wins on overlap.
-# Ops the running torch lacks are dropped here (`dynamo_tape.ops.missing_ops()` lists them).
-for _family in (
-    *(pointwise_extra, reductions_extra, views_extra, linalg_extra, factorizations_extra),
-    *(nn_extra, scatter_extra),
-    *(pointwise, reductions, views, linalg, nn, attention, losses),
-):
-    RULES.update(present(_family.RULES))
-for _family in (*(pointwise, pointwise_extra, reductions, reductions_extra, views, views_extra),
-                *(linalg, linalg_extra, factorizations_extra, nn, scatter_extra)):  # fmt: skip
-    COMPLEX_SAFE.update(present(_family.COMPLEX_SAFE))
+# One table per concept; each op has its rule in exactly one of them.
+FAMILIES = (pointwise, special, reductions, shapes, indexing, linalg, factorizations, fft, nn,
+            losses, attention, backward_kernels)  # fmt: skip
+
+
+def merged(families) -> tuple[dict, set]:
+    """(RULES, COMPLEX_SAFE) of the families, which must be disjoint; ops the running torch
+    lacks are dropped here (`dynamo_tape.ops.missing_ops()` lists them)."""
+    rules, complex_safe = {}, set()
+    for family in families:
+        overlap = rules.keys() & present(family.RULES).keys()
+        if overlap:
+            names = ", ".join(sorted(map(op_name, overlap)))
+            raise ValueError(f"{family.__name__} has rules for ops another family covers: {names}")
+        if not family.COMPLEX_SAFE <= family.RULES.keys():
+            raise ValueError(f"{family.__name__}.COMPLEX_SAFE names ops it has no rule for")
+        rules.update(present(family.RULES))
+        complex_safe.update(present(family.COMPLEX_SAFE))
+    return rules, complex_safe
+
+
+RULES, COMPLEX_SAFE = merged(FAMILIES)  # COMPLEX_SAFE: the rules right for complex values too
 
 # Ops whose outputs do not require grad in eager although their inputs do (factories, detach):
 # they need no rule. Ops whose gradient is zero (floor, sign, fill, a random draw's parameters)
@@ -113,7 +122,6 @@ NONDIFFERENTIABLE_OUTPUTS = present({
     aten._linalg_slogdet.default: (2, 3),
     aten._linalg_solve_ex.default: (1, 2, 3),
     aten.linalg_inv_ex.default: (1,),
-    aten.log_sigmoid_forward.default: (1,),
     aten.sort.default: (1,),
     aten.sort.stable: (1,),
     aten.topk.default: (1,),
@@ -152,18 +160,54 @@ def lookup(entry, strict: bool):
     if rule is not None and (op in COMPLEX_SAFE or not complex_values):
         return (_real_where_real(rule) if complex_values else rule), "rule"
     if strict:
-        from ..ir import op_name
-
-        where = f" (from {entry.source})" if entry.source else ""
-        namespace = getattr(op, "namespace", "aten")
-        what = f"no tape rule for {namespace}.{op_name(op)}"
+        what = f"no tape rule for {_name(op)}"
         if rule is not None:  # ours is for real values only
-            what = f"no tape rule for complex values of {namespace}.{op_name(op)} (ours is real)"
+            what = f"no tape rule for complex values of {_name(op)} (ours is real)"
         raise UnsupportedOpError(
-            f"{what} in tape entry `{entry.text()}`{where}, "
+            f"{what} in {_entry(entry)}, "
             "and options={'fallback': 'error'} forbids the generic torch.autograd fallback"
         )
     return functools.partial(autograd_vjp, op), "fallback"
+
+
+class RuleError(RuntimeError):
+    """A rule failed, or broke the convention, while the backward tape was being built."""
+
+
+def run_rule(entry, g, y):
+    """The entry's rule on its outputs' cotangents: at most one cotangent per positional
+    argument. A rule that raises, or returns more, is reported naming the op, the entry and
+    the user's line that produced it."""
+    try:
+        results = entry.propagate(g, y, *entry.args, **entry.kwargs)
+    except (RuleError, UnsupportedOpError):
+        raise  # they name their entry already
+    except Exception as e:
+        raise RuleError(f"the rule for {_name(entry.op)} failed on {_entry(entry)}: {e!r}") from e
+    if isinstance(results, Variable):
+        results = (results,)
+    arity = _positional_arity(entry)
+    if len(results) > arity:
+        raise RuleError(
+            f"the rule for {_name(entry.op)} returned {len(results)} cotangents for "
+            f"{arity} positional arguments on {_entry(entry)}"
+        )
+    return results
+
+
+def _positional_arity(entry) -> int:
+    if isinstance(entry.op, OpOverload):
+        return sum(not a.kwarg_only for a in schema(entry.op).arguments)
+    return len(entry.args)  # a higher-order op or a VJP: the arguments it was given
+
+
+def _name(op) -> str:
+    return f"{getattr(op, 'namespace', 'aten')}.{op_name(op)}"
+
+
+def _entry(entry) -> str:
+    where = f" (from {entry.source})" if entry.source else ""
+    return f"tape entry `{entry.text()}`{where}"
 
 
 def _real_where_real(rule):

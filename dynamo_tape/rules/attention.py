@@ -8,7 +8,6 @@ dropout RNG state). Dense inputs carry no cumulative sequence lengths and their 
 are the sequence lengths, as in the ops' meta functions (torch/_meta_registrations.py).
 """
 
-
 from ..ir import Variable
 from ..ops import aten
 from ..record import call
@@ -185,6 +184,9 @@ def _with_logsumexp(op):
         return op(query, key, value, attn_bias, True, *args, **kwargs)
 
     return decomposition
+
+
+COMPLEX_SAFE: set = set()
 
 
 WITH_LOGSUMEXP = {

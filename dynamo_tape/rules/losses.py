@@ -3,7 +3,6 @@ cotangent per argument. Losses stay whole ops on the tape (lower.py decomposes n
 rule): `cross_entropy` is then two forward entries and two backward kernels, as in eager,
 instead of some twenty decomposed ones."""
 
-
 from ..ops import aten
 from ..record import call
 
@@ -15,12 +14,6 @@ def nll_loss(g, y, x, target, weight, reduction, ignore_index):  # y = (loss, to
     if x.dim() > 2:  # nll_loss2d_forward: (N, C, H, W) inputs
         backward = aten.nll_loss2d_backward.default
     return (call(backward, g[0], x, target, weight, reduction, ignore_index, y[1]),)
-
-
-def nll_loss_backward(g, y, go, x, target, weight, reduction, ignore_index, total_weight):
-    # linear in go, and piecewise constant in x: d/dgo = nll_loss(g), d/dx = 0
-    forward = aten.nll_loss_forward.default if x.dim() <= 2 else aten.nll_loss2d_forward.default
-    return (call(forward, g, target, weight, reduction, ignore_index)[0],)
 
 
 def multilabel_margin_loss(g, y, x, target, reduction):  # y = (loss, is_target)
@@ -35,10 +28,10 @@ RULES = {
     aten.multilabel_margin_loss_forward.default: multilabel_margin_loss,
     aten.nll_loss_forward.default: nll_loss,
     aten.nll_loss2d_forward.default: nll_loss,
-    aten.nll_loss_backward.default: nll_loss_backward,
-    aten.nll_loss2d_backward.default: nll_loss_backward,
     aten.mse_loss.default: lambda g, y, x, target, reduction=1: (  # d (x - t)^2 = 2 (x - t) dx
         call(aten.mse_loss_backward.default, g, x, target, reduction),
         call(aten.mse_loss_backward.default, g, target, x, reduction),
     ),
 }
+
+COMPLEX_SAFE: set = set()

@@ -1,21 +1,13 @@
-"""Neural-network rules (convolution, normalisation, pooling, dropout, softmax, indexing,
-joining and splitting). g: cotangent of the output (a tuple for ops with several outputs);
-return one cotangent per argument. Where PyTorch differentiates an op with an ATen
-`*_backward` kernel the rule records that kernel, so the tape computes eager's numbers."""
-
+"""Neural-network rules: convolution, normalisation, softmax, activations, embedding, pooling,
+resampling, grid sampling, dropout, pairwise distances. g: cotangent of the output (a tuple
+for ops with several outputs); return one cotangent per argument. Where PyTorch differentiates
+an op with an ATen `*_backward` kernel the rule records that kernel, so the tape computes
+eager's numbers."""
 
 from ..ops import aten
-from ..record import call, needs_grad, where
-
-
-def _zeros(shape, like):
-    return call(aten.zeros.default, list(shape), dtype=like.dtype, device=like.meta.device)
-
-
-def _filled(gs, ys):
-    """Cotangents of several outputs, zeros where an output received none."""
-    return [g if g is not None else _zeros(y.shape, y) for g, y in zip(gs, ys, strict=True)]
-
+from ..record import call, needs_grad
+from .fallback import autograd_vjp
+from .helpers import kernel
 
 # --- convolution, normalisation ----------------------------------------------------------------
 
@@ -66,17 +58,33 @@ def layer_norm(g, y, x, normalized_shape, w, b, eps):  # y: (out, mean, rstd)
     return (gx, None, gw, gb)
 
 
+def group_norm_rule(g, y, x, weight, bias, n, c, hxw, group, eps):
+    if g[1] is not None or g[2] is not None:  # the statistics' gradients: rare, left to torch
+        return autograd_vjp(
+            aten.native_group_norm.default, g, y, x, weight, bias, n, c, hxw, group, eps
+        )
+    mask = [True, weight is not None, bias is not None]
+    return call(
+        aten.native_group_norm_backward.default, g[0], x, y[1], y[2], weight, n, c, hxw, group, mask
+    )
+
+
+# --- activations -------------------------------------------------------------------------------
+
+
+def rrelu_rule(g, y, x, noise, lower=0.125, upper=1.0 / 3, training=False, generator=None):
+    # the slopes drawn in the forward are its second output: the backward reuses them
+    return (
+        call(aten.rrelu_with_noise_backward.default, g[0], x, y[1], lower, upper, training, False),
+    )
+
+
 # --- pooling, dropout ------------------------------------------------------------------------
 
 
 def max_pool2d(g, y, x, *params):  # y: (out, indices)
     # params: kernel_size, stride, padding, dilation, ceil_mode
     return (call(aten.max_pool2d_with_indices_backward.default, g[0], x, *params, y[1]),)
-
-
-def avg_pool2d(g, y, x, *params):
-    # params: kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
-    return (call(aten.avg_pool2d_backward.default, g, x, *params),)
 
 
 def _dropout_scale(p, train):
@@ -92,52 +100,21 @@ def native_dropout(g, y, x, p, train):
     return (call(aten.native_dropout_backward.default, g[0], y[1], _dropout_scale(p, train)),)
 
 
-# --- indexing, joining, splitting --------------------------------------------------------------
+def _resample(backward):
+    # upsample_*(x, output_size, [align_corners,] scales...): the kernel takes the input size
+    def rule(g, y, x, output_size, *rest):
+        return (call(backward, g, output_size, list(x.shape), *rest),)
+
+    return rule
 
 
-def gather(g, y, x, dim, index, sparse_grad=False):  # scatter g back to where it came from
-    return (call(aten.scatter_add.default, _zeros(x.shape, g), dim, index, g),)
+def grid_sampler_rule(backward):
+    def rule(g, y, x, grid, interpolation, padding, align_corners):
+        mask = [x.dtype.is_floating_point, True]
+        gx, ggrid = call(backward, g, x, grid, interpolation, padding, align_corners, mask)
+        return (gx, ggrid)
 
-
-def index(g, y, x, indices):  # accumulate: an index may be picked several times
-    return (call(aten.index_put.default, _zeros(x.shape, g), indices, g, True),)
-
-
-def index_put(g, y, x, indices, values, accumulate=False):
-    gx = g
-    if not accumulate:  # overwritten positions do not reach the output
-        gx = call(aten.index_put.default, g, indices, _zeros([], g), False)
-    return (gx, None, call(aten.index.Tensor, g, indices))
-
-
-def cat(g, y, tensors, dim=0):
-    dim = dim % y.dim()
-    pieces, start = [], 0
-    for t in tensors:
-        if t.dim() == 1 and t.shape[0] == 0 and y.dim() != 1:
-            pieces.append(None)  # cat skips legacy empty 1-d tensors
-            continue
-        size = t.shape[dim]
-        pieces.append(call(aten.slice.Tensor, g, dim, start, start + size))
-        start = start + size
-    return (pieces,)
-
-
-def split(g, y, x, sizes, dim=0):  # split.Tensor and split_with_sizes: cat the pieces back
-    return (call(aten.cat.default, _filled(g, y), dim),)
-
-
-def unbind(g, y, x, dim=0):
-    return (call(aten.stack.default, _filled(g, y), dim),)
-
-
-def stack(g, y, tensors, dim=0):
-    return ([call(aten.select.int, g, dim, i) for i in range(len(tensors))],)
-
-
-def silu_backward_rule(g, y, go, x):  # y = go s (1 + x (1 - s)), s = sigmoid(x)
-    s = x.sigmoid()
-    return (call(aten.silu_backward.default, g, x), g * go * s * (1 - s) * (2 + x * (1 - s * 2)))
+    return rule
 
 
 def embedding_renorm(g, y, w, indices, max_norm, norm_type):
@@ -157,68 +134,69 @@ RULES = {
     aten._native_batch_norm_legit_no_training.default: batch_norm_no_training,
     aten._native_batch_norm_legit.no_stats: batch_norm_no_stats,
     aten.native_layer_norm.default: layer_norm,
+    aten.native_group_norm.default: group_norm_rule,
     aten._softmax.default: lambda g, y, x, dim, half_to_float: (
         call(aten._softmax_backward_data.default, g, y, dim, x.dtype),  # y (g - sum(g y))
+    ),
+    aten._safe_softmax.default: lambda g, y, x, dim, dtype=None: (
+        call(aten._softmax_backward_data.default, g, y, dim, x.dtype),
     ),
     aten._log_softmax.default: lambda g, y, x, dim, half_to_float: (
         call(aten._log_softmax_backward_data.default, g, y, dim, x.dtype),  # g - e^y sum(g)
     ),
-    aten.gelu.default: lambda g, y, x, approximate="none": (
-        call(aten.gelu_backward.default, g, x, approximate=approximate),
+    # activations: torch's own backward kernels
+    aten.gelu.default: kernel(aten.gelu_backward.default),
+    aten.silu.default: kernel(aten.silu_backward.default),
+    aten.elu.default: lambda g, y, x, alpha=1, scale=1, input_scale=1: (
+        call(aten.elu_backward.default, g, alpha, scale, input_scale, False, x),
     ),
-    aten.silu.default: lambda g, y, x: (call(aten.silu_backward.default, g, x),),
-    # a backward kernel torch.autograd cannot differentiate (eager's create_graph formula is a
-    # composite): its own rule, so that double backward goes through it
-    aten.silu_backward.default: silu_backward_rule,
+    aten.hardtanh.default: kernel(aten.hardtanh_backward.default),
+    aten.leaky_relu.default: lambda g, y, x, slope=0.01: (
+        call(aten.leaky_relu_backward.default, g, x, slope, False),
+    ),
+    aten.rrelu_with_noise_functional.default: rrelu_rule,
     # `nn.Embedding(sparse=True)`: a sparse COO gradient, as eager's (SparseAdam needs one)
     aten.embedding.default: lambda g, y, w, indices, padding_idx=-1, scale=False, sparse=False: (
-        call(
-            _EMBEDDING_BACKWARD[sparse], g, indices, w.shape[0], padding_idx, scale
-        ),
+        call(_EMBEDDING_BACKWARD[sparse], g, indices, w.shape[0], padding_idx, scale),
     ),
     aten.embedding_renorm.default: embedding_renorm,
+    # pooling
     aten.max_pool2d_with_indices.default: max_pool2d,
+    aten.max_pool3d_with_indices.default: lambda g, y, x, *params: (
+        call(aten.max_pool3d_with_indices_backward.default, g[0], x, *params, y[1]),
+    ),
+    # params: kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
+    aten.avg_pool2d.default: kernel(aten.avg_pool2d_backward.default),
+    aten.avg_pool3d.default: kernel(aten.avg_pool3d_backward.default),
     aten._adaptive_avg_pool2d.default: lambda g, y, x, output_size: (
         call(aten._adaptive_avg_pool2d_backward.default, g, x),
     ),
-    aten.avg_pool2d.default: avg_pool2d,
+    aten._adaptive_avg_pool3d.default: lambda g, y, x, size: (
+        call(aten._adaptive_avg_pool3d_backward.default, g, x),
+    ),
+    aten.adaptive_max_pool2d.default: lambda g, y, x, size: (
+        call(aten.adaptive_max_pool2d_backward.default, g[0], x, y[1]),
+    ),
+    aten.adaptive_max_pool3d.default: lambda g, y, x, size: (
+        call(aten.adaptive_max_pool3d_backward.default, g[0], x, y[1]),
+    ),
+    aten.fractional_max_pool2d.default: lambda g, y, x, kernel, size, samples: (
+        call(aten.fractional_max_pool2d_backward.default, g[0], x, kernel, size, y[1]),
+    ),
+    aten.fractional_max_pool3d.default: lambda g, y, x, kernel, size, samples: (
+        call(aten.fractional_max_pool3d_backward.default, g[0], x, kernel, size, y[1]),
+    ),
+    # resampling, grid sampling, dropout, distances
+    aten.upsample_bilinear2d.default: _resample(aten.upsample_bilinear2d_backward.default),
+    aten.upsample_bicubic2d.default: _resample(aten.upsample_bicubic2d_backward.default),
+    aten.upsample_trilinear3d.default: _resample(aten.upsample_trilinear3d_backward.default),
+    aten._upsample_bilinear2d_aa.default: _resample(aten._upsample_bilinear2d_aa_backward.default),
+    aten.grid_sampler_2d.default: grid_sampler_rule(aten.grid_sampler_2d_backward.default),
+    aten.grid_sampler_3d.default: grid_sampler_rule(aten.grid_sampler_3d_backward.default),
     aten.native_dropout.default: native_dropout,
-    aten.native_dropout_backward.default: lambda g, y, go, mask, scale: (
-        call(aten.native_dropout_backward.default, g, mask, scale),  # linear in go
+    aten._pdist_forward.default: lambda g, y, x, p=2: (
+        call(aten._pdist_backward.default, g, x, p, y),
     ),
-    aten.gather.default: gather,
-    aten.scatter_add.default: lambda g, y, x, dim, index, src: (
-        g,
-        None,
-        None,
-        call(aten.gather.default, g, dim, index),
-    ),
-    aten.index.Tensor: index,
-    aten.index_put.default: index_put,
-    aten.masked_fill.Scalar: lambda g, y, x, mask, value: (where(mask, 0, g),),
-    aten.masked_fill.Tensor: lambda g, y, x, mask, value: (
-        where(mask, 0, g),
-        None,
-        where(mask, g, 0),  # the engine sums it down to the fill value's shape
-    ),
-    aten.cat.default: cat,
-    aten.split.Tensor: split,
-    aten.split_with_sizes.default: split,
-    aten.unbind.int: unbind,
-    aten.stack.default: stack,
 }
 
-# Linear and blind to the values (joining, splitting, indexing): right for complex values too.
-COMPLEX_SAFE = {
-    aten.gather.default,
-    aten.scatter_add.default,
-    aten.index.Tensor,
-    aten.index_put.default,
-    aten.masked_fill.Scalar,
-    aten.masked_fill.Tensor,
-    aten.cat.default,
-    aten.split.Tensor,
-    aten.split_with_sizes.default,
-    aten.unbind.int,
-    aten.stack.default,
-}
+COMPLEX_SAFE: set = set()

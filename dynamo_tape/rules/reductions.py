@@ -1,8 +1,11 @@
-"""Reduction rules. g: cotangent of the output; return one cotangent per argument."""
-
+"""Reduction rules: sums and means, extremes and selections (max, sort, topk...), scans,
+variances, norms and products. g: cotangent of the output (a tuple for ops returning values and
+indices); return one cotangent per argument. Math from derivatives.yaml."""
 
 from ..ops import aten
-from ..record import call, expand, sum, unsqueeze
+from ..record import call, expand, sum, unsqueeze, where
+from .conjugate import conj
+from .helpers import flip
 
 
 def _reduced_dims(x, dims):
@@ -44,6 +47,111 @@ def amax_rule(g, y, x, dims=(), keepdim=False):
     return (_unreduce(g, x, dims, keepdim) / count * mask,)
 
 
+def _selected(g, y, x, dim, keepdim):
+    # values picked by index (max.dim, sort, topk...): scatter g back to where they came from
+    return (
+        call(aten.value_selecting_reduction_backward.default, g[0], dim, y[1], x.shape, keepdim),
+    )
+
+
+def _evenly(g, y, x, *_):  # a full max/min/median: ties share the gradient equally
+    mask = call(aten._to_copy.default, call(aten.eq.Tensor, x, y), dtype=g.dtype)
+    return (mask * (g / sum(mask)),)
+
+
+def cumsum_rule(g, y, x, dim, dtype=None):  # the gradient of a prefix sum is a suffix sum
+    return (flip(call(aten.cumsum.default, flip(g, dim), dim), dim),)
+
+
+def var_mean_rule(g, y, x, dims=None, correction=None, keepdim=False):
+    # var = sum((x - mean)^2) / (n - correction): dvar = 2 (x - mean) / (n - correction) dx
+    n = _count(x, dims)
+    correction = 1 if correction is None else correction
+    g_var, g_mean = g
+    mean = _unreduce(y[1], x, dims, keepdim)
+    gx = None
+    if g_var is not None:
+        gx = _unreduce(g_var, x, dims, keepdim) * (x - mean) * (2.0 / max(n - correction, 0))
+    if g_mean is not None:
+        gm = expand(_unreduce(g_mean, x, dims, keepdim), x.shape) / n
+        gx = gm if gx is None else gx + gm
+    return (gx,)
+
+
+def var_rule(g, y, x, dims=None, correction=None, keepdim=False):
+    mean = call(aten.mean.dim, x, _reduced_dims(x, dims), True)
+    n = _count(x, dims)
+    correction = 1 if correction is None else correction
+    return (_unreduce(g, x, dims, keepdim) * (x - mean) * (2.0 / max(n - correction, 0)),)
+
+
+def vector_norm_rule(g, y, x, p=2, dims=None, keepdim=False, dtype=None):
+    g, y = _unreduce(g, x, dims, keepdim), _unreduce(y, x, dims, keepdim)
+    if p == 0:  # piecewise constant: no gradient (torch's is undefined, x.grad stays None)
+        return (None,)
+    if p == 1:
+        return (g * call(aten.sgn.default, x),)
+    if p == 2:  # x / |x|, 0 at |x| = 0
+        return (where(call(aten.eq.Scalar, y, 0), 0, g * x / y),)
+    if p in (float("inf"), float("-inf")):  # ties at the extreme share the gradient
+        absx = call(aten.abs.default, x)
+        mask = call(aten._to_copy.default, call(aten.eq.Tensor, absx, y), dtype=g.dtype)
+        count = sum(mask, _reduced_dims(x, dims), keepdim=True)
+        return (call(aten.sgn.default, x) * mask * (g / count),)
+    # d |x|_p = x |x|^(p-2) / |x|_p^(p-1); p < 1 is infinite at 0, as in torch
+    absx = call(aten.abs.default, x)
+    scale = x * absx ** (p - 2) / y ** (p - 1)
+    if p >= 1:
+        scale = where(call(aten.eq.Scalar, y, 0), 0, scale)
+    return (g * scale,)
+
+
+def dist_rule(g, y, x, other, p=2):  # dist = |x - other|_p
+    (d,) = vector_norm_rule(g, y, x - other, p)
+    return (d, None if d is None else -d)
+
+
+def _products_of_the_others(x, dim):
+    # exclusive prefix and suffix products: correct with zeros, unlike y / x
+    n = x.shape[dim]
+    ones = call(aten.ones_like.default, call(aten.slice.Tensor, x, dim, 0, 1))
+    before = call(aten.cat.default, [ones, call(aten.slice.Tensor, x, dim, 0, n - 1)], dim)
+    after = call(aten.cat.default, [call(aten.slice.Tensor, x, dim, 1, n), ones], dim)
+    suffix = flip(call(aten.cumprod.default, flip(after, dim), dim), dim)
+    return call(aten.cumprod.default, before, dim) * suffix
+
+
+def prod_dim_rule(g, y, x, dim, keepdim=False, dtype=None):
+    if x.dim() == 0:
+        return (g,)
+    return (_unreduce(g, x, [dim], keepdim) * conj(_products_of_the_others(x, dim)),)
+
+
+def prod_rule(g, y, x, dtype=None):
+    if x.dim() == 0:
+        return (g,)
+    flat = call(aten.reshape.default, x, [-1])
+    others = conj(_products_of_the_others(flat, 0))
+    return (call(aten.reshape.default, g * others, list(x.shape)),)
+
+
+def logcumsumexp_rule(g, y, x, dim):
+    # gx_i = sum_{j >= i} g_j exp(x_i - y_j), summed in log space separately for g > 0, g < 0
+    if x.dim() == 0:
+        return (g,)
+    log_g = call(aten.log.default, call(aten.abs.default, g)) - y
+    total = []
+    for sign in (aten.gt.Scalar, aten.lt.Scalar):
+        terms = where(call(sign, g, 0), log_g, float("-inf"))
+        suffix = flip(call(aten.logcumsumexp.default, flip(terms, dim), dim), dim)
+        total.append(call(aten.exp.default, x + suffix))
+    return (total[0] - total[1],)
+
+
+def _picked(g, y, x, dim, keepdim=False):  # max.dim, min.dim, median.dim, nanmedian.dim
+    return _selected(g, y, x, dim, keepdim)
+
+
 RULES = {
     aten.sum.dim_IntList: sum_rule,
     aten.sum.default: lambda g, y, x, dtype=None: (expand(g, x.shape),),
@@ -51,7 +159,49 @@ RULES = {
     aten.mean.default: lambda g, y, x, dtype=None: (expand(g, x.shape) / x.meta.numel(),),
     aten.amax.default: amax_rule,
     aten.amin.default: amax_rule,
+    aten.max.default: _evenly,
+    aten.min.default: _evenly,
+    aten.median.default: _evenly,
+    aten.nanmedian.default: _evenly,
+    aten.max.dim: _picked,
+    aten.min.dim: _picked,
+    aten.median.dim: _picked,
+    aten.nanmedian.dim: _picked,
+    aten.mode.default: lambda g, y, x, dim=-1, keepdim=False: _selected(g, y, x, dim, keepdim),
+    aten.kthvalue.default: lambda g, y, x, k, dim=-1, keepdim=False: _selected(
+        g, y, x, dim, keepdim
+    ),
+    aten.sort.default: lambda g, y, x, dim=-1, descending=False: _selected(g, y, x, dim, True),
+    aten.sort.stable: lambda g, y, x, stable=None, dim=-1, descending=False: _selected(
+        g, y, x, dim, True
+    ),
+    aten.topk.default: lambda g, y, x, k, dim=-1, largest=True, sorted=True: _selected(
+        g, y, x, dim, True
+    ),
+    aten.cummax.default: lambda g, y, x, dim: (
+        call(aten.cummaxmin_backward.default, g[0], x, y[1], dim),
+    ),
+    aten.cummin.default: lambda g, y, x, dim: (
+        call(aten.cummaxmin_backward.default, g[0], x, y[1], dim),
+    ),
+    aten.cumsum.default: cumsum_rule,
+    aten.cumprod.default: lambda g, y, x, dim, dtype=None: (
+        call(aten.cumprod_backward.default, g, x, dim, y),
+    ),
+    aten.logcumsumexp.default: logcumsumexp_rule,
+    aten.var_mean.correction: var_mean_rule,
+    aten.var.correction: var_rule,
+    aten.linalg_vector_norm.default: vector_norm_rule,
+    aten.dist.default: dist_rule,
+    aten.prod.default: prod_rule,
+    aten.prod.dim_int: prod_dim_rule,
 }
 
-# sum and mean are linear; amax and amin take no complex values
-COMPLEX_SAFE = {aten.sum.dim_IntList, aten.sum.default, aten.mean.dim, aten.mean.default}
+# Right for complex values too (each has a complex128 case in tests/test_rules.py): sums and
+# means are linear; the norms and variances of complex values are real, and their rules already
+# read x / |x|. amax and amin take no complex values.
+COMPLEX_SAFE = {
+    *(aten.sum.dim_IntList, aten.sum.default, aten.mean.dim, aten.mean.default),
+    *(aten.cumsum.default, aten.var_mean.correction, aten.var.correction),
+    *(aten.linalg_vector_norm.default, aten.dist.default, aten.prod.default, aten.prod.dim_int),
+}  # fmt: skip

@@ -3,12 +3,11 @@ torch's own backward in FunctionsManual.cpp (real matrices, A^H = A^T; the LU ru
 COMPLEX_SAFE, write A^H and take complex ones too).
 g: cotangents of the factors (None for unused ones); return one cotangent per argument."""
 
-
 from ..ops import aten
 from ..record import call, transpose, unsqueeze
 from .conjugate import mH
 from .fallback import autograd_vjp
-from .linalg_extra import _matmul, _solve_triangular
+from .helpers import matmul, narrow, solve_triangular
 
 
 def eigh_rule(g, y, a, uplo="L", compute_v=True):
@@ -17,7 +16,7 @@ def eigh_rule(g, y, a, uplo="L", compute_v=True):
     values, vectors = y
     inner = None
     if gv is not None:
-        vtgv = _matmul(transpose(vectors), gv)
+        vtgv = matmul(transpose(vectors), gv)
         skew = (vtgv - transpose(vtgv)) * 0.5
         gap = unsqueeze(values, -2) - unsqueeze(values, -1)
         eye = call(aten.diag_embed.default, call(aten.ones_like.default, values))
@@ -25,7 +24,7 @@ def eigh_rule(g, y, a, uplo="L", compute_v=True):
     if gl is not None:
         diag = call(aten.diag_embed.default, gl)
         inner = diag if inner is None else inner + diag
-    return (_matmul(vectors, _matmul(inner, transpose(vectors))),)
+    return (matmul(vectors, matmul(inner, transpose(vectors))),)
 
 
 def _svd_backward(gu, gs, gvh, u, s, vh):
@@ -33,8 +32,8 @@ def _svd_backward(gu, gs, gvh, u, s, vh):
     m, n = u.shape[-2], vh.shape[-1]
     if gu is None and gvh is None:  # singular values only: U diag(gS) V^H
         if m >= n:
-            return _matmul(u, unsqueeze(gs, -1) * vh)
-        return _matmul(u * unsqueeze(gs, -2), vh)
+            return matmul(u, unsqueeze(gs, -1) * vh)
+        return matmul(u * unsqueeze(gs, -2), vh)
     skew = lambda x: x - transpose(x)
     s_row, s_col = unsqueeze(s, -2), unsqueeze(s, -1)
     s2 = s * s
@@ -42,23 +41,23 @@ def _svd_backward(gu, gs, gvh, u, s, vh):
     gap = unsqueeze(s2, -2) - unsqueeze(s2, -1) + eye  # E, with ones on its zero diagonal
     if gu is not None and gvh is not None:
         inner = (
-            skew(_matmul(transpose(u), gu)) * s_row + s_col * skew(_matmul(vh, transpose(gvh)))
+            skew(matmul(transpose(u), gu)) * s_row + s_col * skew(matmul(vh, transpose(gvh)))
         ) / gap
     elif gu is not None:
-        inner = skew(_matmul(transpose(u), gu)) * (s_row / gap)
+        inner = skew(matmul(transpose(u), gu)) * (s_row / gap)
     else:
-        inner = s_col * (skew(_matmul(vh, transpose(gvh))) / gap)
+        inner = s_col * (skew(matmul(vh, transpose(gvh))) / gap)
     if gs is not None:
         inner = inner + call(aten.diag_embed.default, gs)
     if m > n and gu is not None:  # gA = [U inner + (I - U U^H) gU S^-1] V^H
         gu_sinv = gu / s_row
-        ga = _matmul(u, inner) + gu_sinv - _matmul(u, _matmul(transpose(u), gu_sinv))
-        return _matmul(ga, vh)
+        ga = matmul(u, inner) + gu_sinv - matmul(u, matmul(transpose(u), gu_sinv))
+        return matmul(ga, vh)
     if m < n and gvh is not None:  # gA = U [inner V^H + S^-1 gV^H (I - V V^H)]
         sinv_gvh = gvh / s_col
-        ga = _matmul(inner, vh) + sinv_gvh - _matmul(_matmul(sinv_gvh, transpose(vh)), vh)
-        return _matmul(u, ga)
-    return _matmul(u, _matmul(inner, vh))
+        ga = matmul(inner, vh) + sinv_gvh - matmul(matmul(sinv_gvh, transpose(vh)), vh)
+        return matmul(u, ga)
+    return matmul(u, matmul(inner, vh))
 
 
 def svd_rule(g, y, a, full_matrices, compute_uv=True, driver=None):
@@ -68,9 +67,9 @@ def svd_rule(g, y, a, full_matrices, compute_uv=True, driver=None):
         u, s, vh = call(aten._linalg_svd.default, a, False, True, driver=driver)
     k = s.shape[-1]
     if full_matrices:  # only the first k singular vectors carry information
-        u, vh = _narrow(u, -1, 0, k), _narrow(vh, -2, 0, k)
-        gu = _narrow(gu, -1, 0, k) if gu is not None else None
-        gvh = _narrow(gvh, -2, 0, k) if gvh is not None else None
+        u, vh = narrow(u, -1, 0, k), narrow(vh, -2, 0, k)
+        gu = narrow(gu, -1, 0, k) if gu is not None else None
+        gvh = narrow(gvh, -2, 0, k) if gvh is not None else None
     if gu is None and gs is None and gvh is None:
         return (None,)
     return (_svd_backward(gu, gs, gvh, u, s, vh),)
@@ -83,22 +82,18 @@ def qr_rule(g, y, a, mode="reduced"):
     if q.shape[-2] < r.shape[-1] or mode == "r":  # wide matrices: left to torch
         return autograd_vjp(aten.linalg_qr.default, g, y, a, mode)
     if gq is not None and gr is not None:
-        ga = _matmul(gr, transpose(r)) - _matmul(transpose(q), gq)
+        ga = matmul(gr, transpose(r)) - matmul(transpose(q), gq)
     elif gq is not None:
-        ga = -_matmul(transpose(q), gq)
+        ga = -matmul(transpose(q), gq)
     else:
-        ga = _matmul(gr, transpose(r))
+        ga = matmul(gr, transpose(r))
     upper = call(aten.triu.default, ga)
     sym = upper + transpose(upper)
     sym = sym - call(aten.diag_embed.default, call(aten.diagonal.default, sym, 0, -2, -1)) * 0.5
-    ga = _matmul(q, sym)
+    ga = matmul(q, sym)
     if gq is not None:
         ga = ga + gq
-    return (_solve_triangular(transpose(r), ga, upper=False, left=False),)
-
-
-def _narrow(x, dim, start, length):
-    return call(aten.slice.Tensor, x, dim, start, start + length)
+    return (solve_triangular(transpose(r), ga, upper=False, left=False),)
 
 
 def _lu_backward(gl, gu, p, lower, upper, pivot):
@@ -109,43 +104,41 @@ def _lu_backward(gl, gu, p, lower, upper, pivot):
     if m == n:  # gA = P L^-H [L^H gL o 1_L + gU U^H o 1_U] U^-H
         parts = []
         if gl is not None:
-            parts.append(call(tril, _matmul(mH(lower), gl), -1))
+            parts.append(call(tril, matmul(mH(lower), gl), -1))
         if gu is not None:
-            parts.append(call(triu, _matmul(gu, mH(upper))))
+            parts.append(call(triu, matmul(gu, mH(upper))))
         ga = parts[0] if len(parts) == 1 else parts[0] + parts[1]
-        ga = _solve_triangular(mH(upper), ga, upper=False, left=False)
-        ga = _solve_triangular(mH(lower), ga, upper=True, left=True, unitriangular=True)
+        ga = solve_triangular(mH(upper), ga, upper=False, left=False)
+        ga = solve_triangular(mH(lower), ga, upper=True, left=True, unitriangular=True)
     elif m < n:  # wide: U = [U1 U2]
-        u1 = _narrow(upper, -1, 0, k)
-        ga = _matmul(mH(lower), gl) if gl is not None else None
+        u1 = narrow(upper, -1, 0, k)
+        ga = matmul(mH(lower), gl) if gl is not None else None
         if gu is not None:
-            term = _matmul(call(triu, gu), mH(upper))
+            term = matmul(call(triu, gu), mH(upper))
             ga = -term if ga is None else ga - term
-        ga = _solve_triangular(mH(u1), call(tril, ga, -1), upper=False, left=False)
+        ga = solve_triangular(mH(u1), call(tril, ga, -1), upper=False, left=False)
         if gu is not None:
-            gu1, gu2 = _narrow(gu, -1, 0, k), _narrow(gu, -1, k, n - k)
+            gu1, gu2 = narrow(gu, -1, 0, k), narrow(gu, -1, k, n - k)
             ga = call(aten.cat.default, [ga + call(triu, gu1), gu2], -1)
-        ga = _solve_triangular(mH(lower), ga, upper=True, left=True, unitriangular=True)
+        ga = solve_triangular(mH(lower), ga, upper=True, left=True, unitriangular=True)
         if gu is None:
-            zeros = call(aten.zeros_like.default, _narrow(upper, -1, k, n - k))
+            zeros = call(aten.zeros_like.default, narrow(upper, -1, k, n - k))
             ga = call(aten.cat.default, [ga, zeros], -1)
     else:  # tall: L = [L1; L2]
-        l1 = _narrow(lower, -2, 0, k)
-        ga = _matmul(gu, mH(upper)) if gu is not None else None
+        l1 = narrow(lower, -2, 0, k)
+        ga = matmul(gu, mH(upper)) if gu is not None else None
         if gl is not None:
-            term = _matmul(mH(lower), call(tril, gl, -1))
+            term = matmul(mH(lower), call(tril, gl, -1))
             ga = -term if ga is None else ga - term
-        ga = _solve_triangular(
-            mH(l1), call(triu, ga), upper=True, left=True, unitriangular=True
-        )
+        ga = solve_triangular(mH(l1), call(triu, ga), upper=True, left=True, unitriangular=True)
         if gl is not None:
-            gl1, gl2 = _narrow(gl, -2, 0, k), _narrow(gl, -2, k, m - k)
+            gl1, gl2 = narrow(gl, -2, 0, k), narrow(gl, -2, k, m - k)
             ga = call(aten.cat.default, [ga + call(tril, gl1, -1), gl2], -2)
-        ga = _solve_triangular(mH(upper), ga, upper=False, left=False)
+        ga = solve_triangular(mH(upper), ga, upper=False, left=False)
         if gl is None:
-            zeros = call(aten.zeros_like.default, _narrow(lower, -2, k, m - k))
+            zeros = call(aten.zeros_like.default, narrow(lower, -2, k, m - k))
             ga = call(aten.cat.default, [ga, zeros], -2)
-    return _matmul(p, ga) if pivot else ga
+    return matmul(p, ga) if pivot else ga
 
 
 def linalg_lu_rule(g, y, a, pivot=True):
@@ -162,7 +155,7 @@ def lu_factor_ex_rule(g, y, a, pivot=True, check_errors=False):
     lu, pivots = y[0], y[1]
     p, lower, upper = call(aten.lu_unpack.default, lu, pivots, True, pivot)
     k = min(lu.shape[-2], lu.shape[-1])
-    gl, gu = _narrow(g[0], -1, 0, k), _narrow(g[0], -2, 0, k)
+    gl, gu = narrow(g[0], -1, 0, k), narrow(g[0], -2, 0, k)
     return (_lu_backward(gl, gu, p, lower, upper, pivot),)
 
 
@@ -172,20 +165,16 @@ def lu_solve_rule(g, y, lu, pivots, b, left=True, adjoint=False):
     p, lower, upper = call(aten.lu_unpack.default, lu, pivots, True, left == adjoint)
     x = y
     if left != adjoint:
-        rhs = -_matmul(g, mH(x)) if left else -_matmul(mH(g), x)
-        gr = _solve_triangular(mH(upper), rhs, upper=False)
-        gl = _solve_triangular(
-            mH(lower), _matmul(gr, mH(upper)), upper=True, unitriangular=True
-        )
+        rhs = -matmul(g, mH(x)) if left else -matmul(mH(g), x)
+        gr = solve_triangular(mH(upper), rhs, upper=False)
+        gl = solve_triangular(mH(lower), matmul(gr, mH(upper)), upper=True, unitriangular=True)
         glu = call(aten.tril.default, gl, -1) + call(aten.triu.default, gr)
     else:
         xs = x if left else mH(x)
         gs = mH(g) if left else g
-        gr = -_matmul(_matmul(_matmul(mH(p), xs), gs), p)
-        gr = _solve_triangular(mH(lower), gr, upper=True, left=False, unitriangular=True)
-        gu = _solve_triangular(
-            mH(upper), _matmul(mH(lower), gr), upper=False, left=False
-        )
+        gr = -matmul(matmul(matmul(mH(p), xs), gs), p)
+        gr = solve_triangular(mH(lower), gr, upper=True, left=False, unitriangular=True)
+        gu = solve_triangular(mH(upper), matmul(mH(lower), gr), upper=False, left=False)
         glu = call(aten.tril.default, gr, -1) + call(aten.triu.default, gu)
     return (glu, None, gb)
 

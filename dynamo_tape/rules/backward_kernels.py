@@ -1,0 +1,63 @@
+"""Rules for the backward kernels that other rules record (tanh_backward, slice_backward,
+nll_loss_backward, ...), so that the backward tape is differentiable too: double backward is
+the same algorithm applied to it. g: cotangent of the kernel's output; return one cotangent
+per argument. Each kernel is linear in its first argument `go`, the cotangent it was given."""
+
+from ..ops import aten
+from ..record import call, reshape
+from .conjugate import conj
+from .helpers import self_adjoint
+
+
+def silu_backward_rule(g, y, go, x):  # y = go s (1 + x (1 - s)), s = sigmoid(x)
+    s = x.sigmoid()
+    return (call(aten.silu_backward.default, g, x), g * go * s * (1 - s) * (2 + x * (1 - s * 2)))
+
+
+def max_pool2d_backward_rule(g, y, go, x, kernel, stride, padding, dilation, ceil_mode, indices):
+    # linear in grad_output: pick g at each window's argmax (indices count within a plane)
+    flat = reshape(g, [*g.shape[:-2], -1])
+    idx = reshape(indices, [*indices.shape[:-2], -1])
+    zero = call(aten.zeros_like.default, g)  # flat in x: zeros, as eager's
+    return (reshape(call(aten.gather.default, flat, -1, idx), list(indices.shape)), zero)
+
+
+def nll_loss_backward(g, y, go, x, target, weight, reduction, ignore_index, total_weight):
+    # linear in go, and piecewise constant in x: d/dgo = nll_loss(g), d/dx = 0
+    forward = aten.nll_loss_forward.default if x.dim() <= 2 else aten.nll_loss2d_forward.default
+    return (call(forward, g, target, weight, reduction, ignore_index)[0],)
+
+
+RULES = {
+    # for complex values they are go conj(h(out)): linear in go, antiholomorphic in out
+    aten.tanh_backward.default: lambda g, y, go, out: (  # go (1 - out^2)
+        call(aten.tanh_backward.default, g, conj(out)),
+        conj(g) * go * conj(out) * -2,
+    ),
+    aten.sigmoid_backward.default: lambda g, y, go, out: (  # go out (1 - out)
+        call(aten.sigmoid_backward.default, g, conj(out)),
+        conj(g) * go * conj(1 - out * 2),
+    ),
+    # masks of go (where x > threshold; the dropout mask times its scale): their own transposes
+    aten.threshold_backward.default: self_adjoint(aten.threshold_backward.default),
+    # a backward kernel torch.autograd cannot differentiate (eager's create_graph formula is a
+    # composite): its own rule, so that double backward goes through it
+    aten.silu_backward.default: silu_backward_rule,
+    aten.native_dropout_backward.default: self_adjoint(aten.native_dropout_backward.default),
+    aten.max_pool2d_with_indices_backward.default: max_pool2d_backward_rule,
+    aten.slice_backward.default: lambda g, y, go, sizes, dim, start, end, step: (
+        call(aten.slice.Tensor, g, dim, start, end, step),
+    ),
+    aten.select_backward.default: lambda g, y, go, sizes, dim, index: (
+        call(aten.select.int, g, dim, index),
+    ),
+    aten.nll_loss_backward.default: nll_loss_backward,
+    aten.nll_loss2d_backward.default: nll_loss_backward,
+}
+
+# Linear in go; tanh's and sigmoid's conjugate `out` themselves. threshold_backward takes no
+# complex values.
+COMPLEX_SAFE = {
+    *(aten.tanh_backward.default, aten.sigmoid_backward.default),
+    *(aten.slice_backward.default, aten.select_backward.default),
+}

@@ -1,0 +1,102 @@
+"""The shapes rules come in, and the small pieces they are written with, in one place.
+
+Most rules are one line: `times(d)` for an op whose cotangent is g times a factor d(x, y)
+(written with its conjugate where the op takes complex values, see conjugate.py), `over(d)` for
+g divided by one, `passes` for an op that hands g on unchanged, `zero` for an op flat everywhere,
+`self_adjoint(op)` for a linear op that is its own transpose, `kernel(op)` for an op whose
+gradient is torch's backward kernel called as `op(g, x, *params)`.
+"""
+
+import torch
+
+from ..ops import aten
+from ..record import call, reshape, where, zeros_like
+from .conjugate import conj
+
+
+def times(factor):
+    """The rule of a one-argument op with dy = factor(x, y) dx: (g * factor,)."""
+    return lambda g, y, x: (g * factor(x, y),)
+
+
+def over(denominator):
+    """The rule of a one-argument op with dy = dx / denominator(x, y): (g / denominator,)."""
+    return lambda g, y, x: (g / denominator(x, y),)
+
+
+def self_adjoint(op):
+    """The rule of an op linear in its first argument and its own transpose (a flip, a
+    triangle's mask, a backward kernel linear in go): (op(g, *params),)."""
+    return lambda g, y, x, *params: (call(op, g, *params),)
+
+
+def kernel(backward):
+    """The rule of an op whose gradient is `backward(g, x, *params, **kwargs)`."""
+    return lambda g, y, x, *params, **kwargs: (call(backward, g, x, *params, **kwargs),)
+
+
+def passes(g, y, x, *args, **kwargs):  # y = x (a copy, a cast, a shift by a constant)
+    return (g,)
+
+
+def zero(g, y, *args, **kwargs):
+    """Ops flat everywhere (rounding, sign, a random draw's parameters): eager's output requires
+    grad, and each tensor argument gets a zero gradient (derivatives.yaml: zeros_like(grad))."""
+    zero = zeros_like(g)  # the engine sums it down to each argument's shape
+    return (zero,) * len(args)
+
+
+def to_input_shape(g, y, x, *args):  # views and copies that only reshape
+    return (reshape(g, x.shape),)
+
+
+def scaled(g, c):  # g conj(c), for a constant c
+    return g if c == 1 else g * conj(c)
+
+
+def keep(mask, g):  # g where mask holds, 0 elsewhere
+    return where(mask, g, 0)
+
+
+def both(a, b):
+    return call(aten.logical_and.default, a, b)
+
+
+def either(a, b):
+    return call(aten.logical_or.default, a, b)
+
+
+def contiguous(x):
+    return call(aten.clone.default, x, memory_format=torch.contiguous_format)
+
+
+def narrow(x, dim, start, length):
+    return call(aten.slice.Tensor, x, dim, start, start + length)
+
+
+def flip(x, dim):
+    return call(aten.flip.default, x, [dim])
+
+
+def zeros(shape, like):
+    return call(aten.zeros.default, list(shape), dtype=like.dtype, device=like.meta.device)
+
+
+def filled(gs, ys):
+    """Cotangents of several outputs, zeros where an output received none."""
+    return [g if g is not None else zeros(y.shape, y) for g, y in zip(gs, ys, strict=True)]
+
+
+def matmul(a, b):
+    return call(aten.matmul.default, a, b)
+
+
+def solve_triangular(a, b, upper, left=True, unitriangular=False):
+    return call(
+        aten.linalg_solve_triangular.default,
+        a,
+        b,
+        upper=upper,
+        left=left,
+        unitriangular=unitriangular,
+    )

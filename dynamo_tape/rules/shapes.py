@@ -1,0 +1,132 @@
+"""Shape rules: views and their copies, joining and splitting, flips, repeats, windows,
+triangles and padding. g: cotangent of the output (a tuple for ops with several outputs);
+return one cotangent per argument. Expansions need no work here: the engine sums cotangents
+back to each input's shape. All are linear and blind to the values: right for complex values
+as they are."""
+
+import torch
+
+from ..ops import aten
+from ..record import call, permute, reshape, sum, transpose, zeros_like
+from .fallback import autograd_vjp
+from .helpers import filled, passes, self_adjoint, to_input_shape
+
+
+def _inverse(dims):
+    n = len(dims)
+    inverse = [0] * n
+    for i, d in enumerate(dims):
+        inverse[d % n] = i
+    return inverse
+
+
+def slice_rule(g, y, x, dim=0, start=None, end=None, step=1):
+    start = 0 if start is None else start
+    end = 2**63 - 1 if end is None else end
+    return (call(aten.slice_backward.default, g, list(x.shape), dim, start, end, step),)
+
+
+def diagonal_rule(g, y, x, offset=0, d1=0, d2=1):
+    return (call(aten.diagonal_backward.default, g, list(x.shape), offset, d1, d2),)
+
+
+def repeat_rule(g, y, x, repeats):
+    # split each output dim into (repeat, size) and sum the repeats; leading new dims are
+    # summed by the engine
+    lead = len(repeats) - x.dim()
+    sizes = [1] * lead + list(x.shape)
+    split = [n for r, s in zip(repeats, sizes, strict=True) for n in (r, s)]
+    return (sum(reshape(g, split), list(range(0, 2 * len(sizes), 2))),)
+
+
+def constant_pad_rule(g, y, x, pad, value=0):  # a negative pad crops the padding back off
+    return (call(aten.constant_pad_nd.default, g, [-p for p in pad], 0),)
+
+
+def _storage_positions(x, size, stride, offset):
+    """Which element of a contiguous x each element of as_strided(x, ...) reads."""
+    positions = call(aten.arange.default, x.meta.numel(), dtype=torch.int64, device=x.meta.device)
+    return call(aten.as_strided.default, positions, size, stride, offset or 0)
+
+
+def as_strided_rule(op):
+    def rule(g, y, x, size, stride, offset=None):
+        meta = x.meta
+        if not meta.is_contiguous() or meta.storage_offset() != 0:  # rare: left to torch
+            return autograd_vjp(op, g, y, x, size, stride, offset)
+        flat = call(aten.new_zeros.default, g, [meta.numel()])
+        where_read = call(aten.reshape.default, _storage_positions(x, size, stride, offset), [-1])
+        values = call(aten.reshape.default, g, [-1])
+        # overlapping windows read an element more than once: their cotangents add up
+        flat = call(aten.index_put.default, flat, [where_read], values, True)
+        return (call(aten.reshape.default, flat, list(meta.shape)),)
+
+    return rule
+
+
+def cat(g, y, tensors, dim=0):
+    dim = dim % y.dim()
+    pieces, start = [], 0
+    for part in tensors:
+        if part.dim() == 1 and part.shape[0] == 0 and y.dim() != 1:
+            pieces.append(None)  # cat skips legacy empty 1-d tensors
+            continue
+        size = part.shape[dim]
+        pieces.append(call(aten.slice.Tensor, g, dim, start, start + size))
+        start = start + size
+    return (pieces,)
+
+
+def split(g, y, x, sizes, dim=0):  # split.Tensor and split_with_sizes: cat the pieces back
+    return (call(aten.cat.default, filled(g, y), dim),)
+
+
+def unbind_copy_rule(g, y, x, dim=0):
+    parts = [gi if gi is not None else zeros_like(yi) for gi, yi in zip(g, y, strict=True)]
+    return (call(aten.stack.default, parts, dim),)
+
+
+def stack(g, y, tensors, dim=0):
+    return ([call(aten.select.int, g, dim, i) for i in range(len(tensors))],)
+
+
+RULES = {
+    aten.view.default: to_input_shape,
+    aten.view_copy.default: to_input_shape,
+    aten._unsafe_view.default: to_input_shape,
+    aten.reshape.default: to_input_shape,
+    aten.squeeze.default: to_input_shape,
+    aten.squeeze.dim: to_input_shape,
+    aten.squeeze.dims: to_input_shape,
+    aten.unsqueeze.default: to_input_shape,
+    aten.flatten.using_ints: to_input_shape,
+    aten.expand.default: passes,
+    aten.permute.default: lambda g, y, x, dims: (permute(g, _inverse(dims)),),
+    aten.permute_copy.default: lambda g, y, x, dims: (permute(g, _inverse(dims)),),
+    # a permute: it folds into the permutes around it
+    aten.transpose.int: lambda g, y, x, d0, d1: (transpose(g, d0, d1),),
+    aten.slice.Tensor: slice_rule,
+    aten.select.int: lambda g, y, x, dim, index: (
+        call(aten.select_backward.default, g, list(x.shape), dim, index),
+    ),
+    aten.narrow_copy.default: lambda g, y, x, dim, start, length: (
+        call(aten.slice_backward.default, g, list(x.shape), dim, start, start + length, 1),
+    ),
+    aten.diagonal.default: diagonal_rule,
+    aten.as_strided.default: as_strided_rule(aten.as_strided.default),
+    aten.as_strided_copy.default: as_strided_rule(aten.as_strided_copy.default),
+    aten.unfold.default: lambda g, y, x, dim, size, step: (
+        call(aten.unfold_backward.default, g, list(x.shape), dim, size, step),
+    ),
+    aten.cat.default: cat,
+    aten.split_with_sizes.default: split,
+    aten.unbind_copy.int: unbind_copy_rule,
+    aten.stack.default: stack,
+    aten.flip.default: self_adjoint(aten.flip.default),
+    aten.repeat.default: repeat_rule,
+    aten.constant_pad_nd.default: constant_pad_rule,
+    aten.tril.default: self_adjoint(aten.tril.default),
+    aten.triu.default: self_adjoint(aten.triu.default),
+}
+
+COMPLEX_SAFE = set(RULES)
