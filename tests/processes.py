@@ -1,9 +1,12 @@
 """Two gloo processes on 127.0.0.1, started by a test and bounded in time."""
 
+import datetime
 import socket
 import time
 
 import pytest
+import torch
+import torch.distributed as dist
 import torch.multiprocessing as mp
 
 WORLD = 2
@@ -31,3 +34,15 @@ def run_workers(worker, args: tuple, what: str, deadline_s: float) -> None:
             if process.is_alive():
                 process.terminate()
             process.join(timeout=5)
+
+
+def join_group(rank: int, port: int) -> None:
+    """In a worker: one thread, and the gloo process group on `port`."""
+    torch.set_num_threads(1)
+    dist.init_process_group(
+        "gloo",
+        init_method=f"tcp://127.0.0.1:{port}",
+        rank=rank,
+        world_size=WORLD,
+        timeout=datetime.timedelta(seconds=30),
+    )

@@ -8,13 +8,12 @@ loopback port, and is bounded in time.
 """
 
 import copy
-import datetime
 
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from processes import WORLD, run_workers
+from processes import join_group, run_workers
 from torch._dynamo.testing import CompileCounter
 from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -54,14 +53,7 @@ def ddp_splits(counter):
 
 
 def worker(rank, port):
-    torch.set_num_threads(1)
-    dist.init_process_group(
-        "gloo",
-        init_method=f"tcp://127.0.0.1:{port}",
-        rank=rank,
-        world_size=WORLD,
-        timeout=datetime.timedelta(seconds=30),
-    )
+    join_group(rank, port)
     try:
         torch.manual_seed(0)
         model = make_model()

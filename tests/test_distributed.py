@@ -7,12 +7,11 @@ and are bounded in time, as in test_ddp.py.
 """
 
 import copy
-import datetime
 
 import pytest
 import torch
 import torch.distributed as dist
-from processes import WORLD, run_workers
+from processes import WORLD, join_group, run_workers
 from torch._dynamo.testing import CompileCounter
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import fully_shard
@@ -157,14 +156,7 @@ CASES = {"tensor_parallel": tensor_parallel, "fully_sharded": fully_sharded}
 
 
 def worker(rank, port, case):
-    torch.set_num_threads(1)
-    dist.init_process_group(
-        "gloo",
-        init_method=f"tcp://127.0.0.1:{port}",
-        rank=rank,
-        world_size=WORLD,
-        timeout=datetime.timedelta(seconds=30),
-    )
+    join_group(rank, port)
     try:
         CASES[case](rank)
     finally:
