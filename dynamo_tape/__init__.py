@@ -14,7 +14,7 @@ _EXPORTS = {
     "Tape": "ir",
     "TapeEntry": "ir",
     "Variable": "ir",
-    "TapeCounter": "tracker",
+    "TapeCounter": "backend",
     "track": "tracker",
 }
 

@@ -62,3 +62,17 @@ def compile_graph(gm, example_inputs, config: Config):
 
     with_attributes.compiled = compiled
     return with_attributes
+
+
+class TapeCounter(tracker.Tracked):
+    """A backend like Dynamo's `CompileCounter` that compiles on the tape and records."""
+
+    def __init__(self, options: dict | None = None):
+        self.options = options
+        super().__init__()
+
+    def __call__(self, gm, example_inputs, **kwargs):
+        if self.options is not None:
+            kwargs.setdefault("options", self.options)
+        with tracker.recording_into(self):
+            return tape(gm, example_inputs, **kwargs)

@@ -13,8 +13,9 @@ A `Tape` is a straight list of `TapeEntry`s over named `Variable`s:
   project's table), "fallback" (the generic torch.autograd VJP) or "nondiff" (no gradient).
 
 Variables carry a `meta`: a fake tensor for tensors (dtype, shape, device), or the SymInt /
-number for scalars. Operators on Variables record new entries onto the tape being built (see
-`record.py`), which is how rules write backward tapes.
+number for scalars. This module imports nothing of the package but `torch_private`; record.py
+gives Variables their operators, which record new entries onto the tape being built: how rules
+write backward tapes.
 """
 
 from __future__ import annotations
@@ -96,44 +97,6 @@ class Variable:
 
     def __repr__(self) -> str:
         return self.name
-
-    # Operators record onto the current tape; they are what rules are written in.
-    def __add__(self, other):
-        return _record.add(self, other)
-
-    def __radd__(self, other):
-        return _record.add(self, other)
-
-    def __sub__(self, other):
-        return _record.sub(self, other)
-
-    def __rsub__(self, other):
-        return _record.rsub(self, other)
-
-    def __mul__(self, other):
-        return _record.mul(self, other)
-
-    def __rmul__(self, other):
-        return _record.mul(self, other)
-
-    def __truediv__(self, other):
-        return _record.div(self, other)
-
-    def __rtruediv__(self, other):
-        return _record.rdiv(self, other)
-
-    def __neg__(self):
-        return _record.neg(self)
-
-    def __pow__(self, exponent):
-        return _record.pow(self, exponent)
-
-    def __getattr__(self, name):
-        # `g.sum(...)`, `x.t()`... : any method in record.METHODS.
-        method = _record.METHODS.get(name)
-        if method is None:
-            raise AttributeError(f"Variable has no operation {name!r}")
-        return lambda *args, **kwargs: method(self, *args, **kwargs)
 
 
 def op_name(op) -> str:
@@ -279,6 +242,3 @@ def is_differentiable(meta) -> bool:
 def is_random(op) -> bool:
     """Whether an op draws random numbers (running it again draws new ones)."""
     return isinstance(op, OpOverload) and torch.Tag.nondeterministic_seeded in op.tags
-
-
-from . import record as _record  # noqa: E402  (record builds on the classes above)

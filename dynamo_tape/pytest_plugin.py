@@ -32,7 +32,7 @@ def pytest_configure(config):
 
 @pytest.fixture
 def tape_counter():
-    from .tracker import TapeCounter
+    from .backend import TapeCounter
 
     return TapeCounter()
 

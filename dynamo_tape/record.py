@@ -85,11 +85,18 @@ def metas(tree):
     return tree_map(lambda v: v.meta if isinstance(v, Variable) else v, tree)
 
 
+# How a recorded entry gets its rule: `rules.lookup`, which the rules package hands over when it
+# is imported (it records its rules through this module, so this one does not import it).
+_lookup: list = []
+
+
+def use_rules(lookup) -> None:
+    _lookup[:] = [lookup]
+
+
 def call(op, *args, **kwargs):
     """Record `op(*args, **kwargs)`; returns a Variable, or a list of them for ops that return
     several tensors."""
-    from .rules import lookup  # rules import this module
-
     rec = current()
     args, kwargs = normalize(op, args, kwargs)
     meta_args, meta_kwargs = metas((args, kwargs))
@@ -100,7 +107,12 @@ def call(op, *args, **kwargs):
     ]
     entry = TapeEntry(op, args, kwargs, outputs, source=rec.source)
     own = getattr(op, "propagate", None)  # a custom autograd.Function's: the user's backward
-    entry.propagate, entry.kind = (own, "rule") if own is not None else lookup(entry, False)
+    if own is not None:
+        entry.propagate, entry.kind = own, "rule"
+    elif _lookup:
+        entry.propagate, entry.kind = _lookup[0](entry, False)
+    else:
+        raise RuntimeError(f"recording {op} before dynamo_tape.rules was imported: no rule table")
     rec.tape.entries.append(entry)
     rec.producers.update((v, entry) for v in outputs if v is not None)
     return outputs if several else outputs[0]
@@ -287,3 +299,20 @@ METHODS = {
     "to": to,
     **{name: _unary(op) for name, op in _UNARY.items()},
 }
+
+
+def _method(self, name):
+    # `g.sum(...)`, `x.t()`... : any method in METHODS
+    method = METHODS.get(name)
+    if method is None:
+        raise AttributeError(f"Variable has no operation {name!r}")
+    return lambda *args, **kwargs: method(self, *args, **kwargs)
+
+
+# Variable's operators record onto the current tape: they are what rules are written in.
+Variable.__add__ = Variable.__radd__ = add
+Variable.__sub__, Variable.__rsub__ = sub, rsub
+Variable.__mul__ = Variable.__rmul__ = mul
+Variable.__truediv__, Variable.__rtruediv__ = div, rdiv
+Variable.__neg__, Variable.__pow__ = neg, pow
+Variable.__getattr__ = _method

@@ -118,7 +118,7 @@ class Split:
 
 
 class Tracked:
-    """What a tracking session saw; `TapeCounter` and `track()` both give one."""
+    """What a tracking session saw; `backend.TapeCounter` and `track()` both give one."""
 
     def __init__(self):
         self.clear()
@@ -277,34 +277,24 @@ class Tracked:
         return markdown(self.as_dict(), title)
 
 
-class TapeCounter(Tracked):
-    """A backend like Dynamo's `CompileCounter` that compiles on the tape and records."""
-
-    def __init__(self, options: dict | None = None):
-        self.options = options
-        super().__init__()
-
-    def __call__(self, gm, example_inputs, **kwargs):
-        from .backend import tape
-
-        if self.options is not None:
-            kwargs.setdefault("options", self.options)
-        _active.append(self)
-        try:
-            return tape(gm, example_inputs, **kwargs)
-        finally:
-            _active.remove(self)
+@contextlib.contextmanager
+def recording_into(tracked: Tracked):
+    """Inside the block, every compile is recorded into `tracked` (and any other active one)."""
+    _active.append(tracked)
+    try:
+        yield tracked
+    finally:
+        _active.remove(tracked)
 
 
 @contextlib.contextmanager
 def track():
     """Record every `backend="tape"` compile inside the block."""
     tracked = Tracked()
-    _active.append(tracked)
     try:
-        yield tracked
+        with recording_into(tracked):
+            yield tracked
     finally:
-        _active.remove(tracked)
         tracked._until_us = time.time_ns() // 1000
 
 

@@ -17,7 +17,7 @@ from processes import join_group, run_workers
 from torch._dynamo.testing import CompileCounter
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from dynamo_tape.tracker import TapeCounter
+from dynamo_tape.backend import TapeCounter
 
 DEADLINE_S = 90  # a guard against hangs; the test takes ~15 s on an idle machine
 # DDPOptimizer's first bucket holds 1 MiB and bucket_cap_mb may not be smaller; a float64

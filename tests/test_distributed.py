@@ -23,8 +23,8 @@ from torch.distributed.tensor.parallel import (
     parallelize_module,
 )
 
+from dynamo_tape.backend import TapeCounter
 from dynamo_tape.subclasses import Boundary
-from dynamo_tape.tracker import TapeCounter
 
 DEADLINE_S = 90  # a guard against hangs
 STEPS = 3

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch.testing._internal.two_tensor import TwoTensor
 
-from dynamo_tape.tracker import TapeCounter
+from dynamo_tape.backend import TapeCounter
 
 
 def test_wrapper_subclass_is_refused_by_name_with_the_source_line():
