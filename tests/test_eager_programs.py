@@ -478,3 +478,26 @@ def test_map_runs_its_body_on_each_slice_forward_backward_and_double_backward():
     for a, b in zip(*second):
         torch.testing.assert_close(a, b)
     assert "map.body(" in dynamo_tape.last_tapes()
+
+
+# ---- torch.autograd.grad inside the compiled region --------------------------------------
+
+
+def _gradient_penalty(x, activation):
+    (g,) = torch.autograd.grad(activation(x * 3).sum(), x, create_graph=True)
+    return (g * x).sum()
+
+
+@pytest.mark.parametrize(
+    "activation", [torch.nn.functional.hardtanh, torch.relu, torch.tanh], ids=lambda f: f.__name__
+)
+def test_autograd_grad_inside_the_compiled_region_as_in_eager(activation):
+    # Dynamo puts the first backward's kernels (hardtanh_backward...) into the graph: the tape
+    # differentiates them by their own rules
+    x = torch.randn(6, dtype=torch.float64, requires_grad=True)
+    out = _gradient_penalty(x, activation)
+    ours = torch.compile(_gradient_penalty, backend="tape")(x, activation)
+    assert torch.equal(ours, out) and ours.requires_grad
+    torch.testing.assert_close(
+        torch.autograd.grad(ours, x)[0], torch.autograd.grad(out, x)[0], rtol=1e-12, atol=1e-12
+    )

@@ -195,6 +195,7 @@ CASES = [
     case(aten.tanh_backward.default, T(3, 4), T(3, 4)),
     case(aten.sigmoid_backward.default, T(3, 4), T(3, 4)),
     case(aten.threshold_backward.default, T(3, 4), A(3, 4), 0.0),
+    case(aten.hardtanh_backward.default, T(3, 4), A(3, 4), -0.5, 0.5),
     # reductions
     case(aten.sum.default, T(3, 4)),
     case(aten.sum.default, T()),

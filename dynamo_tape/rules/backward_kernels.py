@@ -38,8 +38,10 @@ RULES = {
         call(aten.sigmoid_backward.default, g, conj(out)),
         conj(g) * go * conj(1 - out * 2),
     ),
-    # masks of go (where x > threshold; the dropout mask times its scale): their own transposes
+    # masks of go (where x > threshold, where min < x < max; the dropout mask times its
+    # scale): their own transposes
     aten.threshold_backward.default: self_adjoint(aten.threshold_backward.default),
+    aten.hardtanh_backward.default: self_adjoint(aten.hardtanh_backward.default),
     # a backward kernel torch.autograd cannot differentiate (eager's create_graph formula is a
     # composite): its own rule, so that double backward goes through it
     aten.silu_backward.default: silu_backward_rule,
