@@ -16,6 +16,7 @@ from . import record
 from .ir import Namer, Tape, TapeEntry, Variable, is_differentiable
 from .ops import aten, present
 from .rules import NONDIFFERENTIABLE_OUTPUTS, run_rule
+from .torch_private import tree_map
 
 
 @dataclass
@@ -201,12 +202,7 @@ def rematerialize(forward: Tape, bw: Backward, namer: Namer) -> Backward:
 
 def _renamed(e: TapeEntry, renamed: dict, outputs=None) -> TapeEntry:
     def value(a):
-        if isinstance(a, Variable):
-            return renamed.get(a, a)
-        if isinstance(a, list | tuple):
-            return type(a)(value(x) for x in a)
-        return a
+        return renamed.get(a, a) if isinstance(a, Variable) else a
 
-    args = [value(a) for a in e.args]
-    kwargs = {k: value(a) for k, a in e.kwargs.items()}
-    return dataclasses.replace(e, args=args, kwargs=kwargs, outputs=outputs or e.outputs)
+    args, kwargs = tree_map(value, (e.args, e.kwargs))
+    return dataclasses.replace(e, args=list(args), kwargs=kwargs, outputs=outputs or e.outputs)

@@ -27,6 +27,7 @@ from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
 from torch.fx.experimental.proxy_tensor import make_fx
 from torch.fx.experimental.symbolic_shapes import statically_known_true
 from torch.utils._sympy.printers import PythonPrinter
+from torch.utils.checkpoint import SAC_IGNORED_OPS, CheckpointPolicy, SelectiveCheckpointContext
 
 # ---- ops and their schemas ---------------------------------------------------------------
 # `torch.ops.aten.add.Tensor` is a torch._ops.OpOverload; its FunctionSchema (`arguments`,
@@ -127,8 +128,6 @@ def checkpoint_policy_says_save(policy, func, args, kwargs, out) -> bool:
     True), or recompute. The ops the policy is not asked about (torch.utils.checkpoint's
     SAC_IGNORED_OPS: detach, metadata queries) are recomputed. torch 2.11's
     SelectiveCheckpointContext takes no `op_output`."""
-    from torch.utils.checkpoint import SAC_IGNORED_OPS, CheckpointPolicy, SelectiveCheckpointContext
-
     if func in SAC_IGNORED_OPS:
         return False
     try:
