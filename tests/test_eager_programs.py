@@ -128,6 +128,19 @@ def _saved_bytes(fn, *args, exclude=()):
     return out, sum(seen.values())
 
 
+def _saved_and_grads(fn, args):
+    """Per backend (eager, aot_eager, tape): bytes saved for backward, the output, gradients of
+    `args`; each run from the same seed."""
+    results = {}
+    for backend in ("eager", "aot_eager", "tape"):
+        torch._dynamo.reset()
+        torch.manual_seed(0)
+        compiled = fn if backend == "eager" else torch.compile(fn, backend=backend)
+        out, saved = _saved_bytes(compiled, *args)
+        results[backend] = saved, out.detach(), torch.autograd.grad(out, args)
+    return results
+
+
 def _block(x, w):
     return torch.tanh(x @ w).sin() * 2
 
@@ -145,17 +158,10 @@ def test_checkpointed_regions_are_recomputed_in_the_backward():
     torch.manual_seed(0)
     args = [torch.randn(4, 8, dtype=torch.float64, requires_grad=True) for _ in range(3)]
     args[1:] = [torch.randn(8, 8, dtype=torch.float64, requires_grad=True) for _ in range(2)]
-    results = {}
-    for backend in ("eager", "aot_eager", "tape"):
-        torch._dynamo.reset()
-        fn = _two_checkpointed_blocks
-        if backend != "eager":
-            fn = torch.compile(fn, backend=backend)
-        out, saved = _saved_bytes(fn, *args)
-        results[backend] = saved, torch.autograd.grad(out, args)
+    results = _saved_and_grads(_two_checkpointed_blocks, args)
     assert results["tape"][0] <= results["aot_eager"][0]
     assert results["tape"][0] == results["eager"][0]  # the regions' inputs, nothing inside
-    for a, b in zip(results["tape"][1], results["eager"][1]):
+    for a, b in zip(results["tape"][2], results["eager"][2]):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
     text = dynamo_tape.last_tapes()
     assert text.count("= checkpoint v") == 2
@@ -174,17 +180,6 @@ def test_double_backward_through_a_checkpointed_region():
     torch.testing.assert_close(grads[0][0], grads[1][0])
     for a, b in zip(grads[0][1], grads[1][1]):
         torch.testing.assert_close(a, b)
-
-
-def _saved_and_grads(fn, args, backends=("eager", "aot_eager", "tape"), seed=0):
-    results = {}
-    for backend in backends:
-        torch._dynamo.reset()
-        torch.manual_seed(seed)
-        compiled = fn if backend == "eager" else torch.compile(fn, backend=backend)
-        out, saved = _saved_bytes(compiled, *args)
-        results[backend] = saved, out.detach(), torch.autograd.grad(out, args)
-    return results
 
 
 def _sin_between_matmuls(x, w):
