@@ -58,8 +58,10 @@ def sym_text(value) -> str:
 
 def _placement_text(p) -> str:
     """`S(0)`, `R`, `P(sum)`: a DTensor placement as DTensor's own short repr writes it."""
-    return str(p) if not hasattr(p, "is_shard") else (
-        f"S({p.dim})" if p.is_shard() else "R" if p.is_replicate() else f"P({p.reduce_op})"
+    return (
+        str(p)
+        if not hasattr(p, "is_shard")
+        else (f"S({p.dim})" if p.is_shard() else "R" if p.is_replicate() else f"P({p.reduce_op})")
     )
 
 

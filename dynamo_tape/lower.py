@@ -24,6 +24,7 @@ from . import torch_private as tp
 from .checkpoint import Checkpointed
 from .control_flow import Cond, Map, While, WhileBackward
 from .custom_function import CustomFunction
+from .forms import functional_form, in_place_variant, may_mutate, mutates_unsaid
 from .hooks import TensorHook
 from .ir import Namer, Tape, TapeEntry, is_random
 from .ops import aten, present
@@ -127,17 +128,12 @@ def _decompositions():
     for op in KEEP_WHOLE:
         if op in RULES:  # and its in-place form, which the recorder records as this op
             table.pop(op, None)
-            table.pop(_in_place_variant(op), None)
+            table.pop(in_place_variant(op), None)
     table.update(present(attention.WITH_LOGSUMEXP))  # fused attention keeps what its backward reads
     # `x.detach()` stays a detach (no gradient through it), not the alias it decomposes to:
     # the tape is differentiated by its rules, not traced under autograd as aot_eager's is
     table.pop(aten.detach.default, None)
     return table
-
-
-def _in_place_variant(op):
-    """`lerp_.Scalar` for `lerp.Scalar` (a MissingOp where there is none)."""
-    return getattr(getattr(aten, schema(op).name.split("::")[-1] + "_"), tp.overload_name(op))
 
 
 def to_aten(gm: torch.fx.GraphModule, example_inputs, fake_mode):
@@ -247,13 +243,8 @@ def _trace_pure(gm, fakes, fake_mode) -> torch.fx.GraphModule | None:
 
 
 def _mutates(traced: torch.fx.GraphModule) -> bool:
-    for node in traced.graph.nodes:
-        op = node.target
-        if isinstance(op, OpOverload) and (
-            schema(op).is_mutable or "batch_norm" in schema(op).name
-        ):
-            return True
-    return False
+    ops = (node.target for node in traced.graph.nodes)
+    return any(isinstance(op, OpOverload) and may_mutate(op) for op in ops)
 
 
 # Static shapes (most training graphs): the ATen graph is recorded by a dispatch mode that runs
@@ -319,47 +310,6 @@ def _symbolic(x) -> bool:
     if isinstance(x, torch.Tensor):
         return any(isinstance(s, torch.SymInt) for s in (*x.shape, *x.stride(), x.storage_offset()))
     return isinstance(x, torch.SymInt | torch.SymFloat | torch.SymBool)
-
-
-# BatchNorm's kernel that updates the running statistics in place, and its functional form,
-# which returns their new values as outputs 3 and 4 (the in-place one returns outputs 0-2)
-BATCH_NORM_IN_PLACE = aten._native_batch_norm_legit.default
-BATCH_NORM_FUNCTIONAL = aten._native_batch_norm_legit_functional.default
-
-
-# BatchNorm kernels update the running statistics in place; these do not (the others either
-# say so in their schemas or, like native_batch_norm, do it without saying)
-_PURE_BATCH_NORM = {
-    BATCH_NORM_FUNCTIONAL,
-    aten._native_batch_norm_legit_no_training.default,
-    aten._native_batch_norm_legit.no_stats,
-}
-
-
-def writes_first_argument_only(op) -> bool:
-    """`add_.Tensor`, `relu_`: an op that writes its first argument and nothing else, and keeps
-    its metadata (not `t_`, whose view changes)."""
-    arguments = schema(op).arguments
-    written = [a for a in arguments if a.alias_info is not None and a.alias_info.is_write]
-    return written == arguments[:1] and torch.Tag.inplace_view not in op.tags
-
-
-# CPU dropout inside a checkpointed region is `empty_like(x).bernoulli_(1 - p)`
-_FUNCTIONAL_OVERLOADS = present({aten.bernoulli_.float: aten.bernoulli.p})
-
-
-def _functional_form(func) -> tuple[OpOverload, int] | None:
-    """(functional op, how many of its outputs the in-place op returns); its other outputs are
-    the new values of the arguments the in-place op writes, in order. None: not known."""
-    if func is BATCH_NORM_IN_PLACE:
-        return BATCH_NORM_FUNCTIONAL, 3
-    if func in _FUNCTIONAL_OVERLOADS:  # named differently from the in-place overload
-        return _FUNCTIONAL_OVERLOADS[func], 0
-    name = schema(func).name.split("::")[-1]
-    if not name.endswith("_") or name.endswith("__") or not writes_first_argument_only(func):
-        return None
-    functional = getattr(getattr(aten, name[:-1]), tp.overload_name(func))
-    return (functional, 0) if isinstance(functional, OpOverload) else None
 
 
 _storage = tp.storage_id
@@ -747,7 +697,7 @@ class _AtenRecorder(tp.TorchDispatchMode):
                 return out
         if schema(func).is_mutable:
             return self._functionalized(func, args, kwargs)
-        if "batch_norm" in schema(func).name and func not in _PURE_BATCH_NORM:
+        if mutates_unsaid(func):
             raise _NotRecordable
         out = func(*args, **kwargs)
         flat = out if isinstance(out, tuple | list) else (out,)
@@ -771,7 +721,7 @@ class _AtenRecorder(tp.TorchDispatchMode):
     def _functionalized(self, func, args, kwargs):
         """An in-place op on a tensor nothing else views (a graph input, an intermediate),
         recorded as its functional form: later reads of that tensor read the new value."""
-        form = _functional_form(func)
+        form = functional_form(func)
         if form is None:
             raise _NotRecordable
         functional, n_returned = form

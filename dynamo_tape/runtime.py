@@ -34,16 +34,11 @@ import torch
 from . import torch_private as tp
 from .autodiff import Backward, eliminate_dead_entries, grad, rematerialize
 from .codegen import CompiledTape, compile_tape, compile_whole, symbols_of
+from .forms import batch_only, in_place_form
 from .ir import Tape, TapeEntry, Variable, is_differentiable, is_random
-from .lower import (
-    BATCH_NORM_FUNCTIONAL,
-    BATCH_NORM_IN_PLACE,
-    Lowered,
-    writes_first_argument_only,
-)
-from .ops import aten
+from .lower import Lowered
 from .rules import lookup
-from .torch_private import OpOverload, overload_name, schema, version
+from .torch_private import OpOverload, schema, version
 
 
 @dataclass
@@ -105,21 +100,6 @@ def _recompute(lowered: Lowered, bw: Backward) -> Recompute:
     return Recompute(joint_lowered, checked, copied, detached, random)
 
 
-def _in_place_form(op):
-    """(the in-place form of a functional op, the arguments that form writes, the functional
-    op's outputs that are their new values), or None."""
-    if op is BATCH_NORM_FUNCTIONAL:  # running_mean and running_var
-        return BATCH_NORM_IN_PLACE, (3, 4), (3, 4)
-    if not isinstance(op, OpOverload):
-        return None
-    # `add.Tensor` -> `add_.Tensor`: writes its first argument, returns it
-    packet = getattr(aten, schema(op).name.split("::")[-1] + "_", None)
-    in_place = getattr(packet, overload_name(op), None)
-    if isinstance(in_place, OpOverload) and writes_first_argument_only(in_place):
-        return in_place, (0,), (0,)
-    return None
-
-
 def _in_place(lowered: Lowered, read_later: set, flowing=()) -> tuple[Tape, tuple[int, ...]]:
     """The forward tape with mutations of graph inputs done in place, as eager does them
     (BatchNorm's running statistics, `num_batches_tracked += 1`), rather than computed aside
@@ -137,7 +117,7 @@ def _in_place(lowered: Lowered, read_later: set, flowing=()) -> tuple[Tape, tupl
         old, new = tape.inputs[index], tape.outputs[k]
         i = producer.get(new)
         in_place = not recorded and i is not None and k not in flowing
-        form = _in_place_form(tape.entries[i].op) if in_place else None
+        form = in_place_form(tape.entries[i].op) if in_place else None
         if form is None:
             continue
         entry, (_, written, results) = tape.entries[i], form
@@ -168,15 +148,9 @@ def _without_unread_statistics(tape: Tape) -> list:
     read = {v for e in tape.entries for v in e.inputs} | set(tape.outputs)
     entries = []
     for e in tape.entries:
-        if e.op is BATCH_NORM_FUNCTIONAL and e.args[5] is True and not read & set(e.outputs[3:]):
-            x, w, b, _, _, training, momentum, eps = e.args
-            e = TapeEntry(
-                aten._native_batch_norm_legit.no_stats,
-                [x, w, b, training, momentum, eps],
-                {},
-                e.outputs[:3],
-                source=e.source,
-            )
+        form = batch_only(e)
+        if form is not None and not read & set(e.outputs[3:]):
+            e = TapeEntry(*form, {}, e.outputs[:3], source=e.source)
             e.propagate, e.kind = lookup(e, strict=False)
         entries.append(e)
     return entries

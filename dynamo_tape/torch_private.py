@@ -261,7 +261,7 @@ _DTENSOR_CLOSURES = {
 
 
 def dtensor_call_kind(node) -> str | None:
-    """"from_local", "redistribute" or "to_local" for a node of Dynamo's graph making that
+    """ "from_local", "redistribute" or "to_local" for a node of Dynamo's graph making that
     DTensor call, else None."""
     if node.op == "call_method":
         return node.target if node.target in _DTENSOR_METHODS else None

@@ -69,22 +69,24 @@ RULES, COMPLEX_SAFE = merged(FAMILIES)  # COMPLEX_SAFE: the rules right for comp
 # they need no rule. Ops whose gradient is zero (floor, sign, fill, a random draw's parameters)
 # are not here: eager's outputs require grad, and their rules give zeros. Ops whose inputs or
 # outputs are all integer or boolean are recognised by dtype and need no entry here.
-NONDIFFERENTIABLE = present({
-    aten.zeros_like.default,
-    aten.ones_like.default,
-    aten.empty_like.default,
-    aten.full_like.default,
-    aten.rand_like.default,
-    aten.randn_like.default,
-    aten.detach.default,
-    aten.new_zeros.default,
-    aten.new_ones.default,
-    aten.new_empty.default,
-    aten.new_full.default,
-    aten.new_empty_strided.default,
-    aten.scalar_tensor.default,
-    aten.empty_strided.default,
-})
+NONDIFFERENTIABLE = present(
+    {
+        aten.zeros_like.default,
+        aten.ones_like.default,
+        aten.empty_like.default,
+        aten.full_like.default,
+        aten.rand_like.default,
+        aten.randn_like.default,
+        aten.detach.default,
+        aten.new_zeros.default,
+        aten.new_ones.default,
+        aten.new_empty.default,
+        aten.new_full.default,
+        aten.new_empty_strided.default,
+        aten.scalar_tensor.default,
+        aten.empty_strided.default,
+    }
+)
 
 
 # Outputs that carry no gradient although the op's inputs do (their positions), as eager's
@@ -95,48 +97,50 @@ NONDIFFERENTIABLE = present({
 # updated running statistics are state, updated outside autograd in eager too. Integer outputs
 # (indices, pivots, info) are recognised by dtype; they are listed where yaml lists them all
 # the same. tests/test_rules.py checks this table against the derivatives.yaml in the wheel.
-NONDIFFERENTIABLE_OUTPUTS = present({
-    aten._native_batch_norm_legit_functional.default: (1, 2, 3, 4),
-    aten._native_batch_norm_legit_no_training.default: (1, 2),
-    aten._native_batch_norm_legit.no_stats: (1, 2),
-    aten._batch_norm_with_update_functional.default: (1, 2, 3, 4, 5),
-    aten.native_layer_norm.default: (1, 2),
-    aten.native_dropout.default: (1,),
-    aten.nll_loss_forward.default: (1,),
-    aten.multilabel_margin_loss_forward.default: (1,),
-    aten.nll_loss2d_forward.default: (1,),
-    aten.rrelu_with_noise_functional.default: (1,),
-    aten.frexp.Tensor: (1,),
-    aten.max.dim: (1,),
-    aten.min.dim: (1,),
-    aten.median.dim: (1,),
-    aten.nanmedian.dim: (1,),
-    aten.mode.default: (1,),
-    aten.kthvalue.default: (1,),
-    aten.cummax.default: (1,),
-    aten.cummin.default: (1,),
-    aten.linalg_cholesky_ex.default: (1,),
-    aten.linalg_lu.default: (0,),
-    aten.lu_unpack.default: (0,),
-    aten.linalg_lu_factor_ex.default: (1, 2),
-    aten._linalg_det.default: (1, 2),
-    aten._linalg_slogdet.default: (2, 3),
-    aten._linalg_solve_ex.default: (1, 2, 3),
-    aten.linalg_inv_ex.default: (1,),
-    aten.sort.default: (1,),
-    aten.sort.stable: (1,),
-    aten.topk.default: (1,),
-    aten.max_pool2d_with_indices.default: (1,),
-    aten.max_pool3d_with_indices.default: (1,),
-    aten.adaptive_max_pool2d.default: (1,),
-    aten.adaptive_max_pool3d.default: (1,),
-    aten.fractional_max_pool2d.default: (1,),
-    aten.fractional_max_pool3d.default: (1,),
-    aten._scaled_dot_product_flash_attention_for_cpu.default: (1,),
-    aten._scaled_dot_product_flash_attention.default: (1, 2, 3, 4, 5, 6, 7, 8),
-    aten._scaled_dot_product_efficient_attention.default: (1, 2, 3),
-    aten._scaled_dot_product_cudnn_attention.default: (1, 2, 3, 4, 5, 6, 7, 8),
-})
+NONDIFFERENTIABLE_OUTPUTS = present(
+    {
+        aten._native_batch_norm_legit_functional.default: (1, 2, 3, 4),
+        aten._native_batch_norm_legit_no_training.default: (1, 2),
+        aten._native_batch_norm_legit.no_stats: (1, 2),
+        aten._batch_norm_with_update_functional.default: (1, 2, 3, 4, 5),
+        aten.native_layer_norm.default: (1, 2),
+        aten.native_dropout.default: (1,),
+        aten.nll_loss_forward.default: (1,),
+        aten.multilabel_margin_loss_forward.default: (1,),
+        aten.nll_loss2d_forward.default: (1,),
+        aten.rrelu_with_noise_functional.default: (1,),
+        aten.frexp.Tensor: (1,),
+        aten.max.dim: (1,),
+        aten.min.dim: (1,),
+        aten.median.dim: (1,),
+        aten.nanmedian.dim: (1,),
+        aten.mode.default: (1,),
+        aten.kthvalue.default: (1,),
+        aten.cummax.default: (1,),
+        aten.cummin.default: (1,),
+        aten.linalg_cholesky_ex.default: (1,),
+        aten.linalg_lu.default: (0,),
+        aten.lu_unpack.default: (0,),
+        aten.linalg_lu_factor_ex.default: (1, 2),
+        aten._linalg_det.default: (1, 2),
+        aten._linalg_slogdet.default: (2, 3),
+        aten._linalg_solve_ex.default: (1, 2, 3),
+        aten.linalg_inv_ex.default: (1,),
+        aten.sort.default: (1,),
+        aten.sort.stable: (1,),
+        aten.topk.default: (1,),
+        aten.max_pool2d_with_indices.default: (1,),
+        aten.max_pool3d_with_indices.default: (1,),
+        aten.adaptive_max_pool2d.default: (1,),
+        aten.adaptive_max_pool3d.default: (1,),
+        aten.fractional_max_pool2d.default: (1,),
+        aten.fractional_max_pool3d.default: (1,),
+        aten._scaled_dot_product_flash_attention_for_cpu.default: (1,),
+        aten._scaled_dot_product_flash_attention.default: (1, 2, 3, 4, 5, 6, 7, 8),
+        aten._scaled_dot_product_efficient_attention.default: (1, 2, 3),
+        aten._scaled_dot_product_cudnn_attention.default: (1, 2, 3, 4, 5, 6, 7, 8),
+    }
+)
 
 
 class UnsupportedOpError(RuntimeError):
