@@ -1,7 +1,8 @@
 """dynamo-tape: a torch.compile backend that runs Dynamo's graphs on its own tape autograd.
 
 f = torch.compile(fn, backend="tape")      # found through the torch_dynamo_backends entry point
-print(dynamo_tape.last_tapes())            # forward and backward tapes of the last graph
+print(dynamo_tape.last_tapes())            # the tapes that run for the last graph
+dynamo_tape.last_traces()                  # every trace on the way there, pass by pass
 """
 
 from __future__ import annotations
@@ -26,18 +27,19 @@ def __getattr__(name):
 
 
 def last_tapes() -> str:
-    """The forward tape and the backward tape(s) of the last graph compiled, as text."""
-    from .tracker import last_compiled
-
-    compiled = last_compiled()
+    """The tapes that run for the last graph compiled, as text: for each function generated so
+    far (the training forward and its backward, the forward alone), the tape its code is printed
+    from, then the tapes of its entries that run one of their own."""
+    compiled = _last_compiled()
     if compiled is None:
         return "(no graph compiled yet)"
     from .lower import BODIES
     from .subclasses import Boundary, BoundaryVJP
 
-    tapes = [compiled.tape, *(plan.backward.tape for plan in compiled.plans.values())]
+    program = compiled.program
     parts = []
-    for tape in tapes:
+    for function in program.code:
+        tape = program.final(function)
         parts.append(tape.text())
         # after each tape, the tapes of its entries that run one of their own: a custom
         # autograd.Function's forward, a checkpointed region, tensor hooks, torch.cond's branches;
@@ -49,4 +51,33 @@ def last_tapes() -> str:
     return "\n\n".join(parts)
 
 
-__all__ = ["Tape", "TapeCounter", "TapeEntry", "Variable", "last_tapes", "track"]
+def last_traces() -> list:
+    """Every trace of the last graph compiled, in the order they were made (`Trace`: the
+    function it leads to, the step that made it, the tape): the lowered forward, the backward,
+    then each pass's result. The last trace of each function is the code that runs."""
+    compiled = _last_compiled()
+    return [] if compiled is None else list(compiled.program.traces)
+
+
+def last_code() -> dict[str, str]:
+    """The Python source generated for the last graph compiled: function name -> source."""
+    compiled = _last_compiled()
+    return {} if compiled is None else {f: c.source for f, c in compiled.program.code.items()}
+
+
+def _last_compiled():
+    from .tracker import last_compiled
+
+    return last_compiled()
+
+
+__all__ = [
+    "Tape",
+    "TapeCounter",
+    "TapeEntry",
+    "Variable",
+    "last_code",
+    "last_tapes",
+    "last_traces",
+    "track",
+]

@@ -53,6 +53,8 @@ def compile_graph(gm, example_inputs, config: Config):
     # for grad mode (it guards on it), so that graph never needs one
     if wrt and torch.is_grad_enabled():
         compiled.plan(wrt)
+    else:  # the forward alone runs: generated now, so that what the tracker shows runs
+        compiled.inference  # noqa: B018 - a cached property, computed here
     tracker.graph_compiled(gm, example_inputs, compiled, time.perf_counter() - start)
     if not attributes:
         return compiled

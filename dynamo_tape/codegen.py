@@ -2,9 +2,10 @@
 
 `generate` is a pure step from a tape to `(source, globals)`; `compile_source` turns that into
 a function registered with `linecache`, so tracebacks show the generated line and users can
-read the code (`CompiledTape.source`). Each entry is one line calling its ATen overload's C++
-callable; each value is dropped right after its last use; sizes that are symbolic (dynamic
-shapes) are bound once from the inputs and written as Python expressions.
+read the code (`CompiledTape.source`). Each entry of the tape is one line calling its ATen
+overload's C++ callable, in order, none left out or merged (the passes that change what runs
+made the tape: passes.py); each value is dropped right after its last use; sizes that are
+symbolic (dynamic shapes) are bound once from the inputs and written as Python expressions.
 """
 
 from __future__ import annotations
@@ -18,14 +19,10 @@ from dataclasses import dataclass, field
 import sympy
 import torch
 
-from . import torch_private as tp
 from .fastcall import fast_callable, without_defaults
-from .ir import Tape, TapeEntry, Variable, op_name
-from .ops import aten
+from .ir import SYM, Tape, TapeEntry, Variable, op_name, size_symbols
 from .torch_private import FakeTensor, OpOverload, PythonPrinter, kernel, schema, symbolic_expr
 
-_SYM = torch.SymInt | torch.SymFloat | torch.SymBool
-_SYM_NUMBER = torch.SymInt | torch.SymFloat  # an input Dynamo made symbolic (a size, an lr)
 _file_ids = itertools.count()
 
 
@@ -56,7 +53,7 @@ def symbols_of(tape: Tape) -> list:
 
 
 def _sym_sizes(v: Variable):
-    if isinstance(v.meta, _SYM):
+    if isinstance(v.meta, SYM):
         yield v.meta
     elif isinstance(v.meta, torch.Tensor):
         yield from (s for s in v.meta.shape if isinstance(s, torch.SymInt))
@@ -83,26 +80,8 @@ def generate(tape: Tape, name: str, params: list, returns, symbols=None):
         for v in e.inputs:
             last_use[v] = i
     kept = {v for v in _flat(returns) if isinstance(v, Variable)}
-    linears = _linears(tape, kept)
-    weight_of = {}  # addmm index -> the weight its fused permute read
-    for permute, addmm in linears.items():  # the weight is read on the addmm's line
-        weight_of[addmm] = tape.entries[permute].args[0]
-        for v in tape.entries[permute].inputs:
-            last_use[v] = max(last_use[v], addmm)
-    fused = {tape.entries[i].outputs[0] for i in linears}
     line_entries = {}
     for i, e in enumerate(tape.entries):
-        if i in linears:
-            continue
-        if e.op is aten._assert_scalar.default and not _only_bound(e.args[0], bound):
-            # a size check on a symbol that only Dynamo's trace named (tensor_split's u5): its
-            # value is nowhere in the tape, and the ops check their own sizes as they run
-            continue
-        same = _same_tensor(e, kept)
-        call = same.name if same is not None else w.call(e)
-        if i in weight_of:
-            args = ", ".join(w.value(a) for a in (e.args[1], weight_of[i], e.args[0]))
-            call = f"{w.bind(tp.linear, 'linear')}({args})"
         outs = [v.name if v is not None else "_" for v in e.outputs]
         if e.single_output or (len(outs) == 1 and _returns_one(e.op)):
             target = outs[0] if isinstance(e.op, OpOverload) else f"{outs[0]}, "
@@ -110,11 +89,11 @@ def generate(tape: Tape, name: str, params: list, returns, symbols=None):
             target = ", ".join(outs) + ("," if len(outs) == 1 else "")
         if isinstance(e.op, OpOverload) and not schema(e.op).returns:
             target = "_"  # returns None (`_assert_tensor_metadata`): nothing to unpack
-        lines.append(f"    {target} = {call}  # {e.source or ''}".rstrip(" #"))
+        lines.append(f"    {target} = {w.call(e)}  # {e.source or ''}".rstrip(" #"))
         line_entries[len(lines)] = e
         # sizes known only now (masked_select's u0): bound before later entries read them
         lines += [f"    {line}" for line in _bind_symbols([v for v in e.outputs if v], bound)]
-        dead = [v.name for v in e.inputs if last_use.get(v) == i and v not in kept | fused]
+        dead = [v.name for v in e.inputs if last_use.get(v) == i and v not in kept]
         dead += [v.name for v in e.outputs if v is not None and v not in last_use and v not in kept]
         if dead:
             lines.append(f"    del {', '.join(dict.fromkeys(dead))}")
@@ -143,69 +122,11 @@ def compile_whole(tape: Tape, name: str) -> CompiledTape:
     return compile_tape(tape, name, tape.inputs, tuple(tape.outputs))
 
 
-_ADDMM = aten.addmm.default
-
-
-def _linears(tape: Tape, kept) -> dict[int, int]:
-    """Index of `t = permute(w, [1, 0])` -> index of the `addmm(b, x, t)` that is its only
-    reader: the pair is written as one `linear(x, w, b)`, which runs exactly that addmm (ATen's
-    linear of a matrix with a bias is `addmm(b, x, w.t())`) for one Python call instead of two."""
-    readers: dict = {}
-    producer = {}
-    for i, e in enumerate(tape.entries):
-        for v in e.inputs:
-            readers.setdefault(v, []).append(i)
-        producer.update((v, i) for v in e.outputs)
-    found = {}
-    for i, e in enumerate(tape.entries):
-        if e.op is not _ADDMM or e.kwargs.get("beta", 1) != 1 or e.kwargs.get("alpha", 1) != 1:
-            continue
-        bias, x, t = e.args[:3]
-        if not all(isinstance(v, Variable) and v.is_tensor for v in (bias, x, t)) or t in kept:
-            continue
-        if bias.dim() != 1 or readers.get(t) != [i]:
-            continue
-        source = producer.get(t)
-        p = tape.entries[source] if source is not None else None
-        if p is not None and p.op is aten.permute.default and list(p.args[1]) == [1, 0]:
-            found[source] = i
-    return found
-
-
-_VIEWS = (
-    aten.expand.default,
-    aten.view.default,
-    aten.reshape.default,
-    aten._unsafe_view.default,
-    aten.alias.default,
-)
-
-
-def _same_tensor(e: TapeEntry, kept) -> Variable | None:
-    """The input of a view that changes nothing (matmul's expand to the shape it has): the
-    generated line binds the input itself. Not for values the code returns, whose identity the
-    caller may see."""
-    if e.op not in _VIEWS or len(e.outputs) != 1 or e.outputs[0] in kept:
-        return None
-    x, y = e.args[0], e.outputs[0].meta
-    if not isinstance(x, Variable) or not x.is_tensor:
-        return None
-    a = x.meta
-    same = (str(a.shape), str(a.stride()), str(a.storage_offset()), a.dtype)
-    return x if same == (str(y.shape), str(y.stride()), str(y.storage_offset()), y.dtype) else None
-
-
 def _fake_mode_of(tape: Tape):
     for v in tape.variables():
         if isinstance(v.meta, FakeTensor):
             return v.meta.fake_mode
     return None
-
-
-def _only_bound(value, bound: set) -> bool:
-    if not isinstance(value, _SYM):
-        return True
-    return all(str(sym) in bound for sym in symbolic_expr(value).free_symbols)
 
 
 def _returns_one(op) -> bool:
@@ -217,19 +138,10 @@ def _returns_one(op) -> bool:
 
 
 def _bind_symbols(params, bound: set):
-    for p in params:
-        if isinstance(p.meta, _SYM_NUMBER) and _is_symbol(p.meta) and str(p.meta) not in bound:
-            bound.add(str(p.meta))
-            yield f"{symbolic_expr(p.meta)} = {p.name}"
-        elif isinstance(p.meta, torch.Tensor):
-            for d, s in enumerate(p.meta.shape):
-                if isinstance(s, torch.SymInt) and _is_symbol(s) and str(s) not in bound:
-                    bound.add(str(s))
-                    yield f"{symbolic_expr(s)} = {p.name}.size({d})"
-
-
-def _is_symbol(s) -> bool:
-    return symbolic_expr(s).is_Symbol
+    for symbol, v, dim in size_symbols(params):
+        if symbol not in bound:
+            bound.add(symbol)
+            yield f"{symbol} = {v.name}" if dim is None else f"{symbol} = {v.name}.size({dim})"
 
 
 def _flat(x):
@@ -279,7 +191,7 @@ class _Writer:
     def value(self, a) -> str:
         if isinstance(a, Variable):
             return a.name
-        if isinstance(a, _SYM):
+        if isinstance(a, SYM):
             return f"({self._printer.doprint(symbolic_expr(a))})"
         if isinstance(a, sympy.Basic):  # a size symbol itself, e.g. the forward returning `syms`
             return f"({self._printer.doprint(a)})"

@@ -10,7 +10,10 @@ A `Tape` is a straight list of `TapeEntry`s over named `Variable`s:
   constants;
 - `propagate` is the entry's vector-Jacobian rule, looked up when the entry is created, so a
   missing rule is known at compile time. `kind` says where the rule came from: "rule" (this
-  project's table), "fallback" (the generic torch.autograd VJP) or "nondiff" (no gradient).
+  project's table), "fallback" (the generic torch.autograd VJP) or "nondiff" (no gradient:
+  computed under no_grad, or made by a pass after differentiation, so never differentiated).
+
+`Tape.check()` verifies these rules (tests run it on every trace a program makes).
 
 Variables carry a `meta`: a fake tensor for tensors (dtype, shape, device), or the SymInt /
 number for scalars. This module imports nothing of the package but `torch_private`; record.py
@@ -47,6 +50,27 @@ _DTYPE_NAMES = {
 
 def short_dtype(dtype: torch.dtype) -> str:
     return _DTYPE_NAMES.get(dtype, str(dtype).removeprefix("torch."))
+
+
+SYM = torch.SymInt | torch.SymFloat | torch.SymBool
+
+
+def size_symbols(variables):
+    """(symbol, Variable, dim) for each size symbol (`s0`, not `2*s0`) the Variables carry, each
+    once: a tensor's size `dim`, or a SymInt / SymFloat Variable itself (dim None). Generated
+    code binds a symbol from the first Variable that carries it."""
+    seen = set()
+    for v in variables:
+        if isinstance(v.meta, torch.SymInt | torch.SymFloat):
+            found = [(v.meta, None)]
+        elif isinstance(v.meta, torch.Tensor):
+            found = [(s, d) for d, s in enumerate(v.meta.shape) if isinstance(s, torch.SymInt)]
+        else:
+            found = []
+        for s, d in found:
+            if symbolic_expr(s).is_Symbol and str(s) not in seen:
+                seen.add(str(s))
+                yield str(s), v, d
 
 
 def sym_text(value) -> str:
@@ -172,10 +196,58 @@ class Tape:
 
     __str__ = text
 
+    def check(self) -> None:
+        """Raise `TapeError` unless the tape keeps the rules of the module docstring: each
+        Variable bound once, read only after it is bound, outputs bound, and each ATen entry's
+        arguments and outputs as many as its schema has."""
+        bound: set[Variable] = set()
+
+        def bind(v: Variable, where: str) -> None:
+            if v in bound or any(b.name == v.name for b in bound):
+                raise TapeError(f"{self.name}: {v.name} bound twice ({where})")
+            bound.add(v)
+
+        for v in self.inputs:
+            bind(v, "input")
+        for e in self.entries:
+            unbound = [v.name for v in e.inputs if v not in bound]
+            if unbound:
+                raise TapeError(f"{self.name}: `{e.text()}` reads {', '.join(unbound)} unbound")
+            _check_arity(e, self.name)
+            for v in e.outputs:
+                if v is not None:
+                    bind(v, f"`{e.text()}`")
+        missing = [v.name for v in _flat(self.outputs) if _is_var(v) and v not in bound]
+        if missing:
+            raise TapeError(f"{self.name}: returns {', '.join(missing)}, never bound")
+
     def variables(self):
         yield from self.inputs
         for e in self.entries:
             yield from (v for v in e.outputs if v is not None)
+
+
+class TapeError(AssertionError):
+    """A tape that breaks the rules of the module docstring (a bug of ours, not the user's)."""
+
+
+def _check_arity(e: TapeEntry, tape: str) -> None:
+    if not isinstance(e.op, OpOverload):
+        return
+    args = schema(e.op).arguments
+    positional = [a for a in args if not a.kwarg_only]
+    keywords = {a.name for a in args if a.kwarg_only}
+    returns = schema(e.op).returns
+    lists = len(returns) == 1 and isinstance(returns[0].type, torch.ListType)
+    problems = []
+    if len(e.args) != len(positional):
+        problems.append(f"{len(e.args)} positional arguments, its schema {len(positional)}")
+    if not set(e.kwargs) <= keywords:
+        problems.append(f"keywords {sorted(set(e.kwargs) - keywords)} not in its schema")
+    if not lists and len(e.outputs) != max(len(returns), 1):
+        problems.append(f"{len(e.outputs)} outputs, its schema {len(returns)}")
+    if problems:
+        raise TapeError(f"{tape}: `{e.text()}` has {'; '.join(problems)}")
 
 
 class Namer:

@@ -4,10 +4,12 @@ With grad mode on and some input requiring a gradient, a `torch.autograd.Functio
 forward tape, saves only what the backward tape reads, and runs the backward tape in
 `backward`. Otherwise the forward runs alone and nothing is saved. Backward tapes are built
 once per set of inputs that require gradients (the one seen at compile time is built then).
+Every tape on the way, from the lowered forward to the tapes the code is generated from, is a
+trace of the graph's `Program` (program.py); the passes between them are in passes.py.
 
 Inputs the graph mutates get their new values copied back after the Function, or, where eager
 updates them in place and nothing else reads them (BatchNorm's running statistics), are updated
-in place by the forward itself (`_in_place`). Where eager's autograd records the mutation
+in place by the forward itself (passes.reinplace). Where eager's autograd records the mutation
 (`x.add_(w)`, not BatchNorm's running statistics) the copy runs with grad enabled, so autograd
 records it too. Outputs that are views of inputs, or of other
 outputs, are taken again outside the Function, so that they can be modified in place as in
@@ -26,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections import Counter
 from dataclasses import dataclass
 
 import torch
@@ -34,9 +35,11 @@ import torch
 from . import torch_private as tp
 from .autodiff import Backward, eliminate_dead_entries, grad, rematerialize
 from .codegen import CompiledTape, compile_tape, compile_whole, symbols_of
-from .forms import batch_only, in_place_form
+from .forms import batch_only
 from .ir import Tape, TapeEntry, Variable, is_differentiable, is_random
 from .lower import Lowered
+from .passes import drop_unbound_asserts, drop_unchanging_views, fuse_linear, reinplace
+from .program import Program
 from .rules import lookup
 from .torch_private import OpOverload, schema, version
 
@@ -100,51 +103,10 @@ def _recompute(lowered: Lowered, bw: Backward) -> Recompute:
     return Recompute(joint_lowered, checked, copied, detached, random)
 
 
-def _in_place(lowered: Lowered, read_later: set, flowing=()) -> tuple[Tape, tuple[int, ...]]:
-    """The forward tape with mutations of graph inputs done in place, as eager does them
-    (BatchNorm's running statistics, `num_batches_tracked += 1`), rather than computed aside
-    and copied back; and the mutations still to copy back. Only where that changes nothing
-    anyone reads: autograd does not record the mutation, the entry is the old value's only
-    reader, the new value's only use is the copy back (no gradient flows from it: `flowing`
-    lists the outputs that get one), and neither the backward nor the double backward's
-    recompute (`read_later`) reads the old value."""
-    tape = lowered.tape
-    readers = Counter(v for e in tape.entries for v in e.inputs)
-    used = Counter(v for v in tape.outputs if isinstance(v, Variable))
-    producer = {v: i for i, e in enumerate(tape.entries) for v in e.outputs if v is not None}
-    by_entry: dict[int, tuple[tuple, list[int]]] = {}  # entry -> (its in-place form, mutations)
-    for k, (index, recorded) in enumerate(zip(lowered.mutations, lowered.recorded, strict=True)):
-        old, new = tape.inputs[index], tape.outputs[k]
-        i = producer.get(new)
-        in_place = not recorded and i is not None and k not in flowing
-        form = in_place_form(tape.entries[i].op) if in_place else None
-        if form is None:
-            continue
-        entry, (_, written, results) = tape.entries[i], form
-        position = entry.outputs.index(new)
-        if position not in results or entry.args[written[results.index(position)]] is not old:
-            continue
-        if readers[old] == 1 and not used[old] and old not in read_later:
-            if not readers[new] and used[new] == 1 and new not in read_later:
-                by_entry.setdefault(i, (form, []))[1].append(k)
-    entries, outputs, done = list(tape.entries), list(tape.outputs), set()
-    for i, ((op, written, results), mutations) in by_entry.items():
-        entry = entries[i]
-        if len(mutations) != len(written):  # BatchNorm: both statistics, or neither
-            continue
-        kept = entry.outputs if results == (0,) else entry.outputs[: min(results)]
-        entries[i] = TapeEntry(op, entry.args, entry.kwargs, list(kept), source=entry.source)
-        for k in mutations:
-            outputs[k] = None  # returned as None: the input itself holds the new value
-        done.update(mutations)
-    forward = Tape(tape.name, tape.inputs, entries, outputs)
-    return forward, tuple(k for k in range(len(lowered.mutations)) if k not in done)
-
-
 def _without_unread_statistics(tape: Tape) -> list:
     """Training BatchNorm entries whose new running statistics nobody reads, as the batch-only
     form that reads no running statistics: then the recompute needs no copy of them, and the
-    forward may update them in place (`_in_place`)."""
+    forward may update them in place (passes.reinplace)."""
     read = {v for e in tape.entries for v in e.inputs} | set(tape.outputs)
     entries = []
     for e in tape.entries:
@@ -167,6 +129,8 @@ class CompiledGraph:
         self.name = name
         self.lowered = lowered
         self.tape: Tape = lowered.tape
+        self.program = Program()
+        self.program.add("forward", "lowered", lowered.tape)
         self.symbols = symbols_of(self.tape)
         self.differentiable_inputs = [
             i for i, v in enumerate(self.tape.inputs) if is_differentiable(v.meta)
@@ -191,15 +155,17 @@ class CompiledGraph:
         self.plain_inputs = plain_inputs
 
     @functools.cached_property
-    def _inference(self) -> tuple[CompiledTape, tuple[int, ...]]:
-        """The forward alone and the mutations to copy back after it, generated at the first
-        call that needs no gradient."""
-        forward, copy_back = _in_place(self.lowered, read_later=set())
-        return compile_whole(forward, "forward"), copy_back
-
-    @property
-    def inference_code(self) -> CompiledTape:
-        return self._inference[0]
+    def inference(self) -> tuple[CompiledTape, tuple[int, ...]]:
+        """The forward alone and the mutations to copy back after it: generated at compile time
+        where no input requires grad, else at the first call that needs no gradient."""
+        lowered = self.lowered
+        tape, copy_back = reinplace(self.tape, lowered.mutations, lowered.recorded, set())
+        tape = self._codegen_passes(
+            "forward", self.program.then("forward", "re-inplaced", tape, self.tape)
+        )
+        code = compile_whole(tape, "forward")
+        self.program.code["forward"] = code
+        return code, copy_back
 
     @property
     def n_mutations(self) -> int:
@@ -211,18 +177,37 @@ class CompiledGraph:
         return self.plans[wrt]
 
     def _build_plan(self, wrt) -> Plan:
-        tape = self.tape
-        bw = grad(tape, [tape.inputs[i] for i in wrt], self.lowered.namer, self.lowered.fake_mode)
-        bw = rematerialize(tape, bw, self.lowered.namer)
-        recompute = _recompute(self.lowered, bw)
+        tape, lowered, program = self.tape, self.lowered, self.program
+        # a second set of inputs requiring grad (`x` as well as the weights) gets functions of
+        # its own: forward_train_1, backward_1, ...
+        suffix = f"_{len(self.plans)}" if self.plans else ""
+        forward_name, backward_name = f"forward_train{suffix}", f"backward{suffix}"
+        bw = grad(tape, [tape.inputs[i] for i in wrt], lowered.namer, lowered.fake_mode)
+        program.add(backward_name, "grad", bw.tape)
+        remade = rematerialize(tape, bw, lowered.namer)
+        program.then(backward_name, "rematerialized", remade.tape, bw.tape)
+        bw = remade
+        recompute = _recompute(lowered, bw)
         read_later = {*bw.saved, *(tape.inputs[i] for i in recompute.checked + recompute.copied)}
-        forward, copy_back = _in_place(self.lowered, read_later, bw.cotangent_of)
-        returns = (tuple(forward.outputs), tuple(bw.saved), tuple(self.symbols))
-        forward_code = compile_tape(forward, "forward_train", tape.inputs, returns)
-        backward_code = compile_tape(
-            bw.tape, "backward", bw.tape.inputs, tuple(bw.tape.outputs), symbols=self.symbols
+        forward, copy_back = reinplace(
+            tape, lowered.mutations, lowered.recorded, read_later, bw.cotangent_of
         )
-        mutated = {tape.inputs[i] for i in self.lowered.mutations}
+        forward = program.then(forward_name, "re-inplaced", forward, tape)
+        n = len(forward.outputs)
+        forward = program.add(
+            forward_name,
+            "returns what the backward reads",
+            Tape(forward_name, forward.inputs, forward.entries, [*forward.outputs, *bw.saved]),
+        )
+        forward = self._codegen_passes(forward_name, forward)
+        returns = (tuple(forward.outputs[:n]), tuple(forward.outputs[n:]), tuple(self.symbols))
+        forward_code = compile_tape(forward, forward_name, tape.inputs, returns)
+        backward = self._codegen_passes(backward_name, bw.tape, self.symbols)
+        backward_code = compile_tape(
+            backward, backward_name, backward.inputs, tuple(backward.outputs), symbols=self.symbols
+        )
+        program.code.update({forward_name: forward_code, backward_name: backward_code})
+        mutated = {tape.inputs[i] for i in lowered.mutations}
         copied = tuple(k for k, v in enumerate(bw.saved) if v in mutated)
         only_tensors = all(v.is_tensor for v in bw.saved)
         return Plan(
@@ -238,6 +223,22 @@ class CompiledGraph:
             frozenset(i - self.n_mutations for i in bw.cotangent_of),
         )
 
+    def _codegen_passes(self, function: str, tape: Tape, symbols=None) -> Tape:
+        """The passes every generated function's tape goes through last."""
+        then = self.program.then
+        tape = then(function, "linear fused", fuse_linear(tape), tape)
+        tape = then(function, "unchanging views dropped", drop_unchanging_views(tape), tape)
+        return then(
+            function, "unbound size asserts dropped", drop_unbound_asserts(tape, symbols), tape
+        )
+
+    @property
+    def forward_tape(self) -> Tape:
+        """The forward that runs: the training forward where there is one, else the forward
+        alone."""
+        functions = self.program.functions()
+        return self.program.final("forward_train" if "forward_train" in functions else "forward")
+
     def requires_grad_inputs(self, args) -> tuple[int, ...]:
         if not torch.is_grad_enabled():
             return ()
@@ -251,7 +252,7 @@ class CompiledGraph:
             copy_back = plan.copy_back
         else:
             self.calls["inference"] += 1
-            code, copy_back = self._inference
+            code, copy_back = self.inference
             outs = _detached(run(code, args), self.detached_outputs)
         if copy_back:
             _copy_back(args, self.lowered, outs, copy_back)

@@ -235,7 +235,6 @@ BINDINGS = (
     torch._C._fft,
     torch._C.TensorBase,  # methods: Tensor.expand(self, size)
 )
-linear = torch._C._nn.linear  # permute + addmm, in eager's own kernel
 
 # ---- tensor subclasses ---------------------------------------------------------------------
 # A subclass Dynamo traces through: it has __tensor_flatten__ / __tensor_unflatten__
@@ -423,7 +422,6 @@ __all__ = [
     "is_register_hook",
     "is_traceable_wrapper_subclass",
     "kernel",
-    "linear",
     "make_fx",
     "map_impl",
     "opinfo_database",

@@ -60,16 +60,18 @@ class GraphRecord:
     def backward_entries(self) -> int:
         # backward tapes are built per set of inputs requiring grad; the first is the one built
         # at compile time
-        return len(self.plans[0].backward.tape.entries) if self.plans else 0
+        return len(self.compiled.program.final("backward").entries) if self.plans else 0
 
     @property
     def saved_bytes(self) -> int:
         return sum(_nbytes(v.meta) for v in self.plans[0].backward.saved) if self.plans else 0
 
     def tapes(self) -> list[str]:
+        """The tapes that run: the last trace of each function generated so far."""
         if self.compiled is None:
             return []
-        return [self.compiled.tape.text()] + [p.backward.tape.text() for p in self.plans]
+        program = self.compiled.program
+        return [program.final(function).text() for function in program.code]
 
     def as_dict(self, tapes: bool = True) -> dict:
         row = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "compiled"}
@@ -312,7 +314,7 @@ def graph_compiled(gm, example_inputs, compiled, seconds: float) -> None:
         for e in compiled.tape.entries
         if e.kind == "fallback"
     ]
-    record = _record(gm, compile_id, seconds, len(compiled.tape.entries), fallbacks)
+    record = _record(gm, compile_id, seconds, len(compiled.forward_tape.entries), fallbacks)
     record.compiled = compiled
     _add(gm, record, compile_id)
 
@@ -402,11 +404,11 @@ def _inside_ddp_optimizer() -> bool:
 
 
 def _trace_tapes(compiled, compile_id) -> None:
-    """Put the tapes into torch's structured trace (TORCH_TRACE=dir, rendered by tlparse)."""
-    tapes = [("dynamo_tape_forward", compiled.tape)]
-    tapes += [("dynamo_tape_backward", p.backward.tape) for p in compiled.plans.values()]
-    for name, tape in tapes:
-        tp.trace_artifact(name, tape.text, compile_id)
+    """Put the tapes that run into torch's structured trace (TORCH_TRACE=dir, rendered by
+    tlparse): one artifact per generated function, `dynamo_tape_forward_train`, ..."""
+    program = compiled.program
+    for function in program.code:
+        tp.trace_artifact(f"dynamo_tape_{function}", program.final(function).text, compile_id)
 
 
 def _nbytes(meta) -> int:

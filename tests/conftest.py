@@ -1,8 +1,14 @@
 """Fixtures shared by the tests (fixtures only)."""
 
-import pytest
-import torch
-import torch._dynamo
+import os
+
+# every trace a program makes is verified (`Tape.check`) as it is made: set before the package
+# loads, and inherited by the processes tests spawn
+os.environ["DYNAMO_TAPE_CHECK"] = "1"
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+import torch._dynamo  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

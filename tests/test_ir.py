@@ -31,10 +31,10 @@ def test_simple_forward_and_backward_tapes():
     assert_expected_inline(
         dynamo_tape.last_tapes(),
         """\
-forward(v0:f32[10], v1:f32[10]):
+forward_train(v0:f32[10], v1:f32[10]):
   v2:f32[10] = add.Tensor v0 v1
   v3:f32[10] = mul.Tensor v2 v1
-  return (v3,)
+  return (v3, v1, v2)
 
 backward(v1:f32[10], v2:f32[10], v4:f32[10]):
   v5:f32[10] = mul.Tensor v4 v1

@@ -219,7 +219,7 @@ def test_buffer_updates_run_in_place_where_nothing_else_reads_them():
     assert len(graph.lowered.mutations) == 4 and len(names) == 1  # only `calls` copied back
     assert "_native_batch_norm_legit_" in plan.forward_code.source  # the in-place kernel
     assert "add__" in plan.forward_code.source  # num_batches_tracked
-    assert graph._inference[1] == plan.copy_back
+    assert graph.inference[1] == plan.copy_back
 
 
 # --- double backward ----------------------------------------------------------------------

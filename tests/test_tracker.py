@@ -317,8 +317,8 @@ def test_tapes_go_into_the_structured_trace():
         for r in handler.records
         if "artifact" in r.metadata and r.metadata["artifact"]["name"].startswith("dynamo_tape")
     }
-    assert artifacts.keys() == {"dynamo_tape_forward", "dynamo_tape_backward"}
-    assert artifacts["dynamo_tape_forward"] + "\n\n" + artifacts["dynamo_tape_backward"] == (
+    assert artifacts.keys() == {"dynamo_tape_forward_train", "dynamo_tape_backward"}
+    assert artifacts["dynamo_tape_forward_train"] + "\n\n" + artifacts["dynamo_tape_backward"] == (
         dynamo_tape.last_tapes()
     )
 
