@@ -8,7 +8,9 @@ runs:
   statistics), rather than computed aside and copied back;
 - `fuse_linear`: `permute(w, [1, 0])` read only by `addmm(b, x, ·)` becomes `linear(x, w, b)`;
 - `drop_unchanging_views`: a view to the shape, strides and offset it has is its input;
-- `drop_unbound_asserts`: size checks on symbols the code cannot bind.
+- `drop_unbound_asserts`: size checks on symbols the code cannot bind;
+- `without_unread_statistics`: BatchNorm's batch-only form where nobody reads the new running
+  statistics (the double backward's joint tape).
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 
-from .forms import in_place_form
+from .forms import batch_only, in_place_form
 from .ir import SYM, Tape, TapeEntry, Variable, size_symbols
 from .ops import aten
+from .rules import lookup
 from .torch_private import symbolic_expr, tree_map
 
 
@@ -136,6 +139,23 @@ def drop_unbound_asserts(tape: Tape, symbols=None) -> Tape:
         entries.append(e)
         bound |= {s for s, _, _ in size_symbols(v for v in e.outputs if v is not None)}
     return tape if len(entries) == len(tape.entries) else dataclasses.replace(tape, entries=entries)
+
+
+def without_unread_statistics(tape: Tape) -> Tape:
+    """Training BatchNorm entries whose new running statistics nobody reads, as the batch-only
+    form that reads no running statistics (the double backward's joint tape: then its recompute
+    needs no copy of them, and the forward may update them in place). The joint tape is
+    differentiated, so the new entries get their rules."""
+    read = {v for e in tape.entries for v in e.inputs} | set(tape.outputs)
+    entries = []
+    for e in tape.entries:
+        form = batch_only(e)
+        if form is not None and not read & set(e.outputs[3:]):
+            e = TapeEntry(*form, {}, e.outputs[:3], source=e.source)
+            e.propagate, e.kind = lookup(e, strict=False)
+        entries.append(e)
+    changed = any(a is not b for a, b in zip(entries, tape.entries))
+    return dataclasses.replace(tape, entries=entries) if changed else tape
 
 
 def _only_bound(value, bound: set) -> bool:

@@ -32,16 +32,21 @@ from dataclasses import dataclass
 
 import torch
 
+from . import aliases
 from . import torch_private as tp
 from .autodiff import Backward, eliminate_dead_entries, grad, rematerialize
 from .codegen import CompiledTape, compile_tape, compile_whole, symbols_of
-from .forms import batch_only
-from .ir import Tape, TapeEntry, Variable, is_differentiable, is_random
+from .ir import Tape, Variable, is_differentiable, is_random
 from .lower import Lowered
-from .passes import drop_unbound_asserts, drop_unchanging_views, fuse_linear, reinplace
+from .passes import (
+    drop_unbound_asserts,
+    drop_unchanging_views,
+    fuse_linear,
+    reinplace,
+    without_unread_statistics,
+)
 from .program import Program
-from .rules import lookup
-from .torch_private import OpOverload, schema, version
+from .torch_private import version
 
 
 @dataclass
@@ -90,7 +95,7 @@ def _recompute(lowered: Lowered, bw: Backward) -> Recompute:
     )
     # dead entries go, except random ones: the replayed RNG must be drawn in the same order
     eliminate_dead_entries(joint, keep=_is_random)
-    joint.entries = _without_unread_statistics(joint)
+    joint = without_unread_statistics(joint)
     live = {v for e in joint.entries for v in e.inputs}
     live.update(v for v in joint.outputs if isinstance(v, Variable))
     read = [i for i, v in enumerate(forward.inputs) if v in live and v.is_tensor]
@@ -101,21 +106,6 @@ def _recompute(lowered: Lowered, bw: Backward) -> Recompute:
     random = any(_is_random(e) for e in joint.entries)
     joint_lowered = Lowered(joint, lowered.namer, lowered.fake_mode)
     return Recompute(joint_lowered, checked, copied, detached, random)
-
-
-def _without_unread_statistics(tape: Tape) -> list:
-    """Training BatchNorm entries whose new running statistics nobody reads, as the batch-only
-    form that reads no running statistics: then the recompute needs no copy of them, and the
-    forward may update them in place (passes.reinplace)."""
-    read = {v for e in tape.entries for v in e.inputs} | set(tape.outputs)
-    entries = []
-    for e in tape.entries:
-        form = batch_only(e)
-        if form is not None and not read & set(e.outputs[3:]):
-            e = TapeEntry(*form, {}, e.outputs[:3], source=e.source)
-            e.propagate, e.kind = lookup(e, strict=False)
-        entries.append(e)
-    return entries
 
 
 def _is_random(entry) -> bool:
@@ -137,12 +127,12 @@ class CompiledGraph:
         ]
         self.plans: dict[tuple[int, ...], Plan] = {}
         self.calls = {"inference": 0, "forward": 0, "backward": 0, "double_backward": 0}
-        self.views_of_inputs = _views_of_inputs(lowered)
-        self.views_of_outputs = _views_of_outputs(lowered, self.views_of_inputs)
+        self.views_of_inputs = aliases.views_of_inputs(lowered)
+        self.views_of_outputs = aliases.views_of_outputs(lowered, self.views_of_inputs)
         # outputs (positions among all the tape's outputs) that are views of an intermediate
         # where eager's are not: handed back detached, as tensors of their own
         taken_again = {*self.views_of_inputs, *self.views_of_outputs, *lowered.returns_input}
-        made_by_a_view = _made_by_a_view(self.tape)
+        made_by_a_view = aliases.made_by_a_view(self.tape)
         self.detached_outputs = tuple(
             self.n_mutations + p
             for p in lowered.fresh_outputs
@@ -253,9 +243,9 @@ class CompiledGraph:
         else:
             self.calls["inference"] += 1
             code, copy_back = self.inference
-            outs = _detached(run(code, args), self.detached_outputs)
+            outs = aliases.detached(run(code, args), self.detached_outputs)
         if copy_back:
-            _copy_back(args, self.lowered, outs, copy_back)
+            aliases.copy_back(args, self.lowered, outs, copy_back)
         outs = list(outs[self.n_mutations :])
         if wrt:
             # the Function's own output is a view autograd will not let the user modify in
@@ -264,97 +254,13 @@ class CompiledGraph:
             flowing = plan.flowing
             for position, index in self.views_of_inputs.items():
                 base = args[index] if position in flowing else args[index].detach()
-                outs[position] = _view_again(base, outs[position])
+                outs[position] = aliases.view_again(base, outs[position])
             for position, of in self.views_of_outputs.items():
                 base = outs[of] if position in flowing else outs[of].detach()
-                outs[position] = _view_again(base, outs[position])
+                outs[position] = aliases.view_again(base, outs[position])
         for position, index in self.lowered.returns_input.items():
             outs[position] = args[index]
         return tuple(outs)
-
-
-def _made_by_a_view(tape: Tape) -> set:
-    """The Variables an entry returns as a view of one of its arguments (`view`, `t`, ...)."""
-    found = set()
-    for e in tape.entries:
-        if isinstance(e.op, OpOverload):
-            returns = schema(e.op).returns
-            if len(returns) == 1:  # one tensor, or a list of them (split's `Tensor(a)[]`)
-                returns = returns * len(e.outputs)
-            for v, r in zip(e.outputs, returns):
-                if v is not None and r.alias_info is not None and not r.alias_info.is_write:
-                    found.add(v)
-    return found
-
-
-def _detached(outs, positions):
-    if not positions:
-        return outs
-    outs = list(outs)
-    for k in positions:
-        outs[k] = outs[k].detach()
-    return outs
-
-
-def _views_of_inputs(lowered: Lowered) -> dict[int, int]:
-    """User output position -> input index, for outputs that are views of an input."""
-    inputs = [(i, v) for i, v in enumerate(lowered.tape.inputs) if v.is_tensor]
-    fresh = set(lowered.fresh_outputs)  # eager's is no view (unsafe_chunk): none is made
-    found = {}
-    for position, out in enumerate(lowered.user_outputs):
-        if position in lowered.returns_input or position in fresh or not isinstance(out, Variable):
-            continue
-        for index, v in inputs:
-            if out.is_tensor and tp.is_alias_of(out.meta, v.meta):
-                found[position] = index
-    return found
-
-
-def _views_of_outputs(lowered: Lowered, of_inputs) -> dict[int, int]:
-    """User output position -> position of the output it is a view of (`h, h.view(-1)`)."""
-    taken = set(of_inputs) | set(lowered.returns_input)
-    fresh = set(lowered.fresh_outputs)  # eager's is no view: a base, never a view re-taken
-    made_by = {v: e.op for e in lowered.tape.entries for v in e.outputs}
-    outs = [
-        (p, o, getattr(made_by.get(o), "is_view", False))
-        for p, o in enumerate(lowered.user_outputs)
-        if p not in taken and isinstance(o, Variable) and o.is_tensor
-    ]
-    found = {}
-    for position, out, is_view in outs:
-        for base, other, other_is_view in outs if is_view and position not in fresh else ():
-            if not other_is_view and tp.is_alias_of(out.meta, other.meta):
-                found[position] = base
-                break
-    return found
-
-
-def _view_again(base, view):
-    """`view` taken from `base` outside the Function; as_strided keeps `base`'s dtype and
-    conj/neg bits, so a view that changes them stays as it is."""
-    if (view.dtype, view.is_conj(), view.is_neg()) != (base.dtype, base.is_conj(), base.is_neg()):
-        return view
-    return base.as_strided(view.size(), view.stride(), view.storage_offset())
-
-
-def _copy_back(args, lowered: Lowered, outs, mutations: tuple[int, ...]):
-    recorded = [lowered.recorded[k] for k in mutations]
-    targets = [args[lowered.mutations[k]] for k in mutations]
-    new_values = [outs[k] for k in mutations]
-    grad = torch.is_grad_enabled()
-    if not any(
-        seen and grad and (new.requires_grad or target.requires_grad)
-        for target, new, seen in zip(targets, new_values, recorded, strict=True)
-    ):  # the common case (BatchNorm's statistics): no autograd, one call for all the copies
-        with torch.no_grad():
-            tp.foreach_copy_(targets, list(new_values))
-        return
-    for target, new, seen in zip(targets, new_values, recorded, strict=True):
-        if seen and grad and (new.requires_grad or target.requires_grad):
-            target.copy_(new)  # recorded by autograd, like eager's in-place op
-        else:
-            with torch.no_grad():
-                target.copy_(new)
 
 
 def _apply(graph: CompiledGraph, plan: Plan, *args):
@@ -387,7 +293,7 @@ class _TapeFunction(torch.autograd.Function):
         recompute = plan.recompute
         ctx.rng = _rng_states(args) if recompute.random else None
         outs, saved, syms = run(plan.forward_code, args)
-        outs = _detached(outs, graph.detached_outputs)
+        outs = aliases.detached(outs, graph.detached_outputs)
         if plan.copied:  # the copy-back after this Function would change them under us
             saved = list(saved)
             for k in plan.copied:
