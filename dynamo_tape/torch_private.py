@@ -4,6 +4,8 @@ The rest of the package imports public torch APIs only, and this module for anyt
 Each name below says what it relies on; all of them were checked on torch 2.11.0, 2.12.1,
 2.13.0, 2.14.1 and 2.15.0 (the supported range, `torch>=2.11,<2.16`) by the default suite
 running on each (`scripts/test_release.sh VERSION`). Where releases differ, the switch is here.
+It is longer than the package's other modules on purpose: one file to read when a torch
+release changes, in sections by area (ops, dispatch, lowering, run time, subclasses, Dynamo, tools).
 """
 
 from __future__ import annotations
