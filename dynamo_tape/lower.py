@@ -980,7 +980,7 @@ def to_tape(
         elif isinstance(node.target, Boundary):
             env[node] = _entry(tape, namer, node, value, meta, strict, no_grad is True)
         elif isinstance(node.target, BODIES):
-            node.target.lower(namer, strict)
+            _lower_bodies(node.target, strict, namer)
             differentiable = no_grad is not True and _origin(node) not in no_grad
             env[node] = _entry(tape, namer, node, value, meta, strict, not differentiable)
         elif isinstance(node.target, OpOverload) and (
@@ -995,6 +995,16 @@ def to_tape(
         else:
             raise LoweringError(f"unsupported node {node.format_node()}{_where(source_of(node))}")
     return tape, namer
+
+
+def _lower_bodies(op, strict: bool, namer: Namer) -> None:
+    """The tapes of a body-running op's bodies, handed to it (bodies.py)."""
+    tapes = [
+        to_tape(b.graph, strict and b.strict, b.name, b.no_grad or frozenset(), namer)[0]
+        for b in op.bodies_to_lower()
+    ]
+    if tapes:
+        op.take_bodies(tapes)
 
 
 def _is_scalar(meta) -> bool:
