@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import operator
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -24,12 +23,23 @@ from . import torch_private as tp
 from .checkpoint import Checkpointed
 from .control_flow import Cond, Map, While, WhileBackward
 from .custom_function import CustomFunction
+from .dynamo_graph import (
+    DynamoGraph,
+    LoweringError,
+    example_values,
+    function_name,
+    read,
+    source_of,
+    symbolic,
+    where,
+    without_grad_mode_changes,
+)
 from .forms import functional_form, in_place_variant, may_mutate, mutates_unsaid
 from .hooks import TensorHook
 from .ir import Namer, Tape, TapeEntry, is_random
 from .ops import aten, present
 from .rules import RULES, attention, lookup
-from .subclasses import Boundary, boundary_of, has_dtensor, inner_tensors, unsupported_subclass
+from .subclasses import Boundary, boundary_of
 from .subgraphs import (
     FlexAttention,
     InvokeSubgraph,
@@ -51,10 +61,6 @@ BODIES = (
     InvokeSubgraph,
     FlexAttention,
 )
-
-
-class LoweringError(RuntimeError):
-    """The graph could not be lowered to a tape."""
 
 
 @dataclass
@@ -136,41 +142,43 @@ def _decompositions():
     return table
 
 
-def to_aten(gm: torch.fx.GraphModule, example_inputs, fake_mode):
+def to_aten(gm: torch.fx.GraphModule, dynamo: DynamoGraph, example_inputs, fake_mode):
     """(ATen graph, the inputs it mutates, whose new values are its leading outputs, the fake
-    mode of the graph's values)."""
-    recorded = _record(gm)
+    mode of the graph's values). `gm` is Dynamo's graph without its grad-mode changes, `dynamo`
+    what was read of it."""
+    recorded = _record(gm, dynamo)
     if recorded is not None:
         return recorded
-    dtensors = [n for n in gm.graph.nodes if has_dtensor(n.meta.get("example_value"))]
-    if dtensors:
+    if dynamo.dtensor is not None:
         # make_fx and aot_export_module would take a DTensor's local tensor for a constant
-        source = next(filter(None, map(source_of, dtensors)), None)
         raise LoweringError(
-            f"DTensor graph{_where(source)}: the tape runs DTensor programs with "
+            f"DTensor graph{where(dynamo.dtensor.source)}: the tape runs DTensor programs with "
             "static sizes only (this one has symbolic sizes, or an op the recorder refuses); "
             "compile with dynamic=False"
         )
-    functions = gm.graph.find_nodes(op="call_function", target=tp.autograd_function_apply)
-    if functions:
+    function = dynamo.custom_function
+    if function is not None:
         # make_fx and aot_export_module would trace through the user's forward and drop their
         # backward: a wrong gradient. Refused instead, naming the Function.
-        name, _ = _function_name(functions[0])
         raise LoweringError(
-            f"custom torch.autograd.Function {name}{_where(source_of(functions[0]))}: the tape "
+            f"custom torch.autograd.Function {function.name}{where(function.source)}: the tape "
             "runs a custom Function's own backward only in graphs with static sizes and no "
             "mutation of a view (mark the sizes static, or move the Function out of this graph)"
         )
-    attention = [n for n in gm.graph.nodes if n.target is tp.flex_attention is not None]
-    if attention:
+    if dynamo.flex_attention is not None:
         # make_fx and aot_export_module fail inside its vmap ("TransformType.Vmap")
-        where = _where(source_of(attention[0], outside_torch=True))
         raise LoweringError(
-            f"flex_attention{where}: the tape runs flex_attention in graphs with static sizes "
-            "(mark the sizes static, or move flex_attention out of this graph)"
+            f"flex_attention{where(dynamo.flex_attention.source)}: the tape runs flex_attention "
+            "in graphs with static sizes (mark the sizes static, or move flex_attention out of "
+            "this graph)"
         )
     fakes = [fake_mode.from_tensor(x) if isinstance(x, torch.Tensor) else x for x in example_inputs]
-    traced = None if _may_mutate(gm) else _trace_pure(gm, fakes, fake_mode)
+    # A graph that mutates nothing is functional as traced: one `make_fx` pass gives its ATen
+    # graph, where aot_export_module traces twice (metadata, then graph) through
+    # functionalization, which made it most of the compile time. Whether it mutates is read off
+    # the ATen graph (in-place ops say so in their schemas; native_batch_norm's does not); the
+    # likely cases go straight to aot_export_module (`DynamoGraph.may_mutate`).
+    traced = None if dynamo.may_mutate else _trace_pure(gm, fakes, fake_mode)
     if traced is not None:
         return traced, [], fake_mode
     with fake_mode:
@@ -180,55 +188,6 @@ def to_aten(gm: torch.fx.GraphModule, example_inputs, fake_mode):
     names = [n.name for n in aten_gm.graph.find_nodes(op="placeholder")]
     mutated = [names.index(name) for name in signature.user_inputs_to_mutate.values()]
     return aten_gm, mutated, fake_mode
-
-
-# A graph that mutates nothing is functional as traced: one `make_fx` pass gives its ATen graph,
-# where aot_export_module traces twice (metadata, then graph) through functionalization, which
-# made it most of the compile time. Whether the graph mutates is read off the ATen graph (in-place
-# ops say so in their schemas; native_batch_norm's does not); a cheap look at Dynamo's graph
-# first sends the likely cases (BatchNorm, `x.add_(1)`, `x += 1`) straight to aot_export_module.
-_INPLACE_OPERATORS = {
-    operator.setitem,
-    operator.iadd,
-    operator.isub,
-    operator.imul,
-    operator.itruediv,
-    operator.ifloordiv,
-    operator.imod,
-    operator.ipow,
-    operator.iand,
-    operator.ior,
-    operator.ixor,
-    operator.ilshift,
-    operator.irshift,
-    operator.imatmul,
-}
-
-
-def _may_mutate(gm: torch.fx.GraphModule) -> bool:
-    for node in gm.graph.nodes:
-        if node.op not in ("call_function", "call_method"):
-            continue
-        if (
-            _in_place_call(node)
-            or "batch_norm" in _name_of(node)
-            or node.kwargs.get("inplace") is True
-        ):
-            return True
-    return False
-
-
-def _name_of(node: torch.fx.Node) -> str:
-    return node.target if isinstance(node.target, str) else getattr(node.target, "__name__", "")
-
-
-def _in_place_call(node: torch.fx.Node) -> bool:
-    """`x.add_(1)`, `torch.relu_(x)`, `x += 1`: a call of Dynamo's graph that writes into its
-    first argument."""
-    name = _name_of(node)
-    return (name.endswith("_") and not name.endswith("__")) or (
-        node.op == "call_function" and node.target in _INPLACE_OPERATORS
-    )
 
 
 def _trace_pure(gm, fakes, fake_mode) -> torch.fx.GraphModule | None:
@@ -258,36 +217,20 @@ class _NotRecordable(Exception):
     pass
 
 
-def _example_values(gm: torch.fx.GraphModule) -> list:
-    """Dynamo's own value of each graph input: a fake tensor, or a size."""
-    return [n.meta.get("example_value") for n in gm.graph.find_nodes(op="placeholder")]
-
-
-def _fake_mode_of(fakes):
-    """The fake mode of Dynamo's input values, or None where they are not all fake tensors of
-    one mode (Dynamo lifts only tensors and sizes, and sizes are symbolic)."""
-    values = [x for x in fakes if tp.real_object(x) is x]  # not a DeviceMesh input
-    parts = [t for x in values for t in inner_tensors(x) or [x]]  # a DTensor's local tensor
-    modes = {getattr(x, "fake_mode", None) for x in parts}
-    return modes.pop() if len(modes) == 1 and not any(map(_symbolic, parts)) else None
-
-
-def _record(gm) -> tuple[torch.fx.GraphModule, list[int], object] | None:
+def _record(gm, dynamo: DynamoGraph) -> tuple[torch.fx.GraphModule, list[int], object] | None:
     # It runs on Dynamo's own fake inputs: the fake mode Dynamo hands backends is a fresh one,
     # in which converting each input again cost 0.6 ms.
-    fakes = _example_values(gm)
-    fake_mode = _fake_mode_of(fakes)
-    if fake_mode is None:
+    if dynamo.fake_mode is None:
         return None
     recorder = _AtenRecorder(_decompositions())  # read only: no copy
     try:
-        with fake_mode, torch.no_grad(), recorder:
-            mutated = recorder.run(gm, fakes)
-    except Exception:  # noqa: BLE001 - _NotRecordable, or what make_fx or aot_export will report
+        with dynamo.fake_mode, torch.no_grad(), recorder:
+            mutated = recorder.run(gm, dynamo.inputs)
+    except Exception:  # noqa: BLE001 - NotRecordable, or what make_fx or aot_export will report
         return None
     _drop_unread(recorder.graph)  # what a composite kernel made and dropped
     # lazy: its Python code is generated only if someone runs it (the coverage sweep)
-    return tp.LazyGraphModule(recorder.constants, recorder.graph), mutated, fake_mode
+    return tp.LazyGraphModule(recorder.constants, recorder.graph), mutated, dynamo.fake_mode
 
 
 def _drop_unread(graph: torch.fx.Graph):
@@ -304,12 +247,6 @@ def _drop_unread(graph: torch.fx.Graph):
             and not is_random(op)
         ):
             graph.erase_node(node)
-
-
-def _symbolic(x) -> bool:
-    if isinstance(x, torch.Tensor):
-        return any(isinstance(s, torch.SymInt) for s in (*x.shape, *x.stride(), x.storage_offset()))
-    return isinstance(x, torch.SymInt | torch.SymFloat | torch.SymBool)
 
 
 _storage = tp.storage_id
@@ -408,7 +345,7 @@ class _AtenRecorder(tp.TorchDispatchMode):
         self.graph, self.constants = torch.fx.Graph(), torch.nn.Module()
         self.nodes, self.inputs, self.new_values, self.views = {}, {}, {}, Counter()
         try:
-            mutated = self.run(_without_grad_mode_changes(gm), inputs)
+            mutated = self.run(without_grad_mode_changes(gm), inputs)
             picked = pick(self.outputs)
             unreturned = [i for i in mutated if not any(inputs[i] is x for x in picked)]
             if unreturned and written is None:
@@ -470,13 +407,13 @@ class _AtenRecorder(tp.TorchDispatchMode):
         # cotangents, then saved values: Dynamo's fakes, which may share one fake between a
         # cotangent and a saved output; the body must tell them apart
         grads_in, seen = [], set()
-        for x in _example_values(backward):
+        for x in example_values(backward):
             if isinstance(x, torch.Tensor) and id(x) in seen:
                 x = torch.empty_like(x)  # recorded here, and dropped as unread
             seen.add(id(x))
             grads_in.append(x)
         backward_graph = self._body(backward, grads_in, list)
-        name, defined_at = _function_name(node, forward)
+        name, defined_at = function_name(node, forward)
         function = CustomFunction(
             name,
             defined_at,
@@ -553,7 +490,7 @@ class _AtenRecorder(tp.TorchDispatchMode):
     def _map(self, node: torch.fx.Node, args):
         """`map_impl(body, mapped, whole)`: one node whose target is a `Map` (control_flow.py)."""
         body, mapped, whole = args
-        inputs = _example_values(body)  # Dynamo's values of a slice, then of the whole ones
+        inputs = example_values(body)  # Dynamo's values of a slice, then of the whole ones
         if len(inputs) != len(mapped) + len(whole) or any(x is None for x in inputs):
             raise _NotRecordable
         body_graph = self._body(body, inputs, list)
@@ -601,7 +538,7 @@ class _AtenRecorder(tp.TorchDispatchMode):
         flat = tp.tree_leaves(list(args))
         graphs = []
         for i in positions:
-            inputs = _example_values(flat[i])
+            inputs = example_values(flat[i])
             if any(x is None for x in inputs):
                 raise _NotRecordable
             body = indexing_by_score_indices(flat[i])
@@ -652,7 +589,7 @@ class _AtenRecorder(tp.TorchDispatchMode):
 
     def _node_of(self, x):
         if not isinstance(x, torch.Tensor):
-            if _symbolic(x):
+            if symbolic(x):
                 raise _NotRecordable
             return x
         found = self.nodes.get(id(x))
@@ -701,7 +638,7 @@ class _AtenRecorder(tp.TorchDispatchMode):
             raise _NotRecordable
         out = func(*args, **kwargs)
         flat = out if isinstance(out, tuple | list) else (out,)
-        if any(_symbolic(o) for o in flat) or torch.Tag.data_dependent_output in func.tags:
+        if any(symbolic(o) for o in flat) or torch.Tag.data_dependent_output in func.tags:
             raise _NotRecordable  # sizes or values known only at run time: make_fx's
         if schema(func).returns and not any(isinstance(o, torch.Tensor) for o in flat):
             return out  # a metadata query (prim.device, is_contiguous...): nothing to record
@@ -748,51 +685,23 @@ class _AtenRecorder(tp.TorchDispatchMode):
         return tuple(flat[:n_returned]) if n_returned else targets[0]
 
 
-def lift_attributes(gm: torch.fx.GraphModule) -> tuple[torch.fx.GraphModule, list]:
-    """Dynamo's graph with its parameter and buffer attributes (`get_attr` nodes: a compiled
-    optimizer step's parameters and state) made trailing inputs, and those tensors: the
-    caller passes them after the graph's own inputs, so the tape reads and updates the live
-    tensors rather than constants of the moment it was compiled."""
-    owned = {name for name, _ in gm.named_parameters()} | {n for n, _ in gm.named_buffers()}
-    lifted = [n for n in gm.graph.find_nodes(op="get_attr") if n.target in owned]
-    if not lifted:
-        return gm, []
-    graph = torch.fx.Graph()
-    graph.output(graph.graph_copy(gm.graph, {}))
-    last = list(graph.find_nodes(op="placeholder"))[-1:]
-    tensors = []
-    for node in [n for n in graph.find_nodes(op="get_attr") if n.target in owned]:
-        anchor = last[0].next if last else next(iter(graph.nodes))
-        with graph.inserting_before(anchor):
-            placeholder = graph.placeholder(node.name)
-        placeholder.meta.update(node.meta)
-        node.replace_all_uses_with(placeholder)
-        graph.erase_node(node)
-        last = [placeholder]
-        tensors.append(tp.get_attr(gm, node.target))
-    return torch.fx.GraphModule(gm, graph), tensors
-
-
 def lower(gm: torch.fx.GraphModule, example_inputs, fake_mode, strict: bool) -> Lowered:
-    refused = unsupported_subclass(gm)
-    if refused is not None:
-        subclass, node = refused
+    dynamo = read(gm)
+    if dynamo.subclass is not None:
         raise LoweringError(
-            f"tensor subclass {subclass.__module__}.{subclass.__qualname__}"
-            f"{_where(source_of(node))}: the tape runs plain tensors and DTensor only, and "
-            "refuses other subclasses rather than differentiate ops whose meaning they change"
+            f"tensor subclass {dynamo.subclass.name}{where(dynamo.subclass.source)}: the tape "
+            "runs plain tensors and DTensor only, and refuses other subclasses rather than "
+            "differentiate ops whose meaning they change"
         )
-    no_grad = _under_no_grad(gm)
     try:
         aten_gm, mutations, fake_mode = to_aten(
-            _without_grad_mode_changes(gm), example_inputs, fake_mode
+            without_grad_mode_changes(gm), dynamo, example_inputs, fake_mode
         )
     except Exception as e:  # noqa: BLE001 - reported to the user with the cause attached
         raise LoweringError(f"could not lower the graph to ATen: {type(e).__name__}: {e}") from e
-    tape, namer = to_tape(aten_gm, strict, no_grad=no_grad)
-    returns_input = outputs_that_are_inputs(gm)
-    traced = _example_values(gm)
-    quiet = _mutated_only_under_no_grad(gm, no_grad)
+    tape, namer = to_tape(aten_gm, strict, no_grad=dynamo.no_grad)
+    traced = dynamo.inputs
+    quiet = dynamo.written_under_no_grad
     recorded = [_recorded(traced[i]) and i not in quiet for i in mutations]
     leaves = [k for k, i in enumerate(mutations) if _is_leaf_requiring_grad(traced[i])]
     _differentiate_later_reads_as_the_leaf(tape, namer, mutations, leaves)
@@ -801,23 +710,11 @@ def lower(gm: torch.fx.GraphModule, example_inputs, fake_mode, strict: bool) -> 
         namer,
         fake_mode,
         mutations,
-        returns_input,
+        dynamo.returns_input,
         aten_gm,
         recorded_mutations=recorded,
-        fresh_outputs=_fresh_outputs(gm),
+        fresh_outputs=dynamo.fresh_outputs,
     )
-
-
-def _under_no_grad(gm: torch.fx.GraphModule) -> set[str]:
-    """Names of Dynamo's nodes inside `torch.no_grad()` regions of the graph (Dynamo writes the
-    region as `torch._C._set_grad_enabled` calls): no gradient flows through what they compute."""
-    found, enabled = set(), True
-    for node in gm.graph.nodes:
-        if node.op == "call_function" and node.target is tp.set_grad_enabled:
-            enabled = bool(node.args[0])
-        elif not enabled:
-            found.add(node.name)
-    return found
 
 
 def _recorded(value) -> bool:
@@ -885,34 +782,6 @@ def _replaced(a, old, new):
     return a
 
 
-def _mutated_only_under_no_grad(gm: torch.fx.GraphModule, no_grad: set[str]) -> set[int]:
-    """Inputs whose in-place updates (`w.add_(1)`, `w -= lr * g`) all sit in no-grad regions:
-    autograd does not record them, as in eager."""
-    placeholders = {n: i for i, n in enumerate(gm.graph.find_nodes(op="placeholder"))}
-    inside: dict[int, set[bool]] = {}
-    for node in gm.graph.nodes:
-        first = node.args[0] if node.args else None
-        if node.op in ("call_function", "call_method") and first in placeholders:
-            if _in_place_call(node):
-                inside.setdefault(placeholders[first], set()).add(node.name in no_grad)
-    return {i for i, seen in inside.items() if seen == {True}}
-
-
-def _without_grad_mode_changes(gm: torch.fx.GraphModule) -> torch.fx.GraphModule:
-    """A copy of Dynamo's graph without its `_set_grad_enabled` calls (same node names): the
-    lowering traces forward only, and the tape stops gradients itself (`_under_no_grad`);
-    switched on while tracing, grad mode made aot_export_module trace a joint graph."""
-    changes = gm.graph.find_nodes(op="call_function", target=tp.set_grad_enabled)
-    if not changes:
-        return gm
-    graph = torch.fx.Graph()
-    output = graph.graph_copy(gm.graph, {})
-    graph.output(output)
-    for node in graph.find_nodes(op="call_function", target=tp.set_grad_enabled):
-        graph.erase_node(node)
-    return torch.fx.GraphModule(gm, graph)
-
-
 def _origin(node: torch.fx.Node) -> str | None:
     """The name of the Dynamo node an ATen node comes from: the recorder's own note, or the
     provenance make_fx and aot_export_module keep."""
@@ -920,31 +789,6 @@ def _origin(node: torch.fx.Node) -> str | None:
         return node.meta["origin"]
     sources = node.meta.get("from_node") or ()
     return getattr(sources[0], "name", None) if sources else None
-
-
-def _output_values(gm: torch.fx.GraphModule) -> list:
-    """Dynamo's own value of each graph output (None for a constant)."""
-    (output,) = gm.graph.find_nodes(op="output")
-    return [
-        n.meta.get("example_value") if isinstance(n, torch.fx.Node) else None
-        for n in tp.tree_leaves(output.args[0])
-    ]
-
-
-def _fresh_outputs(gm: torch.fx.GraphModule) -> list[int]:
-    values = _output_values(gm)
-    return [p for p, v in enumerate(values) if isinstance(v, torch.Tensor) and v._base is None]
-
-
-def outputs_that_are_inputs(gm: torch.fx.GraphModule) -> dict[int, int]:
-    # In Dynamo's graph an in-place op's result carries its input's own fake tensor.
-    inputs = _example_values(gm)
-    found = {}
-    for position, value in enumerate(_output_values(gm)):
-        for index, x in enumerate(inputs):
-            if isinstance(value, torch.Tensor) and value is x:
-                found[position] = index
-    return found
 
 
 _SYMBOLIC = (torch.SymInt, torch.SymFloat, torch.SymBool, int, float, bool)
@@ -993,7 +837,7 @@ def to_tape(
             # the code generator writes out in terms of the input sizes
             env[node] = meta
         else:
-            raise LoweringError(f"unsupported node {node.format_node()}{_where(source_of(node))}")
+            raise LoweringError(f"unsupported node {node.format_node()}{where(source_of(node))}")
     return tape, namer
 
 
@@ -1034,35 +878,3 @@ def _entry(tape, namer, node, value, meta, strict, no_grad=False):
         entry.propagate, entry.kind = lookup(entry, strict=strict)
     tape.entries.append(entry)
     return outputs if several else outputs[0]
-
-
-_FRAME = re.compile(r'File "([^"]+)", line (\d+), in (\S+)')
-
-
-def source_of(node: torch.fx.Node, outside_torch: bool = False) -> str | None:
-    """`file:line in function` of the user code that produced a node (its innermost frame;
-    `outside_torch`: the innermost outside torch, where torch's own wrapper made the node)."""
-    frames = _FRAME.findall(node.meta.get("stack_trace") or "")
-    if outside_torch:
-        frames = [f for f in frames if not f[0].startswith(tp.TORCH_DIR)]
-    if not frames:
-        return None
-    filename, line, fn = frames[-1]
-    return f"{filename}:{line} in {fn}"
-
-
-_APPLY = re.compile(r"([A-Za-z_][\w.]*)\.apply\(")
-
-
-def _function_name(node: torch.fx.Node, forward=None) -> tuple[str, str | None]:
-    """(the custom Function's class name as the user's call names it, `file:line in forward`
-    of its forward body where known)."""
-    calls = _APPLY.findall(node.meta.get("stack_trace") or "")
-    name = calls[-1].split(".")[-1] if calls else "autograd.Function"
-    body = forward.graph.nodes if forward is not None else ()
-    defined_at = next((s for s in map(source_of, body) if s), None)
-    return name, defined_at
-
-
-def _where(source):
-    return f" (from {source})" if source else ""
