@@ -11,7 +11,8 @@ the grad-mode calls (`without_grad_mode_changes`: the facts say where the region
 backend hands it a copy whose attributes are inputs (`lift_attributes`), and the recorder runs
 the bodies of higher-order ops, which are graphs of their own (`example_values`,
 `function_name`). `source_of` reads the user's line off a node, of Dynamo's graph or of an
-ATen graph recorded from it (its nodes carry Dynamo's stack traces).
+ATen graph recorded from it (its nodes carry Dynamo's stack traces), for the `LoweringError`s
+every stage of the lowering raises.
 """
 
 from __future__ import annotations

@@ -150,9 +150,9 @@ def _constant_and_split(x):
 
 
 def test_recorded_aten_graph_is_make_fxs():
+    from dynamo_tape.aten_graph import _record, _trace_pure
     from dynamo_tape.dynamo_graph import read
     from dynamo_tape.examples.models import GPT, gpt_batch
-    from dynamo_tape.lower import _record, _trace_pure
 
     generator = torch.Generator().manual_seed(0)
     gpt = GPT(n_layer=1, n_embd=32, n_head=2, block=8, vocab=11)
@@ -182,9 +182,9 @@ def _residual(x, w):
 def test_recorded_mutations_are_aot_export_modules():
     from torch._functorch.aot_autograd import aot_export_module
 
+    from dynamo_tape.aten_graph import _record, decompositions
     from dynamo_tape.dynamo_graph import read
     from dynamo_tape.examples.models import ResNet, resnet_batch
-    from dynamo_tape.lower import _record, decompositions
 
     resnet = ResNet()  # training: BatchNorm updates its running statistics in place
     generator = torch.Generator().manual_seed(0)
@@ -205,8 +205,8 @@ def test_recorded_mutations_are_aot_export_modules():
 
 
 def test_recorder_leaves_symbolic_graphs_and_mutated_views_to_the_tracers():
+    from dynamo_tape.aten_graph import _record
     from dynamo_tape.dynamo_graph import read
-    from dynamo_tape.lower import _record
 
     x = torch.randn(4, 3)
     gm, _, _ = _dynamo_graph(lambda x: x.sin() * x.shape[0], x, dynamic=True)
