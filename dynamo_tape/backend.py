@@ -13,7 +13,8 @@ import torch
 from . import torch_private as tp
 from . import tracker
 from .config import Config
-from .lower import lift_attributes, lower
+from .dynamo_graph import lift_attributes
+from .lower import lower
 from .runtime import CompiledGraph
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from . import record
 from .autodiff import backpropagate, depends_on
+from .bodies import Body
 from .custom_function import replay_into
 from .ir import Tape, Variable
 
@@ -26,7 +27,8 @@ class Checkpointed:
     __name__ = "checkpoint"
 
     def __init__(self, body_graph, n_outputs: int, n_kept: int):
-        # the region's ATen graph, lowered on demand: its outputs, then its random draws
+        # the region's ATen graph, made a tape by the lowering: its outputs, then its random
+        # draws
         self.body_graph = body_graph
         self.body: Tape | None = None
         self.n_outputs = n_outputs
@@ -35,12 +37,11 @@ class Checkpointed:
         self.nondifferentiable_outputs = tuple(range(n_outputs, n_outputs + n_kept))
         self._code = None
 
-    def lower(self, namer, strict: bool) -> None:
-        if self.body is not None:
-            return
-        from .lower import to_tape
+    def bodies_to_lower(self) -> list[Body]:
+        return [] if self.body is not None else [Body(self.body_graph, "checkpoint")]
 
-        self.body, _ = to_tape(self.body_graph, strict, "checkpoint", namer=namer)
+    def take_bodies(self, tapes: list[Tape]) -> None:
+        (self.body,) = tapes
         self.kept = list(self.body.outputs[self.n_outputs :])
 
     def __call__(self, *operands):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 
 from . import record
+from .bodies import Body
 from .ir import Tape, TapeEntry, is_differentiable, is_random
 from .ops import aten
 from .torch_private import FakeTensor
@@ -29,7 +30,7 @@ class Cond:
     __name__ = "cond"
 
     def __init__(self, true_graph, false_graph, label: str = "cond"):
-        self.graphs = (true_graph, false_graph)  # ATen graphs, lowered on demand
+        self.graphs = (true_graph, false_graph)  # ATen graphs, made tapes by the lowering
         self.branches: tuple[Tape, Tape] | None = None
         self.label = label
         self._codes = None
@@ -41,14 +42,13 @@ class Cond:
         op.branches = (true_tape, false_tape)
         return op
 
-    def lower(self, namer, strict: bool) -> None:
-        if self.branches is None:
-            from .lower import to_tape
+    def bodies_to_lower(self) -> list[Body]:
+        if self.branches is not None:
+            return []
+        return [Body(g, f"{self.label}.{b}") for g, b in zip(self.graphs, ("true", "false"))]
 
-            names = (f"{self.label}.true", f"{self.label}.false")
-            self.branches = tuple(
-                to_tape(g, strict, name, namer=namer)[0] for g, name in zip(self.graphs, names)
-            )
+    def take_bodies(self, tapes: list[Tape]) -> None:
+        self.branches = tuple(tapes)
 
     def __call__(self, pred, *operands):
         if self._codes is None:
@@ -144,11 +144,11 @@ class Map:
         op.body = body
         return op
 
-    def lower(self, namer, strict: bool) -> None:
-        if self.body is None:
-            from .lower import to_tape
+    def bodies_to_lower(self) -> list[Body]:
+        return [] if self.body is not None else [Body(self.body_graph, f"{self.label}.body")]
 
-            self.body = to_tape(self.body_graph, strict, f"{self.label}.body", namer=namer)[0]
+    def take_bodies(self, tapes: list[Tape]) -> None:
+        (self.body,) = tapes
 
     def __call__(self, *operands):
         if self._code is None:
@@ -204,13 +204,13 @@ class While:
         self._codes = None
         self._backward: WhileBackward | None = None
 
-    def lower(self, namer, strict: bool) -> None:
-        if self.body is None:
-            from .lower import to_tape
+    def bodies_to_lower(self) -> list[Body]:
+        if self.body is not None:
+            return []
+        return [Body(g, f"{self.label}.{b}") for g, b in zip(self.graphs, ("cond", "body"))]
 
-            cond_graph, body_graph = self.graphs
-            self.cond = to_tape(cond_graph, strict, f"{self.label}.cond", namer=namer)[0]
-            self.body = to_tape(body_graph, strict, f"{self.label}.body", namer=namer)[0]
+    def take_bodies(self, tapes: list[Tape]) -> None:
+        self.cond, self.body = tapes
 
     def iterations(self, operands) -> list[list]:
         """The carried values each iteration of the loop starts from, then the last ones."""

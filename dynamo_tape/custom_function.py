@@ -28,6 +28,7 @@ import re
 import torch
 
 from . import record
+from .bodies import Body
 from .ir import Tape, Variable, is_differentiable
 from .ops import aten
 from .torch_private import FakeTensor
@@ -52,7 +53,8 @@ class CustomFunction:
         self.function = name
         self.defined_at = defined_at  # the user's forward: file:line in forward
         self.__name__ = re.sub(r"\W", "_", self.name)  # generated code calls it by this name
-        self.forward_graph = forward_graph  # ATen graphs of the two bodies, lowered on demand
+        # ATen graphs of the two bodies, made tapes by the lowering
+        self.forward_graph = forward_graph
         self.backward_graph = backward_graph
         self.n_outputs = n_outputs
         # per saved value: ("input", k) an operand, ("output", i) an output, ("intermediate", j)
@@ -71,25 +73,23 @@ class CustomFunction:
         self.backward: Tape | None = None
         self._code = None
 
-    def lower(self, namer, strict: bool = False) -> None:
-        """The bodies' tapes, named by the graph's own namer (so no name repeats)."""
+    def bodies_to_lower(self) -> list[Body]:
+        """The forward, whose entries' rules the user's backward replaces, and the backward,
+        whose ops need no rule unless a double backward differentiates it."""
         if self.forward is not None:
-            return
-        from .lower import to_tape
+            return []
+        return [
+            Body(self.forward_graph, f"{self.function}.forward", no_grad=True, strict=False),
+            Body(self.backward_graph, f"{self.function}.backward", strict=False),
+        ]
 
-        self.forward, _ = to_tape(
-            self.forward_graph, False, f"{self.function}.forward", namer=namer, no_grad=True
-        )
-        self.backward, _ = to_tape(
-            self.backward_graph, False, f"{self.function}.backward", namer=namer
-        )
+    def take_bodies(self, tapes: list[Tape]) -> None:
+        self.forward, self.backward = tapes
 
     def __call__(self, *operands):
         if self._code is None:
             from .codegen import compile_whole
-            from .ir import Namer
 
-            self.lower(Namer())
             self._code = compile_whole(self.forward, self.__name__)
         return self._code.fn(*operands)
 

@@ -10,6 +10,7 @@ on its summed gradient.
 
 from __future__ import annotations
 
+from .bodies import Body
 from .custom_function import replay
 from .ir import Tape
 
@@ -26,11 +27,11 @@ class TensorHook:
         self.body_graphs = [body_graph]
         self.bodies: list[Tape] = []
 
-    def lower(self, namer, strict: bool) -> None:
-        if not self.bodies:
-            from .lower import to_tape
+    def bodies_to_lower(self) -> list[Body]:
+        return [] if self.bodies else [Body(b, "hook") for b in self.body_graphs]
 
-            self.bodies = [to_tape(b, strict, "hook", namer=namer)[0] for b in self.body_graphs]
+    def take_bodies(self, tapes: list[Tape]) -> None:
+        self.bodies = list(tapes)
 
     def __call__(self, x):
         return [x]

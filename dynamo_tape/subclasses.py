@@ -27,26 +27,10 @@ from . import torch_private as tp
 from .ir import Tape, TapeEntry, Variable
 
 
-def _is_dtensor(x) -> bool:
+def is_dtensor(x) -> bool:
     from torch.distributed.tensor import DTensor  # imported once a subclass is seen
 
     return isinstance(x, DTensor)
-
-
-def has_dtensor(value) -> bool:
-    """Whether one of Dynamo's values (a tensor, a tuple of them) holds a DTensor."""
-    leaves = tp.tree_leaves(value)
-    return any(tp.is_traceable_wrapper_subclass(v) and _is_dtensor(v) for v in leaves)
-
-
-def unsupported_subclass(gm: torch.fx.GraphModule) -> tuple[type, torch.fx.Node] | None:
-    """The first traceable wrapper subclass (`__tensor_flatten__`) other than DTensor among
-    Dynamo's values, and the node with it."""
-    for node in gm.graph.nodes:
-        for v in tp.tree_leaves(node.meta.get("example_value")):
-            if tp.is_traceable_wrapper_subclass(v) and not _is_dtensor(v):
-                return type(v), node
-    return None
 
 
 def inner_tensors(x) -> list:

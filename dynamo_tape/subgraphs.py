@@ -22,6 +22,7 @@ import torch.fx
 
 from . import record
 from . import torch_private as tp
+from .bodies import Body
 from .control_flow import differentiable, joint_tape, materialized, placed
 from .ir import Tape
 from .ops import aten
@@ -33,7 +34,7 @@ class InvokeSubgraph:
     __name__ = "invoke_subgraph"
 
     def __init__(self, graph, name: str):
-        self.graph = graph  # the region's ATen graph, lowered on demand
+        self.graph = graph  # the region's ATen graph, made a tape by the lowering
         self.body: Tape | None = None
         self.name = name  # how its entries print: `v5:f64[4,4] = invoke_subgraph.subgraph_0 v0 v1`
         self._code = None
@@ -45,11 +46,11 @@ class InvokeSubgraph:
         op.body = body
         return op
 
-    def lower(self, namer, strict: bool) -> None:
-        if self.body is None:
-            from .lower import to_tape
+    def bodies_to_lower(self) -> list[Body]:
+        return [] if self.body is not None else [Body(self.graph, self.name)]
 
-            self.body = to_tape(self.graph, strict, self.name, namer=namer)[0]
+    def take_bodies(self, tapes: list[Tape]) -> None:
+        (self.body,) = tapes
 
     def __call__(self, *operands):
         if self._code is None:
@@ -88,14 +89,14 @@ class FlexAttention:
         self.tapes: list[Tape] | None = None
         self._functions = None
 
-    def lower(self, namer, strict: bool) -> None:
-        if self.tapes is None:
-            from .lower import to_tape
+    def bodies_to_lower(self) -> list[Body]:
+        if self.tapes is not None:
+            return []
+        names = (f"flex_attention.{name}" for name in self.FUNCTIONS)
+        return [Body(graph, name) for (_, graph), name in zip(self.graphs, names)]
 
-            self.tapes = [
-                to_tape(graph, strict, f"flex_attention.{name}", namer=namer)[0]
-                for (_, graph), name in zip(self.graphs, self.FUNCTIONS)
-            ]
+    def take_bodies(self, tapes: list[Tape]) -> None:
+        self.tapes = list(tapes)
 
     def _compiled(self) -> dict[int, object]:
         if self._functions is None:

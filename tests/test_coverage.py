@@ -108,7 +108,7 @@ SUBSET_FLAGS = [
     ("lu_unpack", "float64"),
     ("native_layer_norm", "float32"),
     ("native_batch_norm", "float32"),
-    # kept whole (lower.KEEP_WHOLE): decomposed into factories they stopped requiring grad
+    # kept whole (aten_graph.KEEP_WHOLE): decomposed into factories they stopped requiring grad
     ("bernoulli", "float32"),
     ("fill", "float32"),
     # eager's output is a tensor of its own, the tape's last entry a view of an intermediate

@@ -1,5 +1,5 @@
 """The loss rules (rules/losses.py) against torch.autograd, float64, random cotangents: they
-let lower.py keep nll_loss and mse_loss whole, as eager runs them."""
+let aten_graph.py keep nll_loss and mse_loss whole, as eager runs them."""
 
 import pytest
 import torch

@@ -150,8 +150,9 @@ def _constant_and_split(x):
 
 
 def test_recorded_aten_graph_is_make_fxs():
+    from dynamo_tape.aten_graph import _record, _trace_pure
+    from dynamo_tape.dynamo_graph import read
     from dynamo_tape.examples.models import GPT, gpt_batch
-    from dynamo_tape.lower import _record, _trace_pure
 
     generator = torch.Generator().manual_seed(0)
     gpt = GPT(n_layer=1, n_embd=32, n_head=2, block=8, vocab=11)
@@ -165,7 +166,7 @@ def test_recorded_aten_graph_is_make_fxs():
     ]
     for fn, args in cases:
         gm, fakes, fake_mode = _dynamo_graph(fn, *args)
-        recorded = _record(gm)
+        recorded = _record(gm, read(gm))
         assert recorded is not None, "the recorder gave up on a static, pure graph"
         aten_gm, mutated, _ = recorded
         assert mutated == []
@@ -181,8 +182,9 @@ def _residual(x, w):
 def test_recorded_mutations_are_aot_export_modules():
     from torch._functorch.aot_autograd import aot_export_module
 
+    from dynamo_tape.aten_graph import _record, decompositions
+    from dynamo_tape.dynamo_graph import read
     from dynamo_tape.examples.models import ResNet, resnet_batch
-    from dynamo_tape.lower import _record, decompositions
 
     resnet = ResNet()  # training: BatchNorm updates its running statistics in place
     generator = torch.Generator().manual_seed(0)
@@ -192,7 +194,7 @@ def test_recorded_mutations_are_aot_export_modules():
     ]
     for fn, args in cases:
         gm, fakes, fake_mode = _dynamo_graph(fn, *args)
-        recorded, mutated, _ = _record(gm)
+        recorded, mutated, _ = _record(gm, read(gm))
         with fake_mode:
             aot_gm, signature = aot_export_module(
                 gm, fakes, trace_joint=False, decompositions=decompositions()
@@ -203,13 +205,14 @@ def test_recorded_mutations_are_aot_export_modules():
 
 
 def test_recorder_leaves_symbolic_graphs_and_mutated_views_to_the_tracers():
-    from dynamo_tape.lower import _record
+    from dynamo_tape.aten_graph import _record
+    from dynamo_tape.dynamo_graph import read
 
     x = torch.randn(4, 3)
     gm, _, _ = _dynamo_graph(lambda x: x.sin() * x.shape[0], x, dynamic=True)
-    assert _record(gm) is None  # symbolic sizes: make_fx's
+    assert _record(gm, read(gm)) is None  # symbolic sizes: make_fx's
     gm, _, _ = _dynamo_graph(lambda x: x.t().add_(1), x)
-    assert _record(gm) is None  # a view of an input: aot_export_module's
+    assert _record(gm, read(gm)) is None  # a view of an input: aot_export_module's
 
 
 def test_checks_that_return_nothing_are_kept():

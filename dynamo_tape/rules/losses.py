@@ -1,5 +1,5 @@
 """Loss rules. g: cotangent of the output (a tuple for ops with several outputs); return one
-cotangent per argument. Losses stay whole ops on the tape (lower.py decomposes no op that has a
+cotangent per argument. Losses stay whole ops on the tape (aten_graph.py decomposes no op that has a
 rule): `cross_entropy` is then two forward entries and two backward kernels, as in eager,
 instead of some twenty decomposed ones."""
 
@@ -24,7 +24,7 @@ def multilabel_margin_loss(g, y, x, target, reduction):  # y = (loss, is_target)
 
 
 RULES = {
-    # kept whole (lower.KEEP_WHOLE): torch's decomposition of it gives another loss than eager
+    # kept whole (aten_graph.KEEP_WHOLE): torch's decomposition of it gives another loss than eager
     aten.multilabel_margin_loss_forward.default: multilabel_margin_loss,
     aten.nll_loss_forward.default: nll_loss,
     aten.nll_loss2d_forward.default: nll_loss,
