@@ -33,8 +33,8 @@ def last_tapes() -> str:
     compiled = _last_compiled()
     if compiled is None:
         return "(no graph compiled yet)"
-    from .lower import BODIES
     from .subclasses import Boundary, BoundaryVJP
+    from .tape_builder import BODIES
 
     program = compiled.program
     parts = []

@@ -20,10 +20,7 @@ import torch.fx
 from .aten_graph import to_aten
 from .dynamo_graph import LoweringError, read, where, without_grad_mode_changes
 from .ir import Namer, Tape, TapeEntry
-from .tape_builder import (
-    BODIES,  # noqa: F401 - dynamo_tape.last_tapes (__init__.py) imports it from here
-    to_tape,
-)
+from .tape_builder import to_tape
 
 
 @dataclass
