@@ -4,8 +4,8 @@ let lower.py keep nll_loss and mse_loss whole, as eager runs them."""
 import pytest
 import torch
 
-from dynamo_tape.check import check_rule
 from dynamo_tape.ops import aten
+from dynamo_tape.tools.check import check_rule
 
 
 def _randn(*shape, seed=0):

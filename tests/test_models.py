@@ -12,7 +12,8 @@ import copy
 import pytest
 import torch
 
-from dynamo_tape.examples.models import (
+from dynamo_tape.rules import RULES
+from dynamo_tape.tools.examples.models import (
     GPT,
     MLP,
     LSTMClassifier,
@@ -23,7 +24,6 @@ from dynamo_tape.examples.models import (
     resnet_batch,
     train_side_by_side,
 )
-from dynamo_tape.rules import RULES
 
 STRICT = {"fallback": "error"}
 TOLERANCE = {torch.float32: 1e-5, torch.float64: 1e-10}

@@ -17,7 +17,6 @@ import torchgen
 import yaml
 from torch.utils._pytree import tree_flatten, tree_map
 
-from dynamo_tape.check import check_rule
 from dynamo_tape.ir import op_name
 from dynamo_tape.ops import MissingOp, aten
 from dynamo_tape.record import mm
@@ -28,6 +27,7 @@ from dynamo_tape.rules import (
     RULES,
     UnsupportedOpError,
 )
+from dynamo_tape.tools.check import check_rule
 from dynamo_tape.torch_private import schema
 
 

@@ -151,7 +151,7 @@ def render(ops, calls, seconds, jobs, dtypes=tuple(DTYPES)) -> str:
         ]
         for name in verdicts
     ]
-    command = "python -m dynamo_tape.coverage --out reports/op_coverage.md"
+    command = "python -m dynamo_tape.tools.coverage --out reports/op_coverage.md"
     if jobs != 2:
         command += f" --jobs {jobs}"
     if dtypes != list(DTYPES):

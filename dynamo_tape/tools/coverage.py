@@ -12,7 +12,7 @@ Per rule: while the tape runs, the ATen graph it was lowered from is interpreted
 inputs, recording every ATen call; each distinct call is then checked by `check.check_rule`
 in float64 or complex128 (float32 and complex64 tensors promoted) with a random cotangent.
 
-    python -m dynamo_tape.coverage --out reports/op_coverage.md [--ops add,mul] [--jobs 2]
+    python -m dynamo_tape.tools.coverage --out reports/op_coverage.md [--ops add,mul] [--jobs 2]
         [--dtypes float32,complex128]
 """
 
@@ -30,13 +30,13 @@ from dataclasses import dataclass, field
 import torch
 import torch.fx
 
-from . import torch_private as tp
-from .backend import tape
+from .. import torch_private as tp
+from ..backend import tape
+from ..ir import is_differentiable, op_name
+from ..ops import aten
+from ..rules import COMPLEX_SAFE, NONDIFFERENTIABLE, RULES
+from ..torch_private import OpOverload, schema, tree_flatten, tree_map, tree_unflatten, version
 from .check import check_rule
-from .ir import is_differentiable, op_name
-from .ops import aten
-from .rules import COMPLEX_SAFE, NONDIFFERENTIABLE, RULES
-from .torch_private import OpOverload, schema, tree_flatten, tree_map, tree_unflatten, version
 
 DTYPES = {
     "float32": torch.float32,
