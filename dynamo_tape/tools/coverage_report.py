@@ -1,6 +1,6 @@
 """The op-coverage report: summary counts per dtype on top, one row per ATen overload reached,
 one per OpInfo op (its verdict in each dtype). Rendered from the results of the sweep in
-`coverage.py`."""
+`coverage.py` (the types of `coverage_results.py`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections import defaultdict
 import torch
 from tabulate import tabulate
 
-from .coverage import (
+from .coverage_results import (
     AOT,
     CALLS_PER_OVERLOAD,
     DTYPES,
