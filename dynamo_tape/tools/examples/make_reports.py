@@ -24,8 +24,8 @@ import traceback
 
 import torch
 
-from ...cli import tracking
 from ...report import table, write
+from ...tracker import track
 from . import graph_breaks, models
 
 FAMILIES = {
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, what, run in workloads():
         torch.compiler.reset()
         outcome = "ok"
-        with tracking() as tracked:
+        with track() as tracked:
             try:
                 run()
             except Exception as e:  # noqa: BLE001 - the report says what failed, and we go on
