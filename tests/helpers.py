@@ -1,0 +1,115 @@
+"""What several test modules share; tests import it as `from helpers import ...` (pytest puts
+tests/ first on sys.path, as for processes.py).
+
+- the rule harness: tensor specs drawn when a case runs (`T`, `C`, `Index`, `Fixed`, ...),
+  `case` (one pytest parameter per case line), `draw` and `assert_own_rule_matches_autograd`;
+  the case lines themselves are in rule_cases.py.
+"""
+
+import pytest
+import torch
+from torch.utils._pytree import tree_flatten, tree_map
+
+from dynamo_tape.ir import op_name
+from dynamo_tape.ops import MissingOp
+from dynamo_tape.tools.check import check_rule
+
+# ---- the rule harness: specs, case lines, the check (tests/test_rules*.py) -----------------------
+
+
+class Spec:
+    """A tensor drawn when the case runs: float64 `T` normal, `P` positive (log, sqrt, pow
+    bases), `A` away from zero (divisors, relu's kink); `F` float32 normal (dtype promotion),
+    `Z` int64 (not differentiable), `M` a boolean mask, `U` uniform in [0, 1) (probabilities);
+    complex128 `C` normal, `D` away from zero (divisors, logs)."""
+
+    def __init__(self, kind, *shape):
+        self.kind, self.shape = kind, shape
+
+    def draw(self, generator):
+        if self.kind in "CD":
+            z = torch.randn(self.shape, dtype=torch.complex128, generator=generator)
+            return z / z.abs() * (z.abs() + 0.5) if self.kind == "D" else z
+        if self.kind == "U":
+            return torch.rand(self.shape, dtype=torch.float64, generator=generator)
+        x = torch.randn(self.shape, dtype=torch.float64, generator=generator)
+        if self.kind == "P":
+            return x.abs() + 0.5
+        if self.kind == "A":
+            return x.sign() * (x.abs() + 0.5)
+        if self.kind == "M":
+            return x > 0
+        if self.kind == "F":
+            return x.float()
+        if self.kind == "Z":
+            return (x * 3).long()
+        return x
+
+    def __repr__(self):
+        return self.kind + "x".join(map(str, self.shape)) if self.shape else self.kind + "0d"
+
+
+T, P, A, F, Z, M, U, C, D = (lambda *shape, kind=k: Spec(kind, *shape) for k in "TPAFZMUCD")
+
+
+class Index(Spec):
+    """int64 indices in [0, high), repeats allowed; `unique=True` draws distinct ones."""
+
+    def __init__(self, high, *shape, unique=False):
+        super().__init__("I", *shape)
+        self.high, self.unique = high, unique
+
+    def draw(self, generator):
+        if self.unique:
+            n = torch.Size(self.shape).numel()
+            return torch.randperm(self.high, generator=generator)[:n].reshape(self.shape)
+        return torch.randint(0, self.high, self.shape, generator=generator)
+
+    def __repr__(self):
+        return f"I{self.high}:{'x'.join(map(str, self.shape))}"
+
+
+class Fixed(Spec):
+    """A tensor drawn as `kind` that gets no gradient: an input torch.autograd refuses to
+    differentiate (fractional pooling's random samples)."""
+
+    def __repr__(self):
+        return "fixed " + super().__repr__()
+
+
+def _text(a) -> str:
+    if isinstance(a, torch.Tensor):  # a constant: its type, not its values
+        return f"{str(a.dtype).removeprefix('torch.')}{list(a.shape)}"
+    return repr(a)
+
+
+def case(op, *args, **kwargs):
+    text = ", ".join([*map(_text, args), *(f"{k}={_text(v)}" for k, v in kwargs.items())])
+    if isinstance(op, MissingOp):  # an op this torch release does not have
+        reason = f"torch {torch.__version__} has no aten.{op.name}"
+        return pytest.param(
+            op, args, kwargs, id=f"{op.name}({text})", marks=pytest.mark.skip(reason)
+        )
+    return pytest.param(op, args, kwargs, id=f"{op_name(op)}({text})")
+
+
+def draw(args, kwargs, seed):
+    generator = torch.Generator().manual_seed(seed)
+    spec = lambda a: a.draw(generator) if isinstance(a, Spec) else a
+    return tree_map(spec, list(args)), tree_map(spec, dict(kwargs))
+
+
+def assert_own_rule_matches_autograd(op, args, kwargs):
+    specs = tree_flatten([list(args), dict(kwargs)])[0]
+    args, kwargs = draw(args, kwargs, seed=0)
+    drawn = tree_flatten([args, kwargs])[0]
+    fixed = [x for spec, x in zip(specs, drawn, strict=True) if isinstance(spec, Fixed)]
+    try:
+        result = check_rule(op, args, kwargs, constants=fixed)
+    except NotImplementedError as e:  # the oracle's, when this torch has no formula (2.11's
+        base = op_name(op).split(".")[0]  # nextafter): nothing to check the rule against
+        if f"the derivative for '{base}' is not implemented" not in str(e):
+            raise
+        pytest.skip(f"torch {torch.__version__} has no derivative for {base} to compare with")
+    assert result.kind == "rule", f"{op} ran the {result.kind} path, not a rule of ours"
+    assert result.ok, result.message
