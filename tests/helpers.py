@@ -1,10 +1,11 @@
 """What several test modules share; tests import it as `from helpers import ...` (pytest puts
-tests/ first on sys.path, as for processes.py).
+tests/ first on sys.path, as for processes.py). No test module imports another one.
 
 - the rule harness: tensor specs drawn when a case runs (`T`, `C`, `Index`, `Fixed`, ...),
   `case` (one pytest parameter per case line), `draw` and `assert_own_rule_matches_autograd`;
   the case lines themselves are in rule_cases.py;
-- the seed: a pure-Python tape autograd that Dynamo traces (tests/test_seed.py runs it).
+- the seed: a pure-Python tape autograd that Dynamo traces (tests/test_seed.py runs it);
+- `HuggingFaceGPT2`: transformers' GPT-2, its loss in the model's dtype.
 """
 
 from collections.abc import Callable
@@ -237,3 +238,29 @@ def grad(loss: Variable, wanted: list[Variable]) -> list[Variable]:
 def simple(a, b):
     t = a + b
     return t * b
+
+
+# ---- models (tests/test_models.py, tests/test_eager_programs.py) ---------------------------------
+
+
+class HuggingFaceGPT2(torch.nn.Module):
+    """transformers' GPT-2, randomly initialised (no download), with the next-token loss
+    taken in the model's dtype (transformers' own loss upcasts float64 logits to float32)."""
+
+    def __init__(self):
+        super().__init__()
+        from transformers import GPT2Config, GPT2LMHeadModel
+
+        config = GPT2Config(
+            n_layer=2, n_embd=64, n_head=4, vocab_size=97, n_positions=32,
+            resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+            bos_token_id=0, eos_token_id=0,
+        )  # fmt: skip
+        self.gpt2 = GPT2LMHeadModel(config)
+        self.vocab = config.vocab_size
+
+    def forward(self, tokens):
+        logits = self.gpt2(input_ids=tokens).logits[:, :-1]
+        return torch.nn.functional.cross_entropy(
+            logits.reshape(-1, self.vocab), tokens[:, 1:].reshape(-1)
+        )
