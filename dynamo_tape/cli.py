@@ -1,4 +1,4 @@
-"""`dynamo-tape bench [...]`: the benchmark (see bench.py).
+"""`dynamo-tape bench [...]`: the benchmark (see tools/bench.py).
 
 `dynamo-tape report SCRIPT [ARGS...] --out DIR`: run a script the way `python -m cProfile`
 does (as `__main__`, with its own argv and its folder first on sys.path), record every
@@ -34,8 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     commands.add_parser("bench", help="benchmark eager, aot_eager and tape (its own --help)")
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["bench"]:  # bench.py parses its own arguments
-        from .bench import main as bench_main
+    if argv[:1] == ["bench"]:  # tools/bench.py parses its own arguments
+        from .tools.bench import main as bench_main
 
         return bench_main(argv[1:])
     options = parser.parse_args(argv)

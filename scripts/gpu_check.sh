@@ -45,7 +45,7 @@ step() {  # step NAME SECONDS COMMAND...: run with a time limit, keep the last l
 PYTEST=("$PY" -m pytest -q -rs -p no:cacheprovider)
 step cuda 210 "${PYTEST[@]}" tests/test_cuda.py
 step models 150 "${PYTEST[@]}" tests/test_models.py
-step bench 120 "$PY" -m dynamo_tape.bench --processes 1 --rounds 3 --budget 0.2 --out "$LOGS/bench.md"
+step bench 120 "$PY" -m dynamo_tape.tools.bench --processes 1 --rounds 3 --budget 0.2 --out "$LOGS/bench.md"
 
 echo "== gpu_check summary (logs in $LOGS) =="
 printf '%s\n' "${SUMMARY[@]}"

@@ -2,7 +2,7 @@
 targets a run met, and numbers from several processes are combined as medians of each
 process's own ratios. Timings are not asserted (a benchmark is not a test)."""
 
-from dynamo_tape import bench
+from dynamo_tape.tools import bench
 
 
 def test_report_has_each_table_with_a_row_per_model():

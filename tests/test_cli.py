@@ -8,7 +8,7 @@ import sys
 import textwrap
 
 from dynamo_tape import cli
-from dynamo_tape.examples import graph_breaks, make_reports
+from dynamo_tape.tools.examples import graph_breaks, make_reports
 
 SCRIPT = """\
 import sys
@@ -83,7 +83,7 @@ def test_make_reports_writes_each_workload_and_an_index(tmp_path, monkeypatch):
         ("branches_on_data", line_of(graph_breaks.branches_on_data, "if h.mean()")),
     }
     assert [r["frame"] for r in data["recompiles"]] == ["power_norm", "power_norm"]
-    assert {b["filename"] for b in data["breaks"]} == {"dynamo_tape/examples/graph_breaks.py"}
+    assert {b["filename"] for b in data["breaks"]} == {"dynamo_tape/tools/examples/graph_breaks.py"}
     index = (tmp_path / "index.md").read_text()
     assert "[graph_breaks](graph_breaks.md)" in index
     assert "failed: RuntimeError: boom" in index

@@ -8,10 +8,11 @@ import pytest
 import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 
-from dynamo_tape import bench, record
+from dynamo_tape import record
 from dynamo_tape.fastcall import fast_callable, without_defaults
 from dynamo_tape.ir import Namer, Tape, Variable
 from dynamo_tape.ops import aten
+from dynamo_tape.tools import bench
 from dynamo_tape.tracker import last_compiled
 
 

@@ -4,16 +4,16 @@ complex64, complex128) with `pytest -m slow`.
 Each case compiles an OpInfo op with the tape backend (fullgraph) on its first two samples in
 one dtype, compares forward, output flags (requires_grad, grad_fn, dtype, layout, view) and
 gradients (random cotangent) with eager, and checks every ATen call it reached against
-torch.autograd in float64 or complex128 (see dynamo_tape/coverage.py)."""
+torch.autograd in float64 or complex128 (see dynamo_tape/tools/coverage.py)."""
 
 import pytest
 import torch
 
-from dynamo_tape import coverage, coverage_report
 from dynamo_tape.ops import aten
 from dynamo_tape.record import mm
 from dynamo_tape.rules import NONDIFFERENTIABLE, NONDIFFERENTIABLE_OUTPUTS, RULES
 from dynamo_tape.rules.conjugate import conj
+from dynamo_tape.tools import coverage, coverage_report
 
 # One op per rule family and per way a sample can be awkward: lists of tensors, integer
 # outputs (sort's indices), zero-gradient ops (ceil), saved views fed to the generic fallback

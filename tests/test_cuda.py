@@ -16,8 +16,13 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from dynamo_tape import tracker
-from dynamo_tape.check import check_rule
-from dynamo_tape.examples.models import (
+from dynamo_tape.ir import Variable
+from dynamo_tape.lower import lower
+from dynamo_tape.ops import aten
+from dynamo_tape.rules.attention import flash_attention_cpu
+from dynamo_tape.runtime import CompiledGraph
+from dynamo_tape.tools.check import check_rule
+from dynamo_tape.tools.examples.models import (
     GPT,
     MLP,
     ResNet,
@@ -26,11 +31,6 @@ from dynamo_tape.examples.models import (
     resnet_batch,
     train_side_by_side,
 )
-from dynamo_tape.ir import Variable
-from dynamo_tape.lower import lower
-from dynamo_tape.ops import aten
-from dynamo_tape.rules.attention import flash_attention_cpu
-from dynamo_tape.runtime import CompiledGraph
 
 needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 

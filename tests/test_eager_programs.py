@@ -6,6 +6,7 @@ import copy
 
 import pytest
 import torch
+from helpers import HuggingFaceGPT2
 
 OPTIMIZERS = {
     "sgd": lambda p: torch.optim.SGD(p, lr=0.1),
@@ -268,8 +269,6 @@ def test_checkpointed_region_with_dropout_is_recomputed_with_the_same_mask():
 
 def test_gpt2_with_gradient_checkpointing_saves_at_most_what_aot_eager_saves():
     pytest.importorskip("transformers")
-    from test_models import HuggingFaceGPT2
-
     torch.manual_seed(0)
     model = HuggingFaceGPT2()
     tokens = torch.randint(0, model.vocab, (2, 16))

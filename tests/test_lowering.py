@@ -152,7 +152,7 @@ def _constant_and_split(x):
 def test_recorded_aten_graph_is_make_fxs():
     from dynamo_tape.aten_graph import _record, _trace_pure
     from dynamo_tape.dynamo_graph import read
-    from dynamo_tape.examples.models import GPT, gpt_batch
+    from dynamo_tape.tools.examples.models import GPT, gpt_batch
 
     generator = torch.Generator().manual_seed(0)
     gpt = GPT(n_layer=1, n_embd=32, n_head=2, block=8, vocab=11)
@@ -184,7 +184,7 @@ def test_recorded_mutations_are_aot_export_modules():
 
     from dynamo_tape.aten_graph import _record, decompositions
     from dynamo_tape.dynamo_graph import read
-    from dynamo_tape.examples.models import ResNet, resnet_batch
+    from dynamo_tape.tools.examples.models import ResNet, resnet_batch
 
     resnet = ResNet()  # training: BatchNorm updates its running statistics in place
     generator = torch.Generator().manual_seed(0)

@@ -11,8 +11,10 @@ import copy
 
 import pytest
 import torch
+from helpers import HuggingFaceGPT2
 
-from dynamo_tape.examples.models import (
+from dynamo_tape.rules import RULES
+from dynamo_tape.tools.examples.models import (
     GPT,
     MLP,
     LSTMClassifier,
@@ -23,7 +25,6 @@ from dynamo_tape.examples.models import (
     resnet_batch,
     train_side_by_side,
 )
-from dynamo_tape.rules import RULES
 
 STRICT = {"fallback": "error"}
 TOLERANCE = {torch.float32: 1e-5, torch.float64: 1e-10}
@@ -126,29 +127,6 @@ def test_resnet_gradient_penalty_double_backward_matches_eager():
 @DTYPES
 def test_lstm(dtype):
     assert_trains_like_eager(LSTMClassifier, lstm_batch, dtype)
-
-
-class HuggingFaceGPT2(torch.nn.Module):
-    """transformers' GPT-2, randomly initialised (no download), with the next-token loss
-    taken in the model's dtype (transformers' own loss upcasts float64 logits to float32)."""
-
-    def __init__(self):
-        super().__init__()
-        from transformers import GPT2Config, GPT2LMHeadModel
-
-        config = GPT2Config(
-            n_layer=2, n_embd=64, n_head=4, vocab_size=97, n_positions=32,
-            resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-            bos_token_id=0, eos_token_id=0,
-        )  # fmt: skip
-        self.gpt2 = GPT2LMHeadModel(config)
-        self.vocab = config.vocab_size
-
-    def forward(self, tokens):
-        logits = self.gpt2(input_ids=tokens).logits[:, :-1]
-        return torch.nn.functional.cross_entropy(
-            logits.reshape(-1, self.vocab), tokens[:, 1:].reshape(-1)
-        )
 
 
 def hf_batch(model, generator, dtype):

@@ -1,6 +1,7 @@
 """The rules of rules/nn.py against torch.autograd: float64, a random cotangent, one table.
 
-Same harness as tests/test_rules.py (`check_rule`, the tensor specs). Ops whose eager autograd
+Same harness as tests/test_rules.py (tests/helpers.py), the cases in tests/rule_cases.py
+(NN_CASES). Ops whose eager autograd
 cannot run on a one-op tape with every float input requiring a gradient (batch norm's running
 statistics, dropout's random draw) are checked through the backend instead, on a compiled
 function against eager with the RNG seeded alike.
@@ -9,94 +10,14 @@ function against eager with the RNG seeded alike.
 import pytest
 import torch
 import torch.nn.functional as F
-from test_rules import A, C, Fixed, Index, M, T, U, assert_own_rule_matches_autograd, case
+from helpers import assert_own_rule_matches_autograd
+from rule_cases import NN_CASES
 
 from dynamo_tape.ops import aten
 from dynamo_tape.rules import RULES, nn
 
-CASES = [
-    # convolution: stride, padding, groups, with and without bias, transposed
-    case(aten.convolution.default, T(2, 4, 7, 7), T(6, 2, 3, 3), T(6), [2, 2], [1, 1], [1, 1],
-         False, [0, 0], 2),
-    case(aten.convolution.default, T(2, 3, 6, 6), T(4, 3, 1, 1), None, [1, 1], [0, 0], [1, 1],
-         False, [0, 0], 1),
-    case(aten.convolution.default, T(2, 4, 5, 5), T(4, 3, 3, 3), T(3), [2, 2], [1, 1], [1, 1],
-         True, [1, 1], 1),
-    # normalisation, softmax, activations
-    case(aten.native_layer_norm.default, T(3, 4, 5), [5], T(5), T(5), 1e-5),
-    case(aten.native_layer_norm.default, T(3, 4, 5), [4, 5], None, None, 1e-5),
-    case(aten._softmax.default, T(3, 5), 1, False),
-    case(aten._softmax.default, T(2, 3, 4), 0, False),
-    case(aten._log_softmax.default, T(3, 5), 1, False),
-    case(aten._log_softmax.default, T(2, 3, 4), -2, False),
-    case(aten.gelu.default, T(3, 4)),
-    case(aten.gelu.default, T(3, 4), approximate="tanh"),
-    case(aten.silu.default, T(3, 4)),
-    # embedding, pooling, dropout in eval
-    case(aten.embedding.default, T(10, 4), Index(10, 3, 5)),
-    case(aten.embedding.default, T(10, 4), Index(10, 20), 2),
-    case(aten.max_pool2d_with_indices.default, A(2, 3, 6, 6), [2, 2], [2, 2]),
-    case(aten.max_pool2d_with_indices.default, A(2, 3, 7, 7), [3, 3], [2, 2], [1, 1], [1, 1],
-         True),
-    case(aten._adaptive_avg_pool2d.default, T(2, 3, 6, 6), [1, 1]),
-    case(aten._adaptive_avg_pool2d.default, T(2, 3, 7, 5), [3, 2]),
-    case(aten.avg_pool2d.default, T(2, 3, 6, 6), [2, 2], [2, 2]),
-    case(aten.avg_pool2d.default, T(2, 3, 7, 7), [3, 3], [2, 2], [1, 1], True, False),
-    case(aten.native_dropout.default, T(3, 4), 0.3, False),
-    case(aten.native_dropout_backward.default, T(3, 4), M(3, 4), 1.25),
-    # indexing and masking
-    case(aten.gather.default, T(3, 5), 1, Index(5, 3, 7)),
-    case(aten.scatter_add.default, T(3, 5), 1, Index(5, 3, 4), T(3, 4)),
-    case(aten.index.Tensor, T(5, 4), [Index(5, 7)]),
-    case(aten.index.Tensor, T(5, 4, 3), [None, Index(4, 2, 3)]),
-    case(aten.index_put.default, T(6, 4), [Index(6, 3, unique=True)], T(3, 4)),
-    case(aten.index_put.default, T(6, 4), [Index(6, 5)], T(4), True),
-    case(aten.masked_fill.Scalar, T(3, 4), M(3, 4), -2.5),
-    case(aten.masked_fill.Tensor, T(3, 4), M(3, 1), T()),
-    # joining and splitting
-    case(aten.cat.default, [T(2, 3), T(4, 3)]),
-    case(aten.cat.default, [T(2, 3), T(2, 1), T(2, 2)], -1),
-    case(aten.split_with_sizes.default, T(3, 7), [2, 5], 1),
-    case(aten.stack.default, [T(3, 4), T(3, 4)], 1),
-    # activations the decompositions leave whole, resampling, 3-d and adaptive pooling
-    case(aten.elu.default, T(3, 4), 0.7, 1.2, 0.9),
-    case(aten.hardtanh.default, A(3, 4), -0.5, 0.8),
-    case(aten.leaky_relu.default, A(3, 4), 0.2),
-    case(aten.rrelu_with_noise_functional.default, A(3, 4), T(3, 4), 0.1, 0.3, False),
-    case(aten._safe_softmax.default, T(3, 5), 1),
-    case(aten.native_group_norm.default, T(2, 6, 4), T(6), T(6), 2, 6, 4, 3, 1e-5),
-    case(aten.upsample_bilinear2d.default, T(1, 2, 3, 4), [5, 6], False),
-    case(aten.upsample_bicubic2d.default, T(1, 2, 3, 4), [5, 6], True),
-    case(aten.upsample_trilinear3d.default, T(1, 2, 2, 3, 3), [3, 4, 5], False),
-    case(aten._upsample_bilinear2d_aa.default, T(1, 2, 6, 6), [4, 3], False),
-    case(aten.grid_sampler_2d.default, T(1, 2, 4, 5), U(1, 3, 3, 2), 0, 0, False),
-    case(aten.grid_sampler_3d.default, T(1, 2, 3, 4, 5), U(1, 2, 2, 3, 3), 0, 0, True),
-    case(aten.avg_pool3d.default, T(1, 2, 4, 4, 4), [2, 2, 2], [2, 2, 2]),
-    case(aten._adaptive_avg_pool3d.default, T(1, 2, 5, 4, 3), [2, 2, 1]),
-    case(aten.adaptive_max_pool2d.default, T(2, 3, 6, 5), [3, 2]),
-    case(aten.adaptive_max_pool3d.default, T(1, 2, 4, 4, 4), [2, 2, 2]),
-    case(aten.max_pool3d_with_indices.default, T(1, 2, 4, 4, 4), [2, 2, 2], [2, 2, 2]),
-    case(aten.fractional_max_pool2d.default, T(1, 2, 7, 7), [2, 2], [4, 4], Fixed('U', 1, 2, 2)),
-    case(aten.fractional_max_pool3d.default, T(1, 2, 5, 5, 5), [2, 2, 2], [3, 3, 3],
-         Fixed('U', 1, 2, 3)),
-    case(aten._pdist_forward.default, T(5, 3), 2.0),
-    case(aten._pdist_forward.default, T(4, 3), 1.0),
-    # complex values: the rules in rules.COMPLEX_SAFE (linear, blind to the values)
-    case(aten.gather.default, C(3, 5), 1, Index(5, 3, 7)),
-    case(aten.scatter_add.default, C(3, 5), 1, Index(5, 3, 4), C(3, 4)),
-    case(aten.index.Tensor, C(5, 4), [Index(5, 7)]),
-    case(aten.index_put.default, C(6, 4), [Index(6, 3, unique=True)], C(3, 4)),
-    case(aten.index_put.default, C(6, 4), [Index(6, 5)], C(4), True),
-    case(aten.masked_fill.Scalar, C(3, 4), M(3, 4), -2.5),
-    case(aten.masked_fill.Tensor, C(3, 4), M(3, 1), C()),
-    case(aten.cat.default, [C(2, 3), C(4, 3)]),
-    case(aten.cat.default, [C(2, 3), T(2, 1)], -1),  # a real piece, promoted
-    case(aten.split_with_sizes.default, C(3, 7), [2, 5], 1),
-    case(aten.stack.default, [C(3, 4), C(3, 4)], 1),
-]  # fmt: skip
 
-
-@pytest.mark.parametrize("op, args, kwargs", CASES)
+@pytest.mark.parametrize("op, args, kwargs", NN_CASES)
 def test_nn_rule(op, args, kwargs):
     assert_own_rule_matches_autograd(op, args, kwargs)
 
@@ -166,7 +87,7 @@ def test_nn_rule_through_the_backend(fn, ops):
 
 
 def test_every_nn_rule_has_a_case():
-    checked = {p.values[0] for p in CASES} | {
+    checked = {p.values[0] for p in NN_CASES} | {
         aten._native_batch_norm_legit_functional.default,
         aten._native_batch_norm_legit_no_training.default,
         aten._native_batch_norm_legit.no_stats,

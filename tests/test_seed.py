@@ -6,136 +6,17 @@ autograd written in plain Python: named `Variable`s, a global list of `TapeEntry
 same five cases run here twice, once under Dynamo's `CompileCounter` (eager graphs) and once
 under `CompileCounterWithBackend("tape")`: the results, the frame counts and the op counts of
 the two runs must agree. Dynamo's op count itself drifts between torch releases, so it is only
-ever compared run against run.
+ever compared run against run. The autograd itself is in tests/helpers.py (test_tracker.py
+counts its frames too).
 """
-
-from collections.abc import Callable
-from typing import NamedTuple
 
 import pytest
 import torch
 import torch._dynamo
+from helpers import Variable, grad, reset_tape, simple
 from torch._dynamo.testing import CompileCounter, CompileCounterWithBackend, same
 
 from dynamo_tape.tracker import last_compiled
-
-# ---- the pure-Python autograd (the seed's vocabulary, written afresh) ----
-
-_next_id = 0
-
-
-def fresh_name() -> str:
-    global _next_id
-    name = f"v{_next_id}"
-    _next_id += 1
-    return name
-
-
-class Variable:
-    """A tensor with a name; the tape refers to values by name."""
-
-    def __init__(self, value: torch.Tensor, name: str | None = None):
-        self.value = value
-        self.name = name or fresh_name()
-
-    @staticmethod
-    def constant(value: torch.Tensor, name: str | None = None) -> "Variable":
-        # a leaf: its value was not computed on the tape
-        return Variable(value, name)
-
-    def __mul__(self, other):
-        return multiply(self, other)
-
-    def __add__(self, other):
-        return add(self, other)
-
-    def sum(self, name: str | None = None):
-        return total(self, name)
-
-    def expand(self, *sizes):
-        return broadcast(self, sizes)
-
-
-class TapeEntry(NamedTuple):
-    inputs: list[str]  # names of the values the operation read
-    outputs: list[str]  # names of the values it produced
-    propagate: Callable  # cotangents of the outputs -> cotangents of the inputs
-
-
-gradient_tape: list[TapeEntry] = []
-
-
-def reset_tape():
-    global _next_id
-    gradient_tape.clear()
-    _next_id = 0
-
-
-def record(inputs, output, propagate):
-    gradient_tape.append(TapeEntry([v.name for v in inputs], [output.name], propagate))
-    return output
-
-
-def multiply(x: Variable, y):
-    if isinstance(y, float) and y == 1.0:
-        return x  # x * 1 needs no entry
-
-    def propagate(cotangents):
-        (g,) = cotangents
-        return [g * y, g * x]  # d(xy) = y dx + x dy
-
-    return record([x, y], Variable(x.value * y.value), propagate)
-
-
-def add(x: Variable, y: Variable):
-    def propagate(cotangents):
-        (g,) = cotangents
-        return [g * 1.0, g * 1.0]
-
-    return record([x, y], Variable(x.value + y.value), propagate)
-
-
-def total(x: Variable, name):
-    def propagate(cotangents):
-        (g,) = cotangents
-        return [g.expand(*x.value.size())]  # every element contributed once
-
-    return record([x], Variable(torch.sum(x.value), name), propagate)
-
-
-def broadcast(x: Variable, sizes):
-    assert x.value.dim() == 0, "the seed's expand broadcasts scalars only"
-
-    def propagate(cotangents):
-        (g,) = cotangents
-        return [g.sum()]
-
-    return record([x], Variable(x.value.expand(sizes)), propagate)
-
-
-def grad(loss: Variable, wanted: list[Variable]) -> list[Variable]:
-    cotangent: dict[str, Variable] = {loss.name: Variable(torch.ones(()))}  # dL/dL = 1
-
-    def gather_grad(names):
-        # a name never reached from the loss has no cotangent: None, not zeros
-        return [cotangent.get(name) for name in names]
-
-    for entry in reversed(gradient_tape):
-        outputs = gather_grad(entry.outputs)
-        if all(g is None for g in outputs):
-            continue  # this entry does not influence the loss
-        for name, g in zip(entry.inputs, entry.propagate(outputs), strict=True):
-            if name in cotangent:
-                cotangent[name].value += g.value  # each use of a value adds its share
-            else:
-                cotangent[name] = g
-    return gather_grad(v.name for v in wanted)
-
-
-def simple(a, b):
-    t = a + b
-    return t * b
-
 
 # ---- the five cases ----
 

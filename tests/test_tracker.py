@@ -10,9 +10,9 @@ import traceback
 import pytest
 import torch
 import torch._dynamo
-from test_seed import Variable as SeedVariable
-from test_seed import grad as seed_grad
-from test_seed import reset_tape, simple
+from helpers import Variable as SeedVariable
+from helpers import grad as seed_grad
+from helpers import reset_tape, simple
 from torch._dynamo.backends.distributed import DDPOptimizer
 from torch._dynamo.output_graph import GraphCompileReason
 from torch._dynamo.testing import CompileCounter

@@ -1,7 +1,7 @@
 """A script with deliberate graph breaks and recompiles, for the compile reports.
 
-    python -m dynamo_tape.examples.graph_breaks
-    dynamo-tape report dynamo_tape/examples/graph_breaks.py --out reports
+    python -m dynamo_tape.tools.examples.graph_breaks
+    dynamo-tape report dynamo_tape/tools/examples/graph_breaks.py --out reports
 
 - `logs_in_the_middle`: a print() between two computations; Dynamo compiles the part before
   it, runs the print eagerly, and compiles the rest as a resume frame;

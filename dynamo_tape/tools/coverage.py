@@ -12,7 +12,7 @@ Per rule: while the tape runs, the ATen graph it was lowered from is interpreted
 inputs, recording every ATen call; each distinct call is then checked by `check.check_rule`
 in float64 or complex128 (float32 and complex64 tensors promoted) with a random cotangent.
 
-    python -m dynamo_tape.coverage --out reports/op_coverage.md [--ops add,mul] [--jobs 2]
+    python -m dynamo_tape.tools.coverage --out reports/op_coverage.md [--ops add,mul] [--jobs 2]
         [--dtypes float32,complex128]
 """
 
@@ -25,58 +25,34 @@ import signal
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.fx
 
-from . import torch_private as tp
-from .backend import tape
+from .. import torch_private as tp
+from ..backend import tape
+from ..ir import is_differentiable, op_name
+from ..ops import aten
+from ..rules import COMPLEX_SAFE, NONDIFFERENTIABLE, RULES
+from ..torch_private import OpOverload, schema, tree_flatten, tree_map, tree_unflatten, version
 from .check import check_rule
-from .ir import is_differentiable, op_name
-from .ops import aten
-from .rules import COMPLEX_SAFE, NONDIFFERENTIABLE, RULES
-from .torch_private import OpOverload, schema, tree_flatten, tree_map, tree_unflatten, version
+from .coverage_report import render
+from .coverage_results import (
+    AOT,
+    CALLS_PER_OVERLOAD,
+    DTYPES,
+    DYNAMO,
+    ERROR,
+    PASS,
+    REFERENCE_MISMATCH,
+    SAMPLES_PER_OP,
+    WRONG,
+    CallResult,
+    OpResult,
+)
 
-DTYPES = {
-    "float32": torch.float32,
-    "float64": torch.float64,
-    "complex64": torch.complex64,
-    "complex128": torch.complex128,
-}
-SAMPLES_PER_OP = 2
-CALLS_PER_OVERLOAD = 3  # distinct (shape, constant) signatures checked per ATen overload
 OP_TIMEOUT_S = 120
-
-# Verdicts of the end-to-end run, best first.
-PASS = "pass"
-DYNAMO = "dynamo cannot capture"  # the `eager` backend (Dynamo alone) fails too
-AOT = "aot_eager fails"  # Dynamo captures, AOTAutograd fails: not ours either
-REFERENCE_MISMATCH = "aot_eager mismatches too"  # e.g. random ops drawn in another order
-ERROR = "ERROR"  # the tape raised where aot_eager passed
-WRONG = "WRONG"  # the tape gave a different answer where aot_eager matched eager
-
-
-@dataclass
-class OpResult:
-    name: str  # OpInfo name, with its variant
-    verdict: str
-    detail: str = ""
-    seconds: float = 0.0
-    overloads: set[str] = field(default_factory=set)  # ATen overloads the tape reached
-    dtype: str = "float32"  # the dtype of the samples
-
-
-@dataclass
-class CallResult:
-    overload: str
-    kind: str  # "rule" | "fallback" | "nondiff"
-    status: str  # "ok" | "FAIL" | "unchecked" (why in message)
-    max_error: float
-    message: str
-    op: str  # the OpInfo op whose sample made this call
-    complex: bool = False  # whether a complex value flows into or out of the call
-    dtype: str = "float32"  # the dtype of the sample that made it (before promotion)
 
 
 def autograd_opinfos(dtype=torch.float32):
@@ -543,8 +519,6 @@ def main(argv=None):
     torch.set_num_threads(1)  # the machine's cores go to the worker processes
     start = time.perf_counter()
     ops, calls = sweep(a.ops.split(",") if a.ops else None, a.jobs, dtypes)
-    from .coverage_report import render
-
     text = render(ops, calls, time.perf_counter() - start, a.jobs, dtypes)
     with open(a.out, "w") as f:
         f.write(text)

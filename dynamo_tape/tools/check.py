@@ -16,11 +16,11 @@ from dataclasses import dataclass
 
 import torch
 
-from . import record
-from .ir import Namer, Tape, is_differentiable
-from .lower import Lowered
-from .runtime import CompiledGraph
-from .torch_private import FakeTensorMode, tree_flatten, tree_map
+from .. import record
+from ..ir import Namer, Tape, is_differentiable
+from ..lower import Lowered
+from ..runtime import CompiledGraph
+from ..torch_private import FakeTensorMode, tree_flatten, tree_map
 
 
 @dataclass

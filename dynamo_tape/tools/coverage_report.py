@@ -1,6 +1,6 @@
 """The op-coverage report: summary counts per dtype on top, one row per ATen overload reached,
 one per OpInfo op (its verdict in each dtype). Rendered from the results of the sweep in
-`coverage.py`."""
+`coverage.py` (the types of `coverage_results.py`)."""
 
 from __future__ import annotations
 
@@ -9,19 +9,7 @@ from collections import defaultdict
 import torch
 from tabulate import tabulate
 
-from .coverage import (
-    AOT,
-    CALLS_PER_OVERLOAD,
-    DTYPES,
-    DYNAMO,
-    ERROR,
-    PASS,
-    REFERENCE_MISMATCH,
-    SAMPLES_PER_OP,
-    WRONG,
-    CallResult,
-    OpResult,
-)
+from . import coverage_results as results
 
 _KINDS = ["rule", "fallback", "nondiff"]
 
@@ -31,7 +19,7 @@ def _kind_of(checks) -> str:
     return min(kinds, key=_KINDS.index) if kinds else "-"
 
 
-def overload_rows(ops: list[OpResult], calls: list[CallResult]):
+def overload_rows(ops: list[results.OpResult], calls: list[results.CallResult]):
     """[overload, kind on real values, kind on complex values, calls checked, max error,
     check, reached by]; the kind is where lookup sends the overload's entries ("unsupported"
     for nodes the lowering rejected, "-" where no call with such values was made)."""
@@ -71,16 +59,22 @@ def _summary(ops, calls, dtypes) -> list:
     names = [
         ("OpInfo ops (autograd in this dtype, CPU)", lambda os: len(os)),
         (
-            f"first {SAMPLES_PER_OP} samples pass end to end (tape == eager)",
-            lambda os: sum(o.verdict == PASS for o in os),
+            f"first {results.SAMPLES_PER_OP} samples pass end to end (tape == eager)",
+            lambda os: sum(o.verdict == results.PASS for o in os),
         ),
         (
             "ops Dynamo and aot_eager capture (all but the two verdicts below)",
-            lambda os: sum(o.verdict not in (DYNAMO, AOT) for o in os),
+            lambda os: sum(o.verdict not in (results.DYNAMO, results.AOT) for o in os),
         ),
         *[
             (f"verdict: {v}", lambda os, v=v: sum(o.verdict == v for o in os))
-            for v in (DYNAMO, AOT, REFERENCE_MISMATCH, ERROR, WRONG)
+            for v in (
+                results.DYNAMO,
+                results.AOT,
+                results.REFERENCE_MISMATCH,
+                results.ERROR,
+                results.WRONG,
+            )
         ],
     ]
     rows = [[label, *(count(by_dtype[d]) for d in dtypes)] for label, count in names]
@@ -100,7 +94,7 @@ def _summary(ops, calls, dtypes) -> list:
     return rows
 
 
-def render(ops, calls, seconds, jobs, dtypes=tuple(DTYPES)) -> str:
+def render(ops, calls, seconds, jobs, dtypes=tuple(results.DTYPES)) -> str:
     dtypes = list(dtypes)
     rows = overload_rows(ops, calls)
     kinds = defaultdict(int)
@@ -151,10 +145,10 @@ def render(ops, calls, seconds, jobs, dtypes=tuple(DTYPES)) -> str:
         ]
         for name in verdicts
     ]
-    command = "python -m dynamo_tape.coverage --out reports/op_coverage.md"
+    command = "python -m dynamo_tape.tools.coverage --out reports/op_coverage.md"
     if jobs != 2:
         command += f" --jobs {jobs}"
-    if dtypes != list(DTYPES):
+    if dtypes != list(results.DTYPES):
         command += f" --dtypes {','.join(dtypes)}"
     parts = [
         "# Op coverage",
@@ -162,12 +156,12 @@ def render(ops, calls, seconds, jobs, dtypes=tuple(DTYPES)) -> str:
         f"torch {torch.__version__}. In each dtype ({', '.join(dtypes)}), each OpInfo op whose "
         "entry supports that dtype and its autograd on CPU is compiled with "
         '`torch.compile(backend="tape", fullgraph=True, dynamic=False)` on its first '
-        f"{SAMPLES_PER_OP} CPU samples and compared with eager: forward values; each output's "
-        "requires_grad, grad_fn (None or not), dtype, layout and whether it is a view; and "
-        "the gradients for a random cotangent over exactly the outputs eager differentiates "
+        f"{results.SAMPLES_PER_OP} CPU samples and compared with eager: forward values; each "
+        "output's requires_grad, grad_fn (None or not), dtype, layout and whether it is a view; "
+        "and the gradients for a random cotangent over exactly the outputs eager differentiates "
         "(None where eager's is None, zeros where eager's are zeros). Every ATen call reached is "
         "checked by `check_rule` in float64 or complex128 against torch.autograd with a random "
-        f"cotangent (up to {CALLS_PER_OVERLOAD} distinct calls per overload and process).",
+        f"cotangent (up to {results.CALLS_PER_OVERLOAD} distinct calls per overload and process).",
         "## Summary",
         tabulate(_summary(ops, calls, dtypes), tablefmt="github", headers=["", *dtypes]),
         tabulate(overloads, tablefmt="github", headers=["ATen overloads (all dtypes)", "count"]),

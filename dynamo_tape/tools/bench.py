@@ -1,7 +1,7 @@
 """The benchmark: eager, aot_eager, tape, Dynamo alone (and inductor when asked) on the same
 models, in one process, interleaved, several rounds; medians and ratios against eager.
 
-    python -m dynamo_tape.bench --out reports/benchmarks.md [--rounds 7] [--processes 3]
+    python -m dynamo_tape.tools.bench --out reports/benchmarks.md [--rounds 7] [--processes 3]
 
 Per model and backend it measures: the first call (compile + one forward and backward), the
 steady-state training step (forward + backward), inference under `torch.no_grad()`, and the
@@ -440,7 +440,7 @@ def main(argv=None):
                 json.dump(numbers, f)
             return 0
         results = {name: [r] for name, r in run.items()}
-    command = "python -m dynamo_tape.bench" + (f" --out {args.out}" if args.out else "")
+    command = "python -m dynamo_tape.tools.bench" + (f" --out {args.out}" if args.out else "")
     if args.processes != 3:
         command += f" --processes {args.processes}"
     if args.inductor:
@@ -473,7 +473,7 @@ def _in_this_process(backends, args) -> dict[str, dict[str, Summary]]:
 def _in_processes(args) -> Results:
     """The whole benchmark in `args.processes` fresh interpreters, one after the other."""
     results: Results = {}
-    child = [sys.executable, "-m", "dynamo_tape.bench", "--processes", "1"]
+    child = [sys.executable, "-m", "dynamo_tape.tools.bench", "--processes", "1"]
     child += ["--rounds", str(args.rounds), "--budget", str(args.budget)]
     child += ["--inductor"] if args.inductor else []
     child += ["--models", args.models] if args.models else []

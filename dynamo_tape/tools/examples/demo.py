@@ -1,7 +1,7 @@
 """Train a model with `backend="tape"` next to eager and show what the tape ran.
 
-    python -m dynamo_tape.examples.demo                 # the ResNet-style CNN, 5 SGD steps
-    python -m dynamo_tape.examples.demo --model gpt     # the small GPT-2 style transformer
+    python -m dynamo_tape.tools.examples.demo                 # the ResNet-style CNN, 5 SGD steps
+    python -m dynamo_tape.tools.examples.demo --model gpt     # the small GPT-2 style transformer
 
 Prints the per-step losses of both copies side by side, then the forward and backward tapes
 of the compiled graph, and writes the compile report to `--report DIR` (demo.md, demo.json).
@@ -15,8 +15,14 @@ import torch
 from tabulate import tabulate
 
 import dynamo_tape
-from dynamo_tape.examples.models import GPT, ResNet, gpt_batch, resnet_batch, train_side_by_side
 from dynamo_tape.report import write
+from dynamo_tape.tools.examples.models import (
+    GPT,
+    ResNet,
+    gpt_batch,
+    resnet_batch,
+    train_side_by_side,
+)
 
 MODELS = {"cnn": (ResNet, resnet_batch), "gpt": (GPT, gpt_batch)}
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
