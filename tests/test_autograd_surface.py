@@ -236,6 +236,7 @@ def _fft_round_trip(x, k):
     return torch.fft.irfft(torch.fft.rfft(x) * k, n=x.shape[-1])
 
 
+# fmt: off
 CASES = [
     # custom autograd.Functions
     Case("grad_reverse", lambda x, w: (GradReverse.apply(x @ w) ** 2).sum(),
@@ -302,6 +303,7 @@ CASES = [
     Case("in_place_on_a_view", _in_place_on_a_view, inputs(real(3, 3))),
     Case("in_place_on_an_input_view", lambda x: x.clone()[0].add_(1), inputs(real(2, 3))),
 ]
+# fmt: on
 
 
 # ---- the comparison --------------------------------------------------------------------
@@ -310,8 +312,14 @@ CASES = [
 def _flags(t):
     if not isinstance(t, torch.Tensor):
         return ("value", t)
-    return (t.requires_grad, t.grad_fn is None, t.dtype, t.layout, tuple(t.shape),
-            t._base is not None)
+    return (
+        t.requires_grad,
+        t.grad_fn is None,
+        t.dtype,
+        t.layout,
+        tuple(t.shape),
+        t._base is not None,
+    )
 
 
 def _leaves(out):
@@ -325,20 +333,32 @@ def _run(fn, case, generator_seed):
     flags = [_flags(o) for o in outs]
     values = [o.detach().clone() if isinstance(o, torch.Tensor) else o for o in outs]
     generator = torch.Generator().manual_seed(generator_seed)
-    pairs = [(o, torch.randn(o.shape, dtype=o.dtype, generator=generator))
-             for o in outs if isinstance(o, torch.Tensor) and o.requires_grad]
+    pairs = [
+        (o, torch.randn(o.shape, dtype=o.dtype, generator=generator))
+        for o in outs
+        if isinstance(o, torch.Tensor) and o.requires_grad
+    ]
     wrt = [x for x in xs if isinstance(x, torch.Tensor) and x.requires_grad]
     grads = second = None
     if pairs and wrt:
-        grads = torch.autograd.grad([o for o, _ in pairs], wrt, [c for _, c in pairs],
-                                    allow_unused=True, create_graph=case.order == 2)
+        grads = torch.autograd.grad(
+            [o for o, _ in pairs],
+            wrt,
+            [c for _, c in pairs],
+            allow_unused=True,
+            create_graph=case.order == 2,
+        )
         flags += [_flags(g) for g in grads]
         live = [g for g in grads if g is not None and g.requires_grad]
         if case.order == 2 and live:
             weights = [torch.randn(g.shape, dtype=g.dtype, generator=generator) for g in live]
             # a real functional of the gradients (complex ones through their real part)
-            total = sum(torch.view_as_real((g * w).sum().to(torch.complex128)).sum()
-                        if g.is_complex() else (g * w).sum() for g, w in zip(live, weights))
+            total = sum(
+                torch.view_as_real((g * w).sum().to(torch.complex128)).sum()
+                if g.is_complex()
+                else (g * w).sum()
+                for g, w in zip(live, weights)
+            )
             second = torch.autograd.grad(total, wrt, allow_unused=True)
         grads = [None if g is None else g.detach() for g in grads]
     return values, flags, grads, second

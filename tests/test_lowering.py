@@ -139,8 +139,7 @@ def _signature(gm):
     return [
         (str(n.target), [shape(v) for v in leaves(n.meta["val"])], n.meta.get("stack_trace") or "")
         for n in gm.graph.nodes
-        if n.op == "call_function"
-        and n.target not in (aten.detach.default, operator.getitem)
+        if n.op == "call_function" and n.target not in (aten.detach.default, operator.getitem)
     ]
 
 

@@ -208,12 +208,18 @@ def test_complex_values_of_a_real_only_rule_are_refused_in_error_mode():
 @pytest.mark.parametrize(
     "fn, make",
     [
-        (lambda z: (z * z).real.sum(),
-         lambda g: [torch.randn(3, dtype=torch.complex128, generator=g)]),
-        (lambda x: torch.fft.irfft(torch.fft.rfft(x) * torch.fft.rfft(x.flip(0)), n=8),
-         lambda g: [torch.randn(8, dtype=torch.float64, generator=g)]),
-        (lambda a, b: (a @ b.conj().t()).abs() + torch.view_as_real(a.exp()).sum(),
-         lambda g: [torch.randn(3, 4, dtype=torch.complex64, generator=g) for _ in range(2)]),
+        (
+            lambda z: (z * z).real.sum(),
+            lambda g: [torch.randn(3, dtype=torch.complex128, generator=g)],
+        ),
+        (
+            lambda x: torch.fft.irfft(torch.fft.rfft(x) * torch.fft.rfft(x.flip(0)), n=8),
+            lambda g: [torch.randn(8, dtype=torch.float64, generator=g)],
+        ),
+        (
+            lambda a, b: (a @ b.conj().t()).abs() + torch.view_as_real(a.exp()).sum(),
+            lambda g: [torch.randn(3, 4, dtype=torch.complex64, generator=g) for _ in range(2)],
+        ),
     ],
     ids=["real_part_of_a_square", "rfft_product_irfft", "matmul_abs_exp_complex64"],
 )
