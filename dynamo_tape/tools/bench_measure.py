@@ -69,11 +69,10 @@ def _first_call(spec: Model, backend: str, batch) -> Runner:
 _clock = time.process_time
 
 
-def _timed(fn, repeat: int) -> float:
+def _timed(fn) -> float:
     start = _clock()
-    for _ in range(repeat):
-        fn()
-    return (_clock() - start) / repeat
+    fn()
+    return _clock() - start
 
 
 def saved_bytes(runner: Runner, batch) -> int:
@@ -95,7 +94,7 @@ def saved_bytes(runner: Runner, batch) -> int:
 
 
 def _steps_per_round(runner: Runner, batch, budget_s: float) -> int:
-    once = _timed(lambda: _step(runner, batch), 1)
+    once = _timed(lambda: _step(runner, batch))
     return max(1, int(budget_s / max(once, 1e-6)))
 
 
@@ -137,11 +136,11 @@ def bench_model(spec: Model, backends, rounds: int, budget_s: float) -> dict[str
         gc.collect()
         for _ in range(repeat):
             for runner in runners.values():
-                runner.step_s.append(_timed(lambda r=runner: _step(r, batch), 1))
+                runner.step_s.append(_timed(lambda r=runner: _step(r, batch)))
         with torch.no_grad():
             for _ in range(repeat):
                 for runner in runners.values():
-                    runner.inference_s.append(_timed(lambda r=runner: r.fn(*batch), 1))
+                    runner.inference_s.append(_timed(lambda r=runner: r.fn(*batch)))
     for runner in runners.values():  # keep the numbers, let the models and graphs go
         runner.model = runner.fn = None
         runner.parameters = []
