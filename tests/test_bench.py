@@ -2,21 +2,25 @@
 targets a run met, and numbers from several processes are combined as medians of each
 process's own ratios. Timings are not asserted (a benchmark is not a test)."""
 
-from dynamo_tape.tools import bench
+from dynamo_tape.tools import bench_measure, bench_models, bench_report
 
 
 def test_report_has_each_table_with_a_row_per_model():
-    spec = bench.Model(
-        "tiny MLP", lambda: bench.WideMLP((4, 8, 3)), bench._classification_batch(2, 4, 3)
+    spec = bench_models.Model(
+        "tiny MLP",
+        lambda: bench_models.WideMLP((4, 8, 3)),
+        bench_models.classification_batch(2, 4, 3),
     )
-    backends = bench.BACKENDS
-    run = bench.summarize(bench.bench_model(spec, backends, rounds=1, budget_s=0.001))
-    assert set(run) == {*backends, bench.DYNAMO_ALONE}
+    backends = bench_measure.BACKENDS
+    run = bench_measure.summarize(
+        bench_measure.bench_model(spec, backends, rounds=1, budget_s=0.001)
+    )
+    assert set(run) == {*backends, bench_measure.DYNAMO_ALONE}
     assert all(s.step_s > 0 and s.inference_s > 0 and s.first_call_s > 0 for s in run.values())
     # the model is the same and the tape saves what eager saves for it
     assert run["tape"].saved_bytes == run["eager"].saved_bytes > 0
 
-    text = bench.report({spec.name: [run]}, backends, rounds=1, command="test")
+    text = bench_report.report({spec.name: [run]}, backends, rounds=1, command="test")
     sections = text.split("\n## ")[1:]
     assert [s.splitlines()[0] for s in sections] == [
         "Steady state: time over eager's (median)",
@@ -29,25 +33,25 @@ def test_report_has_each_table_with_a_row_per_model():
         assert len(table) == 3 and table[2].startswith("| tiny MLP"), section
     targets = sections[-1]
     assert "first call tape/aot_eager <= 0.50" in targets
-    assert f"{bench.DYNAMO_ALONE} " in targets.splitlines()[-1]
+    assert f"{bench_measure.DYNAMO_ALONE} " in targets.splitlines()[-1]
 
 
 def test_processes_combine_as_the_median_of_their_own_ratios():
     def process(eager, tape, aot_first, tape_first):
         def summary(step, first):
-            return bench.Summary(step, 2 * step, first, 100)
+            return bench_measure.Summary(step, 2 * step, first, 100)
 
         return {
             "eager": summary(eager, 1.0),
             "aot_eager": summary(eager, aot_first),
-            bench.DYNAMO_ALONE: summary(eager, 0.5),
+            bench_measure.DYNAMO_ALONE: summary(eager, 0.5),
             "tape": summary(tape, tape_first),
         }
 
     # the median of each process's ratio, not the ratio of the medians (1.6 / 1.5, 1.0 / 2.0)
     runs = [process(1.0, 0.9, 2.0, 0.8), process(2.0, 1.6, 4.0, 2.4), process(1.5, 1.8, 1.0, 1.0)]
-    assert abs(bench._ratio(runs, "tape", "step_s") - 0.9) < 1e-12
-    assert abs(bench._ratio(runs, "tape", "inference_s") - 0.9) < 1e-12
-    assert abs(bench._first_call_ratio(runs, "tape") - 0.6) < 1e-12
-    table = bench.targets_table({"m": runs})
+    assert abs(bench_report._ratio(runs, "tape", "step_s") - 0.9) < 1e-12
+    assert abs(bench_report._ratio(runs, "tape", "inference_s") - 0.9) < 1e-12
+    assert abs(bench_report._first_call_ratio(runs, "tape") - 0.6) < 1e-12
+    table = bench_report.targets_table({"m": runs})
     assert "yes (0.900;" in table and "no (0.600;" in table

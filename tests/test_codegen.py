@@ -12,7 +12,8 @@ from dynamo_tape import record
 from dynamo_tape.fastcall import fast_callable, without_defaults
 from dynamo_tape.ir import Namer, Tape, Variable
 from dynamo_tape.ops import aten
-from dynamo_tape.tools import bench
+from dynamo_tape.tools import bench_measure, bench_models
+from dynamo_tape.tools.examples import models as zoo
 from dynamo_tape.tracker import last_compiled
 
 
@@ -172,10 +173,10 @@ def test_a_reshape_of_a_reshape_reads_the_original():
 @pytest.mark.parametrize(
     "make, batch",
     [
-        (lambda: bench.DeepMLP(depth=3), bench._classification_batch(8, 32, 10)),
+        (lambda: bench_models.DeepMLP(depth=3), bench_models.classification_batch(8, 32, 10)),
         (
-            lambda: bench.zoo.GPT(n_layer=1, n_embd=16, n_head=2, block=8, vocab=11),
-            lambda m, g: bench.zoo.gpt_batch(m, g, torch.float64, batch=2),
+            lambda: zoo.GPT(n_layer=1, n_embd=16, n_head=2, block=8, vocab=11),
+            lambda m, g: zoo.gpt_batch(m, g, torch.float64, batch=2),
         ),
     ],
     ids=["deep MLP", "GPT"],
@@ -195,9 +196,10 @@ def test_benchmark_models_get_eagers_gradients_and_save_no_more(make, batch):
     for (name, p), q in zip(eager.named_parameters(), taped.parameters(), strict=True):
         torch.testing.assert_close(q.grad, p.grad, msg=name)
     runners = [
-        bench.Runner(b, m, f) for b, m, f in [("eager", eager, eager), ("tape", taped, compiled)]
+        bench_measure.Runner(b, m, f)
+        for b, m, f in [("eager", eager, eager), ("tape", taped, compiled)]
     ]
-    eager_bytes, tape_bytes = (bench.saved_bytes(r, inputs) for r in runners)
+    eager_bytes, tape_bytes = (bench_measure.saved_bytes(r, inputs) for r in runners)
     assert 0 < tape_bytes <= eager_bytes
 
 

@@ -14,6 +14,7 @@ from dynamo_tape.record import mm
 from dynamo_tape.rules import NONDIFFERENTIABLE, NONDIFFERENTIABLE_OUTPUTS, RULES
 from dynamo_tape.rules.conjugate import conj
 from dynamo_tape.tools import coverage, coverage_report
+from dynamo_tape.tools.coverage_results import DYNAMO, ERROR, PASS, WRONG
 
 # One op per rule family and per way a sample can be awkward: lists of tensors, integer
 # outputs (sort's indices), zero-gradient ops (ceil), saved views fed to the generic fallback
@@ -176,7 +177,7 @@ def test_opinfo_op_matches_eager(name, dtype):
     if name not in coverage.opinfo_names(dtype):  # `cholesky` left OpInfo with it (2.14)
         pytest.skip(f"torch {torch.__version__} has no OpInfo entry {name!r} for {dtype}")
     result, calls = coverage.sweep_named(name, dtype=dtype)
-    assert result.verdict == coverage.PASS, result.detail
+    assert result.verdict == PASS, result.detail
     failed = [c for c in calls if c.status == "FAIL"]
     assert not failed, failed
     assert calls, "no ATen call was recorded"
@@ -197,20 +198,20 @@ def test_complex_values_of_a_real_only_rule_are_counted_as_fallback():
 def test_a_wrong_rule_is_caught_end_to_end_and_per_call(monkeypatch):
     monkeypatch.setitem(RULES, aten.atan.default, lambda g, y, x: (g * x,))
     result, calls = coverage.sweep_named("atan")
-    assert result.verdict == coverage.WRONG
+    assert result.verdict == WRONG
     assert any(c.overload == "atan" and c.status == "FAIL" for c in calls)
 
 
 def test_a_dropped_conjugate_is_caught_end_to_end_and_per_call(monkeypatch):
     # mul's rule without its conjugates: right for real values, wrong for complex ones
     result, _ = coverage.sweep_named("mul", dtype="complex128")
-    assert result.verdict == coverage.PASS, result.detail
+    assert result.verdict == PASS, result.detail
     monkeypatch.setitem(RULES, aten.mul.Tensor, lambda g, y, x, other: (g * other, g * x))
     result, calls = coverage.sweep_named("mul", dtype="complex128")
-    assert result.verdict == coverage.WRONG and "grad" in result.detail, result.detail
+    assert result.verdict == WRONG and "grad" in result.detail, result.detail
     assert any(c.overload == "mul.Tensor" and c.status == "FAIL" for c in calls)
     result, _ = coverage.sweep_named("mul", dtype="float64")
-    assert result.verdict == coverage.PASS, result.detail  # no real sample can see it
+    assert result.verdict == PASS, result.detail  # no real sample can see it
 
 
 def test_a_dropped_conjugate_transpose_is_caught(monkeypatch):
@@ -219,20 +220,20 @@ def test_a_dropped_conjugate_transpose_is_caught(monkeypatch):
 
     monkeypatch.setitem(RULES, aten.mm.default, mm_transposed)
     result, calls = coverage.sweep_named("mm", dtype="complex128")
-    assert result.verdict == coverage.WRONG, result.detail
+    assert result.verdict == WRONG, result.detail
     assert any(c.overload == "mm" and c.status == "FAIL" for c in calls)
 
 
 def test_a_flipped_requires_grad_is_caught_end_to_end_and_per_call():
     # ceil treated as non-differentiable again: its output would not require grad
     result, _ = coverage.sweep_named("ceil")
-    assert result.verdict == coverage.PASS, result.detail
+    assert result.verdict == PASS, result.detail
     NONDIFFERENTIABLE.add(aten.ceil.default)
     try:
         result, calls = coverage.sweep_named("ceil")
     finally:
         NONDIFFERENTIABLE.discard(aten.ceil.default)
-    assert result.verdict == coverage.WRONG, result.detail
+    assert result.verdict == WRONG, result.detail
     assert "requires_grad False, eager True" in result.detail
     assert any(c.overload == "ceil" and c.status == "FAIL" for c in calls)
 
@@ -241,20 +242,20 @@ def test_an_output_left_requiring_grad_is_caught(monkeypatch):
     # LU's pivots P (derivatives.yaml: not differentiable) requiring grad again
     monkeypatch.delitem(NONDIFFERENTIABLE_OUTPUTS, aten.linalg_lu.default)
     result, calls = coverage.sweep_named("linalg.lu", dtype="float64")
-    assert result.verdict == coverage.WRONG, result.detail
+    assert result.verdict == WRONG, result.detail
     assert "output 0 flags: requires_grad True, eager False" in result.detail
 
 
 def test_dynamo_failures_are_listed_as_dynamo_not_ours():
     # Dynamo stops at an untraceable pybind11 builtin here; aot_eager and eager fail with it
     result, _ = coverage.sweep_named("svd_lowrank")
-    assert result.verdict == coverage.DYNAMO, result.detail
+    assert result.verdict == DYNAMO, result.detail
 
 
 @pytest.mark.slow
 def test_full_opinfo_sweep():
     ops, calls = coverage.sweep(jobs=2)
-    assert not [o for o in ops if o.verdict in (coverage.ERROR, coverage.WRONG)]
+    assert not [o for o in ops if o.verdict in (ERROR, WRONG)]
     assert not [c for c in calls if c.status == "FAIL"]
     rows = coverage_report.overload_rows(ops, calls)
     own = sum(r[1] == "rule" for r in rows)

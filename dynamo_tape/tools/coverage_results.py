@@ -1,7 +1,8 @@
-"""What the op-coverage sweep finds, as data: the dtypes it runs, its verdicts and the results
-of one OpInfo op (`OpResult`) and of one ATen call checked (`CallResult`). The sweep
-(`coverage.py`) produces them and the report (`coverage_report.py`) renders them; both import
-them from here, so data goes one way: sweep -> results -> report."""
+"""What the op-coverage sweep finds, as data: the dtypes it runs, its verdicts, the results
+of one OpInfo op (`OpResult`) and of one ATen call checked (`CallResult`), and the short text
+they carry for an error (`short`). The sweep (`coverage.py`, with `coverage_sample.py` and
+`coverage_calls.py`) produces them and the report (`coverage_report.py`) renders them; all
+import them from here, so data goes one way: sweep -> results -> report."""
 
 from __future__ import annotations
 
@@ -47,3 +48,9 @@ class CallResult:
     op: str  # the OpInfo op whose sample made this call
     complex: bool = False  # whether a complex value flows into or out of the call
     dtype: str = "float32"  # the dtype of the sample that made it (before promotion)
+
+
+def short(e: BaseException) -> str:
+    """An error as a result's detail or message: its first three lines, at most 300 characters."""
+    text = f"{type(e).__name__}: {e}".strip().splitlines()
+    return " ".join(text[:3])[:300]

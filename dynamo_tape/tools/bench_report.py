@@ -1,0 +1,167 @@
+"""The benchmark's report, in markdown: per model, the steady-state step and no_grad time over
+eager's, the first call (against aot_eager's, with Dynamo alone as the floor), the bytes saved
+for backward, and whether issue 6's targets are met. Numbers from several processes combine as
+the median over the processes of each process's own ratios."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+
+import torch
+from tabulate import tabulate
+
+from .bench_measure import DYNAMO_ALONE, Results, Summary
+
+
+def _ratio(runs: list[dict[str, Summary]], backend: str, attr: str) -> float:
+    """`backend` over eager, taken within each process, then the median over processes."""
+    return statistics.median(getattr(r[backend], attr) / getattr(r["eager"], attr) for r in runs)
+
+
+def _first_call_ratio(runs: list[dict[str, Summary]], backend: str) -> float:
+    return statistics.median(r[backend].first_call_s / r["aot_eager"].first_call_s for r in runs)
+
+
+def _median(runs: list[dict[str, Summary]], backend: str, attr: str) -> float:
+    return statistics.median(getattr(r[backend], attr) for r in runs)
+
+
+def _markdown(rows, headers) -> str:
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def _measured(backends) -> list[str]:
+    """The compiled backends, then Dynamo alone."""
+    return [*(b for b in backends if b != "eager"), DYNAMO_ALONE]
+
+
+def steady_table(results: Results, backends) -> str:
+    """Step and no_grad time of every compiled backend, and of Dynamo alone, over eager's."""
+    measured = _measured(backends)
+    headers = ["model", *(f"step {b}" for b in measured), *(f"no_grad {b}" for b in measured)]
+    rows = [
+        [name]
+        + [f"{_ratio(runs, b, 'step_s'):.2f}" for b in measured]
+        + [f"{_ratio(runs, b, 'inference_s'):.2f}" for b in measured]
+        for name, runs in results.items()
+    ]
+    return _markdown(rows, headers)
+
+
+def first_call_table(results: Results, backends) -> str:
+    measured = _measured(backends)
+    headers = ["model", *(f"{b} (s)" for b in measured)]
+    headers += ["tape/aot_eager", f"floor: {DYNAMO_ALONE}/aot_eager"]
+    rows = [
+        [name]
+        + [f"{_median(runs, b, 'first_call_s'):.2f}" for b in measured]
+        + [f"{_first_call_ratio(runs, b):.2f}" for b in ("tape", DYNAMO_ALONE)]
+        for name, runs in results.items()
+    ]
+    return _markdown(rows, headers)
+
+
+def saved_table(results: Results, backends) -> str:
+    rows = [
+        [name, *(f"{_median(runs, b, 'saved_bytes') / 1024:.1f}" for b in backends)]
+        for name, runs in results.items()
+    ]
+    return _markdown(rows, ["model", *backends])
+
+
+def targets_table(results: Results) -> str:
+    """Issue 6's targets, model by model: met or not, with the ratio to three places (the
+    tables above round to two), and Dynamo alone's beside it (for the first call, a floor no
+    backend can go below)."""
+
+    def verdict(value, limit, dynamo_alone):
+        met = "yes" if value <= limit else "no"
+        return f"{met} ({value:.3f}; {DYNAMO_ALONE} {dynamo_alone:.3f})"
+
+    rows = []
+    for name, runs in results.items():
+        saved = _median(runs, "tape", "saved_bytes")
+        limit = min(_median(runs, b, "saved_bytes") for b in ("aot_eager", "eager"))
+        rows.append(
+            [
+                name,
+                verdict(_ratio(runs, "tape", "step_s"), 1.0, _ratio(runs, DYNAMO_ALONE, "step_s")),
+                verdict(
+                    _ratio(runs, "tape", "inference_s"),
+                    1.0,
+                    _ratio(runs, DYNAMO_ALONE, "inference_s"),
+                ),
+                verdict(
+                    _first_call_ratio(runs, "tape"),
+                    0.5,
+                    _first_call_ratio(runs, DYNAMO_ALONE),
+                ),
+                f"{'yes' if saved <= limit else 'no'} ({saved / 1024:.1f} KiB)",
+            ]
+        )
+    headers = [
+        "model",
+        "step tape/eager <= 1.00",
+        "no_grad tape/eager <= 1.00",
+        "first call tape/aot_eager <= 0.50",
+        "saved tape <= aot_eager, eager",
+    ]
+    return _markdown(rows, headers)
+
+
+def tables(results: Results, backends) -> str:
+    return "\n\n".join(
+        [
+            "## Steady state: time over eager's (median)",
+            steady_table(results, backends),
+            "## First call: compile + first forward and backward (median)",
+            first_call_table(results, backends),
+            "## Saved for backward (KiB)",
+            saved_table(results, backends),
+            "## Issue 6's targets",
+            targets_table(results),
+        ]
+    )
+
+
+def _cpu() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+    except OSError:
+        names = []
+    name = names[0] if names else platform.processor() or platform.machine()
+    return f"{name}, {os.cpu_count()} logical CPUs"
+
+
+def report(results: Results, backends, rounds: int, command: str) -> str:
+    n = len(next(iter(results.values())))
+    processes = f"{n} fresh processes one after the other" if n > 1 else "one process"
+    return f"""# Benchmarks
+
+Generated by `{command}`: {processes}, each with `torch.set_num_threads(1)`
+and backends interleaved step by step within each of {rounds} rounds; CPU time
+(`time.process_time`, so that other load on a shared machine does not count). Each process
+takes medians over its rounds and its ratios against eager; the tables give the median of
+those over the processes. Step = forward + backward of one training batch (gradients reset to
+None first); no_grad = the forward under `torch.no_grad()`. Ratios below 1.00 are faster than
+eager. First call = compile + first forward and backward, median of {rounds} fresh compiles
+after one warm-up compile per backend. Saved = distinct storages the autograd graph keeps for
+backward (seen by `torch.autograd.graph.saved_tensors_hooks`), parameters and batch excluded.
+
+"{DYNAMO_ALONE}" is `torch.compile` with Dynamo's own `eager` backend, which runs the captured
+graph as it is. Its first call is Dynamo's tracing and guards plus the kernels, which every
+backend's first call includes: no backend's first call can be below it. Its step and no_grad
+show what Dynamo's frame and guards cost per call on top of eager's kernels.
+
+Machine: {_cpu()}; {platform.system()} {platform.release()}; Python
+{platform.python_version()}; torch {torch.__version__}.
+
+{tables(results, backends)}
+{_INDUCTOR_NOTE if "inductor" in backends else ""}"""
+
+
+_INDUCTOR_NOTE = """
+inductor compiles its C++ in worker processes, whose CPU time its first call does not count."""
