@@ -186,32 +186,17 @@ def expand(x, shape):
 
 def permute(x, dims):
     # a permute of a permute recorded here is one permute of the original, often none at all
-    # (the transposes that matmul rules stack up): z = x.permute(p).permute(q) = x.permute(p[q])
-    dims = [d % x.dim() for d in dims]
+    # (the transposes that matmul rules stack up): z = x.permute(p).permute(q) = x.permute(p[q]).
+    # Tapes hold no t or transpose: lowering decomposes them to permute, and rules record
+    # permutes (transpose and t below).
+    n = x.dim()
+    dims = [d % n for d in dims]
     source = _current[-1].producers.get(x) if _current else None
-    inner = _permutation(source) if source is not None else None
-    if inner is not None:
-        x, dims = source.args[0], [inner[d] for d in dims]
-    if dims == list(range(x.dim())):
+    if source is not None and source.op is aten.permute.default:
+        x, dims = source.args[0], [source.args[1][d] % n for d in dims]
+    if dims == list(range(n)):
         return x
     return call(aten.permute.default, x, dims)
-
-
-def _permutation(entry):
-    """The dims of a permute, t or transpose entry as one permutation; None for other ops."""
-    n = entry.outputs[0].dim() if entry.outputs and entry.outputs[0] is not None else 0
-    if entry.op is aten.permute.default:
-        return [d % n for d in entry.args[1]]
-    if entry.op is aten.t.default:
-        return list(range(n))[::-1]  # t swaps the two dims of a matrix, leaves 0-d and 1-d
-    if entry.op is aten.transpose.int:
-        if n == 0:
-            return []
-        dims = list(range(n))
-        d0, d1 = entry.args[1] % n, entry.args[2] % n
-        dims[d0], dims[d1] = dims[d1], dims[d0]
-        return dims
-    return None
 
 
 def transpose(x, d0=-2, d1=-1):
