@@ -4,10 +4,9 @@ COMPLEX_SAFE, write A^H and take complex ones too).
 g: cotangents of the factors (None for unused ones); return one cotangent per argument."""
 
 from ..ops import aten
-from ..record import call, transpose, unsqueeze
+from ..record import call, matmul, narrow, solve_triangular, transpose, unsqueeze
 from .conjugate import mH
 from .fallback import autograd_vjp
-from .helpers import matmul, narrow, solve_triangular
 
 
 def eigh_rule(g, y, a, uplo="L", compute_v=True):

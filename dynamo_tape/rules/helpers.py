@@ -7,10 +7,8 @@ g divided by one, `passes` for an op that hands g on unchanged, `zero` for an op
 gradient is torch's backward kernel called as `op(g, x, *params)`.
 """
 
-import torch
-
 from ..ops import aten
-from ..record import call, reshape, where, zeros_like
+from ..record import call, reshape, where, zeros, zeros_like
 from .conjugate import conj
 
 
@@ -58,45 +56,10 @@ def keep(mask, g):  # g where mask holds, 0 elsewhere
     return where(mask, g, 0)
 
 
-def both(a, b):
-    return call(aten.logical_and.default, a, b)
-
-
-def either(a, b):
-    return call(aten.logical_or.default, a, b)
-
-
-def contiguous(x):
-    return call(aten.clone.default, x, memory_format=torch.contiguous_format)
-
-
-def narrow(x, dim, start, length):
-    return call(aten.slice.Tensor, x, dim, start, start + length)
-
-
 def flip(x, dim):
     return call(aten.flip.default, x, [dim])
-
-
-def zeros(shape, like):
-    return call(aten.zeros.default, list(shape), dtype=like.dtype, device=like.meta.device)
 
 
 def filled(gs, ys):
     """Cotangents of several outputs, zeros where an output received none."""
     return [g if g is not None else zeros(y.shape, y) for g, y in zip(gs, ys, strict=True)]
-
-
-def matmul(a, b):
-    return call(aten.matmul.default, a, b)
-
-
-def solve_triangular(a, b, upper, left=True, unitriangular=False):
-    return call(
-        aten.linalg_solve_triangular.default,
-        a,
-        b,
-        upper=upper,
-        left=left,
-        unitriangular=unitriangular,
-    )

@@ -6,9 +6,8 @@ FunctionsManual.cpp."""
 import torch
 
 from ..ops import aten
-from ..record import call, where, zeros_like
+from ..record import call, where, zeros, zeros_like
 from .fallback import autograd_vjp
-from .helpers import zeros
 
 
 def _as_float(mask, like):

@@ -5,10 +5,10 @@ conjugate transpose, see conjugate.py); the others are for real ones (A^H = A^T)
 entries of their ops run on the generic fallback."""
 
 from ..ops import aten
-from ..record import bmm, call, mm, transpose, unsqueeze
+from ..record import bmm, call, contiguous, matmul, mm, solve_triangular, transpose, unsqueeze
 from ..torch_private import statically_known_true
 from .conjugate import conj, mH
-from .helpers import contiguous, matmul, scaled, solve_triangular
+from .helpers import scaled
 
 
 # As eager does (mm_mat1_backward, mm_mat2_backward): a cotangent comes out laid out like its

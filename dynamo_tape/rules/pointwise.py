@@ -8,9 +8,9 @@ import cmath
 import math
 
 from ..ops import aten
-from ..record import call, where, zeros_like
+from ..record import both, call, contiguous, either, where, zeros_like
 from .conjugate import conj
-from .helpers import both, contiguous, either, keep, over, passes, scaled, times, zero
+from .helpers import keep, over, passes, scaled, times, zero
 
 LN2, LN10 = math.log(2.0), math.log(10.0)
 
