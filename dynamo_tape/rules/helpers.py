@@ -4,7 +4,8 @@ Most rules are one line: `times(d)` for an op whose cotangent is g times a facto
 (written with its conjugate where the op takes complex values, see conjugate.py), `over(d)` for
 g divided by one, `passes` for an op that hands g on unchanged, `zero` for an op flat everywhere,
 `self_adjoint(op)` for a linear op that is its own transpose, `kernel(op)` for an op whose
-gradient is torch's backward kernel called as `op(g, x, *params)`.
+gradient is torch's backward kernel called as `op(g, x, *params)` (`output_kernel(op)`: as
+`op(g, y)`).
 """
 
 from ..ops import aten
@@ -31,6 +32,12 @@ def self_adjoint(op):
 def kernel(backward):
     """The rule of an op whose gradient is `backward(g, x, *params, **kwargs)`."""
     return lambda g, y, x, *params, **kwargs: (call(backward, g, x, *params, **kwargs),)
+
+
+def output_kernel(backward, *constants):
+    """The rule of a one-argument op whose gradient is `backward(g, y, *constants)`, a kernel
+    that reads the output (tanh, sigmoid, relu)."""
+    return lambda g, y, x: (call(backward, g, y, *constants),)
 
 
 def passes(g, y, x, *args, **kwargs):  # y = x (a copy, a cast, a shift by a constant)
