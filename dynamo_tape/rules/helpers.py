@@ -8,7 +8,6 @@ gradient is torch's backward kernel called as `op(g, x, *params)` (`output_kerne
 `op(g, y)`).
 """
 
-from ..ops import aten
 from ..record import call, reshape, where, zeros, zeros_like
 from .conjugate import conj
 
@@ -61,10 +60,6 @@ def scaled(g, c):  # g conj(c), for a constant c
 
 def keep(mask, g):  # g where mask holds, 0 elsewhere
     return where(mask, g, 0)
-
-
-def flip(x, dim):
-    return call(aten.flip.default, x, [dim])
 
 
 def filled(gs, ys):
