@@ -5,7 +5,7 @@ Most rules are one line: `times(d)` for an op whose cotangent is g times a facto
 g divided by one, `passes` for an op that hands g on unchanged, `zero` for an op flat everywhere,
 `self_adjoint(op)` for a linear op that is its own transpose, `kernel(op)` for an op whose
 gradient is torch's backward kernel called as `op(g, x, *params)` (`output_kernel(op)`: as
-`op(g, y)`).
+`op(g, y)`; `sized_kernel(op)`: as `op(g, x.shape, *params)`, for views).
 """
 
 from ..record import call, reshape, where, zeros, zeros_like
@@ -37,6 +37,12 @@ def output_kernel(backward, *constants):
     """The rule of a one-argument op whose gradient is `backward(g, y, *constants)`, a kernel
     that reads the output (tanh, sigmoid, relu)."""
     return lambda g, y, x: (call(backward, g, y, *constants),)
+
+
+def sized_kernel(backward):
+    """The rule of a view whose gradient is `backward(g, x.shape, *params)`: the view's kernel
+    that puts g back into zeros of the input's size (select, diagonal, unfold...)."""
+    return lambda g, y, x, *params: (call(backward, g, list(x.shape), *params),)
 
 
 def passes(g, y, x, *args, **kwargs):  # y = x (a copy, a cast, a shift by a constant)
