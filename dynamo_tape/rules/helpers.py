@@ -28,9 +28,10 @@ def self_adjoint(op):
     return lambda g, y, x, *params: (call(op, g, *params),)
 
 
-def kernel(backward):
-    """The rule of an op whose gradient is `backward(g, x, *params, **kwargs)`."""
-    return lambda g, y, x, *params, **kwargs: (call(backward, g, x, *params, **kwargs),)
+def kernel(backward, n_params=None):
+    """The rule of an op whose gradient is `backward(g, x, *params, **kwargs)`, given only the
+    op's first `n_params` parameters where that is set."""
+    return lambda g, y, x, *params, **kwargs: (call(backward, g, x, *params[:n_params], **kwargs),)
 
 
 def output_kernel(backward, *constants):
