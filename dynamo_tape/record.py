@@ -257,7 +257,7 @@ def to(x, dtype):
     return call(aten._to_copy.default, x, dtype=dtype)
 
 
-def narrow(x, dim, start, length):  # `x.narrow(dim, start, length)`: a slice by its length
+def narrow(x, dim, start, length):  # a slice by its length
     return call(aten.slice.Tensor, x, dim, start, start + length)
 
 
@@ -267,10 +267,6 @@ def contiguous(x):
 
 def zeros(shape, like):  # zeros of `like`'s dtype and device
     return call(aten.zeros.default, list(shape), dtype=like.dtype, device=like.meta.device)
-
-
-def zeros_like(x):
-    return call(aten.zeros_like.default, x)
 
 
 def inverse(a):  # A^-1, the first of linalg_inv_ex's (inverse, info)
@@ -285,6 +281,7 @@ def solve_triangular(a, b, upper, left=True, unitriangular=False):  # A^-1 B, or
 mm = _op(aten.mm.default)
 bmm = _op(aten.bmm.default)
 matmul = _op(aten.matmul.default)  # `a @ b`
+zeros_like = _op(aten.zeros_like.default)
 ones_like = _op(aten.ones_like.default)
 full_like = _op(aten.full_like.default)
 cat = _op(aten.cat.default)
@@ -385,7 +382,6 @@ METHODS = {
     "squeeze": squeeze,
     "to": to,
     "div": div,
-    "narrow": narrow,
     "contiguous": contiguous,
     "scatter": scatter,
     "index_fill": index_fill,

@@ -6,7 +6,7 @@ FunctionsManual.cpp."""
 import torch
 
 from ..ops import aten
-from ..record import call, eq, index_fill, ones_like, scatter, where, zeros, zeros_like
+from ..record import call, eq, ones_like, where, zeros, zeros_like
 from .fallback import autograd_vjp
 from .helpers import sized_kernel
 
@@ -41,7 +41,7 @@ def scatter_reduce_rule(g, y, x, dim, index, src, reduce, include_self=True):
         aten.scatter_reduce.two,
         lambda t: t.gather(dim, index),
         lambda t, s: t.scatter_add(dim, index, s),
-        lambda t: scatter(t, dim, index, 0),
+        lambda t: t.scatter(dim, index, 0),
         g, y, x, dim, index, src, reduce, include_self,
     )  # fmt: skip
 
@@ -51,7 +51,7 @@ def index_reduce_rule(g, y, x, dim, index, source, reduce, include_self=True):
         aten.index_reduce.default,
         lambda t: t.index_select(dim, index),
         lambda t, s: t.index_add(dim, index, s),
-        lambda t: index_fill(t, dim, index, 0),
+        lambda t: t.index_fill(dim, index, 0),
         g, y, x, dim, index, source, reduce, include_self,
     )  # fmt: skip
 
@@ -97,12 +97,12 @@ RULES = {
         g.gather(dim, index),
     ),
     aten.scatter.src: lambda g, y, x, dim, index, src: (
-        scatter(g, dim, index, 0),
+        g.scatter(dim, index, 0),
         None,
         None,
         g.gather(dim, index),
     ),
-    aten.scatter.value: lambda g, y, x, dim, index, value: (scatter(g, dim, index, 0),),
+    aten.scatter.value: lambda g, y, x, dim, index, value: (g.scatter(dim, index, 0),),
     aten.scatter_reduce.two: scatter_reduce_rule,
     aten.index_reduce.default: index_reduce_rule,
     # accumulate: an index may be picked several times
