@@ -82,7 +82,7 @@ def rrelu_rule(g, y, x, noise, lower=0.125, upper=1.0 / 3, training=False, gener
 # --- pooling, dropout ------------------------------------------------------------------------
 
 
-def at_indices(backward, n_params):
+def _at_indices(backward, n_params):
     """The rule of a max pooling, y = (out, indices): its kernel puts g back where the forward
     picked each maximum, `backward(g, x, *params, indices)` with the op's first `n_params`
     parameters."""
@@ -162,10 +162,10 @@ RULES = {
     ),
     aten.embedding_renorm.default: embedding_renorm,
     # pooling. max_pool*d's params: kernel_size, stride, padding, dilation, ceil_mode
-    aten.max_pool2d_with_indices.default: at_indices(
+    aten.max_pool2d_with_indices.default: _at_indices(
         aten.max_pool2d_with_indices_backward.default, 5
     ),
-    aten.max_pool3d_with_indices.default: at_indices(
+    aten.max_pool3d_with_indices.default: _at_indices(
         aten.max_pool3d_with_indices_backward.default, 5
     ),
     # params: kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
@@ -174,11 +174,11 @@ RULES = {
     # the output size is not the kernel's: it reads the input's
     aten._adaptive_avg_pool2d.default: kernel(aten._adaptive_avg_pool2d_backward.default, 0),
     aten._adaptive_avg_pool3d.default: kernel(aten._adaptive_avg_pool3d_backward.default, 0),
-    aten.adaptive_max_pool2d.default: at_indices(aten.adaptive_max_pool2d_backward.default, 0),
-    aten.adaptive_max_pool3d.default: at_indices(aten.adaptive_max_pool3d_backward.default, 0),
+    aten.adaptive_max_pool2d.default: _at_indices(aten.adaptive_max_pool2d_backward.default, 0),
+    aten.adaptive_max_pool3d.default: _at_indices(aten.adaptive_max_pool3d_backward.default, 0),
     # params: kernel_size, output_size, random_samples (drawn in the forward: not the kernel's)
-    aten.fractional_max_pool2d.default: at_indices(aten.fractional_max_pool2d_backward.default, 2),
-    aten.fractional_max_pool3d.default: at_indices(aten.fractional_max_pool3d_backward.default, 2),
+    aten.fractional_max_pool2d.default: _at_indices(aten.fractional_max_pool2d_backward.default, 2),
+    aten.fractional_max_pool3d.default: _at_indices(aten.fractional_max_pool3d_backward.default, 2),
     # resampling, grid sampling, dropout, distances
     aten.upsample_bilinear2d.default: _resample(aten.upsample_bilinear2d_backward.default),
     aten.upsample_bicubic2d.default: _resample(aten.upsample_bicubic2d_backward.default),
