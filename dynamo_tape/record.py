@@ -118,7 +118,24 @@ def call(op, *args, **kwargs):
     return outputs if several else outputs[0]
 
 
-# The shorthand rules are written in. Scalars may stand for either operand where ATen allows.
+# The shorthand rules are written in: Variable's operators and methods (installed at the end of
+# this module) and the functions below. Each names the ATen overload it records, here and
+# nowhere else. Scalars may stand for either operand where ATen allows.
+def _op(overload):
+    """`overload(*args, **kwargs)`, recorded: the shorthand that is one ATen call as it stands."""
+    return lambda *args, **kwargs: call(overload, *args, **kwargs)
+
+
+def _is_tensor(v) -> bool:
+    return isinstance(v, Variable) and v.is_tensor
+
+
+def _tensor_or_scalar(tensor, scalar):
+    """The overload for a tensor last operand, or the one for a number: `x >= lo` records
+    ge.Tensor, `x >= 0` ge.Scalar (a number read off a tensor, `t.item()`, is a Scalar)."""
+    return lambda x, *args: call(tensor if _is_tensor(args[-1]) else scalar, x, *args)
+
+
 def add(x, y):
     return call(aten.add.Tensor, x, y)
 
@@ -135,7 +152,9 @@ def mul(x, y):
     return call(aten.mul.Tensor, x, y)
 
 
-def div(x, y):
+def div(x, y, rounding_mode=None):  # `x / y`; `x.div(y, rounding_mode="floor")`
+    if rounding_mode is not None:
+        return call(aten.div.Tensor_mode, x, y, rounding_mode=rounding_mode)
     return call(aten.div.Tensor, x, y)
 
 
@@ -151,6 +170,21 @@ def pow(x, exponent):
     if isinstance(exponent, Variable):
         return call(aten.pow.Tensor_Tensor, x, exponent)
     return call(aten.pow.Tensor_Scalar, x, exponent)
+
+
+def rpow(x, base):  # `2.0 ** x`
+    return call(aten.pow.Scalar, base, x)
+
+
+# comparisons: `x < y`, `x >= 0`...; `==` stays Python's identity (Variables are dict keys)
+lt = _tensor_or_scalar(aten.lt.Tensor, aten.lt.Scalar)
+le = _tensor_or_scalar(aten.le.Tensor, aten.le.Scalar)
+gt = _tensor_or_scalar(aten.gt.Tensor, aten.gt.Scalar)
+ge = _tensor_or_scalar(aten.ge.Tensor, aten.ge.Scalar)
+eq = _tensor_or_scalar(aten.eq.Tensor, aten.eq.Scalar)  # `eq(x, 0)`
+ne = _tensor_or_scalar(aten.ne.Tensor, aten.ne.Scalar)
+both = _op(aten.logical_and.default)
+either = _op(aten.logical_or.default)
 
 
 def where(cond, x, y):
@@ -186,35 +220,20 @@ def expand(x, shape):
 
 def permute(x, dims):
     # a permute of a permute recorded here is one permute of the original, often none at all
-    # (the transposes that matmul rules stack up): z = x.permute(p).permute(q) = x.permute(p[q])
-    dims = [d % x.dim() for d in dims]
+    # (the transposes that matmul rules stack up): z = x.permute(p).permute(q) = x.permute(p[q]).
+    # Tapes hold no t or transpose: lowering decomposes them to permute, and rules record
+    # permutes (transpose and t below).
+    n = x.dim()
+    dims = [d % n for d in dims]
     source = _current[-1].producers.get(x) if _current else None
-    inner = _permutation(source) if source is not None else None
-    if inner is not None:
-        x, dims = source.args[0], [inner[d] for d in dims]
-    if dims == list(range(x.dim())):
+    if source is not None and source.op is aten.permute.default:
+        x, dims = source.args[0], [source.args[1][d] % n for d in dims]
+    if dims == list(range(n)):
         return x
     return call(aten.permute.default, x, dims)
 
 
-def _permutation(entry):
-    """The dims of a permute, t or transpose entry as one permutation; None for other ops."""
-    n = entry.outputs[0].dim() if entry.outputs and entry.outputs[0] is not None else 0
-    if entry.op is aten.permute.default:
-        return [d % n for d in entry.args[1]]
-    if entry.op is aten.t.default:
-        return list(range(n))[::-1]  # t swaps the two dims of a matrix, leaves 0-d and 1-d
-    if entry.op is aten.transpose.int:
-        if n == 0:
-            return []
-        dims = list(range(n))
-        d0, d1 = entry.args[1] % n, entry.args[2] % n
-        dims[d0], dims[d1] = dims[d1], dims[d0]
-        return dims
-    return None
-
-
-def transpose(x, d0=-2, d1=-1):
+def transpose(x, d0=-2, d1=-1):  # `x.mT`: the last two dimensions
     dims = list(range(x.dim()))
     dims[d0], dims[d1] = dims[d1], dims[d0]
     return permute(x, dims)
@@ -238,16 +257,43 @@ def to(x, dtype):
     return call(aten._to_copy.default, x, dtype=dtype)
 
 
-def mm(x, y):
-    return call(aten.mm.default, x, y)
+def narrow(x, dim, start, length):  # a slice by its length
+    return call(aten.slice.Tensor, x, dim, start, start + length)
 
 
-def bmm(x, y):
-    return call(aten.bmm.default, x, y)
+def contiguous(x):
+    return call(aten.clone.default, x, memory_format=torch.contiguous_format)
 
 
-def zeros_like(x):
-    return call(aten.zeros_like.default, x)
+def zeros(shape, like):  # zeros of `like`'s dtype and device
+    return call(aten.zeros.default, list(shape), dtype=like.dtype, device=like.meta.device)
+
+
+def inverse(a):  # A^-1, the first of linalg_inv_ex's (inverse, info)
+    return call(aten.linalg_inv_ex.default, a)[0]
+
+
+def solve_triangular(a, b, upper, left=True, unitriangular=False):  # A^-1 B, or B A^-1
+    op = aten.linalg_solve_triangular.default
+    return call(op, a, b, upper=upper, left=left, unitriangular=unitriangular)
+
+
+mm = _op(aten.mm.default)
+bmm = _op(aten.bmm.default)
+matmul = _op(aten.matmul.default)  # `a @ b`
+zeros_like = _op(aten.zeros_like.default)
+ones_like = _op(aten.ones_like.default)
+full_like = _op(aten.full_like.default)
+cat = _op(aten.cat.default)
+stack = _op(aten.stack.default)
+pad = _op(aten.constant_pad_nd.default)  # pad(x, widths): zeros around x
+scatter = _tensor_or_scalar(aten.scatter.src, aten.scatter.value)  # `g.scatter(dim, index, 0)`
+index_fill = _tensor_or_scalar(aten.index_fill.int_Tensor, aten.index_fill.int_Scalar)
+polygamma = _op(aten.polygamma.default)  # polygamma(n, x)
+lu_solve = _op(aten.linalg_lu_solve.default)
+lu_unpack = _op(aten.lu_unpack.default)
+fft_c2c = _op(aten._fft_c2c.default)
+fft_r2c = _op(aten._fft_r2c.default)
 
 
 def sum_to(g, shape):
@@ -266,25 +312,63 @@ def sum_to(g, shape):
     return reshape(g, shape)
 
 
-_UNARY = {
+# Methods that are one overload called on the Variable, the rest of the arguments as given:
+# `x.sgn()`, `x.tril(-1)`, `g.gather(dim, index)`, `x.mean(dims, True)`
+_OPS = {
     "exp": aten.exp.default,
+    "exp2": aten.exp2.default,
     "log": aten.log.default,
     "sqrt": aten.sqrt.default,
     "rsqrt": aten.rsqrt.default,
+    "reciprocal": aten.reciprocal.default,
     "sin": aten.sin.default,
     "cos": aten.cos.default,
+    "sinh": aten.sinh.default,
+    "cosh": aten.cosh.default,
     "tanh": aten.tanh.default,
     "sigmoid": aten.sigmoid.default,
     "sign": aten.sign.default,
+    "sgn": aten.sgn.default,
     "abs": aten.abs.default,
-    "reciprocal": aten.reciprocal.default,
+    "isnan": aten.isnan.default,
+    "digamma": aten.digamma.default,
+    "special_i0": aten.special_i0.default,
+    "special_i0e": aten.special_i0e.default,
+    "special_i1": aten.special_i1.default,
+    "special_i1e": aten.special_i1e.default,
     "clone": aten.clone.default,
+    "resolve_conj": aten.resolve_conj.default,
+    "view_as_real": aten.view_as_real.default,
+    "view_as_complex": aten.view_as_complex.default,
+    "mean": aten.mean.dim,
+    "cumsum": aten.cumsum.default,
+    "cumprod": aten.cumprod.default,
+    "logcumsumexp": aten.logcumsumexp.default,
+    "flip": aten.flip.default,
+    "slice": aten.slice.Tensor,
+    "select": aten.select.int,
+    "diagonal": aten.diagonal.default,
+    "diag_embed": aten.diag_embed.default,
+    "tril": aten.tril.default,
+    "triu": aten.triu.default,
+    "as_strided": aten.as_strided.default,
+    "new_zeros": aten.new_zeros.default,
+    "gather": aten.gather.default,
+    "scatter_add": aten.scatter_add.default,
+    "index": aten.index.Tensor,
+    "index_put": aten.index_put.default,
+    "index_select": aten.index_select.default,
+    "index_add": aten.index_add.default,
+    "put": aten.put.default,
+    "take": aten.take.default,
+    "masked_scatter": aten.masked_scatter.default,
+    "slice_scatter": aten.slice_scatter.default,
+    "diagonal_scatter": aten.diagonal_scatter.default,
+    "mv": aten.mv.default,
+    "matrix_exp": aten.linalg_matrix_exp.default,
+    "cholesky_solve": aten.cholesky_solve.default,
+    "triangular_solve": aten.triangular_solve.default,
 }
-
-
-def _unary(op):
-    return lambda x: call(op, x)
-
 
 METHODS = {
     "sum": sum,
@@ -297,7 +381,11 @@ METHODS = {
     "unsqueeze": unsqueeze,
     "squeeze": squeeze,
     "to": to,
-    **{name: _unary(op) for name, op in _UNARY.items()},
+    "div": div,
+    "contiguous": contiguous,
+    "scatter": scatter,
+    "index_fill": index_fill,
+    **{name: _op(op) for name, op in _OPS.items()},
 }
 
 
@@ -314,5 +402,12 @@ Variable.__add__ = Variable.__radd__ = add
 Variable.__sub__, Variable.__rsub__ = sub, rsub
 Variable.__mul__ = Variable.__rmul__ = mul
 Variable.__truediv__, Variable.__rtruediv__ = div, rdiv
-Variable.__neg__, Variable.__pow__ = neg, pow
+Variable.__matmul__ = matmul
+Variable.__neg__, Variable.__abs__ = neg, _op(aten.abs.default)
+Variable.__pow__, Variable.__rpow__ = pow, rpow
+Variable.__lt__, Variable.__le__, Variable.__gt__, Variable.__ge__ = lt, le, gt, ge
+# properties: `z.real`, `z.imag`, `a.mT` (the transpose of the last two dimensions)
+Variable.real = property(_op(aten.real.default))
+Variable.imag = property(_op(aten.imag.default))
+Variable.mT = property(transpose)
 Variable.__getattr__ = _method

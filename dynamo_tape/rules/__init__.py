@@ -233,7 +233,7 @@ def _real_part(arg, g):
     if isinstance(arg, list | tuple) and isinstance(g, list | tuple):
         return [_real_part(a, gi) for a, gi in zip(arg, g)]
     if is_complex(g) and isinstance(arg, Variable) and arg.is_tensor and not is_complex(arg):
-        return record.call(aten.real.default, g)
+        return g.real
     return g
 
 

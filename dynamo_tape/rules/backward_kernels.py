@@ -4,7 +4,7 @@ the same algorithm applied to it. g: cotangent of the kernel's output; return on
 per argument. Each kernel is linear in its first argument `go`, the cotangent it was given."""
 
 from ..ops import aten
-from ..record import call, reshape
+from ..record import call, reshape, zeros_like
 from .conjugate import conj
 from .helpers import self_adjoint
 
@@ -18,8 +18,8 @@ def max_pool2d_backward_rule(g, y, go, x, kernel, stride, padding, dilation, cei
     # linear in grad_output: pick g at each window's argmax (indices count within a plane)
     flat = reshape(g, [*g.shape[:-2], -1])
     idx = reshape(indices, [*indices.shape[:-2], -1])
-    zero = call(aten.zeros_like.default, g)  # flat in x: zeros, as eager's
-    return (reshape(call(aten.gather.default, flat, -1, idx), list(indices.shape)), zero)
+    zero = zeros_like(g)  # flat in x: zeros, as eager's
+    return (reshape(flat.gather(-1, idx), list(indices.shape)), zero)
 
 
 def nll_loss_backward(g, y, go, x, target, weight, reduction, ignore_index, total_weight):
@@ -47,12 +47,11 @@ RULES = {
     aten.silu_backward.default: silu_backward_rule,
     aten.native_dropout_backward.default: self_adjoint(aten.native_dropout_backward.default),
     aten.max_pool2d_with_indices_backward.default: max_pool2d_backward_rule,
+    # the views they undo
     aten.slice_backward.default: lambda g, y, go, sizes, dim, start, end, step: (
-        call(aten.slice.Tensor, g, dim, start, end, step),
+        g.slice(dim, start, end, step),
     ),
-    aten.select_backward.default: lambda g, y, go, sizes, dim, index: (
-        call(aten.select.int, g, dim, index),
-    ),
+    aten.select_backward.default: lambda g, y, go, sizes, dim, index: (g.select(dim, index),),
     aten.nll_loss_backward.default: nll_loss_backward,
     aten.nll_loss2d_backward.default: nll_loss_backward,
 }

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ..ir import Variable
 from ..ops import aten
-from ..record import call, transpose
+from ..record import call
 
 
 def is_complex(v) -> bool:
@@ -28,4 +28,4 @@ def conj(x):
 
 def mH(x):
     """The conjugate transpose of the last two dimensions (the transpose, for real values)."""
-    return conj(transpose(x))
+    return conj(x.mT)

@@ -3,7 +3,7 @@ so every rule here takes complex values). g: cotangent of the output; return one
 argument."""
 
 from ..ops import aten
-from ..record import call
+from ..record import cat, fft_c2c, fft_r2c, full_like, ones_like
 
 
 def fft_r2c_rule(g, y, x, dim, normalization, onesided):
@@ -13,21 +13,21 @@ def fft_r2c_rule(g, y, x, dim, normalization, onesided):
     if onesided and missing > 0:
         shape = list(g.shape)
         shape[last] = missing
-        g = call(aten.cat.default, [g, call(aten.new_zeros.default, g, shape)], last)
-    return (call(aten.real.default, call(aten._fft_c2c.default, g, dim, normalization, False)),)
+        g = cat([g, g.new_zeros(shape)], last)
+    return (fft_c2c(g, dim, normalization, False).real,)
 
 
 def fft_c2r_rule(g, y, x, dim, normalization, last_dim_size):
     # the adjoint of c2r: a onesided r2c, the bins that stood for two counted twice
-    gx = call(aten._fft_r2c.default, g, dim, normalization, True)
+    gx = fft_r2c(g, dim, normalization, True)
     last = dim[-1]
     doubled = g.shape[last] - gx.shape[last]
     if doubled > 0:
         n = gx.shape[last]
-        ones = call(aten.ones_like.default, call(aten.slice.Tensor, gx, last, 0, 1))
-        twos = call(aten.full_like.default, call(aten.slice.Tensor, gx, last, 1, 1 + doubled), 2)
-        rest = call(aten.ones_like.default, call(aten.slice.Tensor, gx, last, 1 + doubled, n))
-        gx = gx * call(aten.cat.default, [ones, twos, rest], last)
+        ones = ones_like(gx.slice(last, 0, 1))
+        twos = full_like(gx.slice(last, 1, 1 + doubled), 2)
+        rest = ones_like(gx.slice(last, 1 + doubled, n))
+        gx = gx * cat([ones, twos, rest], last)
     return (gx,)
 
 
@@ -35,7 +35,7 @@ RULES = {
     aten._fft_r2c.default: fft_r2c_rule,
     aten._fft_c2r.default: fft_c2r_rule,
     aten._fft_c2c.default: lambda g, y, x, dim, normalization, forward: (
-        call(aten._fft_c2c.default, g, dim, normalization, not forward),
+        fft_c2c(g, dim, normalization, not forward),
     ),
 }
 

@@ -4,13 +4,11 @@ Most rules are one line: `times(d)` for an op whose cotangent is g times a facto
 (written with its conjugate where the op takes complex values, see conjugate.py), `over(d)` for
 g divided by one, `passes` for an op that hands g on unchanged, `zero` for an op flat everywhere,
 `self_adjoint(op)` for a linear op that is its own transpose, `kernel(op)` for an op whose
-gradient is torch's backward kernel called as `op(g, x, *params)`.
+gradient is torch's backward kernel called as `op(g, x, *params)` (`output_kernel(op)`: as
+`op(g, y)`; `sized_kernel(op)`: as `op(g, x.shape, *params)`, for views).
 """
 
-import torch
-
-from ..ops import aten
-from ..record import call, reshape, where, zeros_like
+from ..record import call, reshape, where, zeros, zeros_like
 from .conjugate import conj
 
 
@@ -30,9 +28,22 @@ def self_adjoint(op):
     return lambda g, y, x, *params: (call(op, g, *params),)
 
 
-def kernel(backward):
-    """The rule of an op whose gradient is `backward(g, x, *params, **kwargs)`."""
-    return lambda g, y, x, *params, **kwargs: (call(backward, g, x, *params, **kwargs),)
+def kernel(backward, n_params=None):
+    """The rule of an op whose gradient is `backward(g, x, *params, **kwargs)`, given only the
+    op's first `n_params` parameters where that is set."""
+    return lambda g, y, x, *params, **kwargs: (call(backward, g, x, *params[:n_params], **kwargs),)
+
+
+def output_kernel(backward, *constants):
+    """The rule of a one-argument op whose gradient is `backward(g, y, *constants)`, a kernel
+    that reads the output (tanh, sigmoid, relu)."""
+    return lambda g, y, x: (call(backward, g, y, *constants),)
+
+
+def sized_kernel(backward):
+    """The rule of a view whose gradient is `backward(g, x.shape, *params)`: the view's kernel
+    that puts g back into zeros of the input's size (select, diagonal, unfold...)."""
+    return lambda g, y, x, *params: (call(backward, g, list(x.shape), *params),)
 
 
 def passes(g, y, x, *args, **kwargs):  # y = x (a copy, a cast, a shift by a constant)
@@ -58,45 +69,6 @@ def keep(mask, g):  # g where mask holds, 0 elsewhere
     return where(mask, g, 0)
 
 
-def both(a, b):
-    return call(aten.logical_and.default, a, b)
-
-
-def either(a, b):
-    return call(aten.logical_or.default, a, b)
-
-
-def contiguous(x):
-    return call(aten.clone.default, x, memory_format=torch.contiguous_format)
-
-
-def narrow(x, dim, start, length):
-    return call(aten.slice.Tensor, x, dim, start, start + length)
-
-
-def flip(x, dim):
-    return call(aten.flip.default, x, [dim])
-
-
-def zeros(shape, like):
-    return call(aten.zeros.default, list(shape), dtype=like.dtype, device=like.meta.device)
-
-
 def filled(gs, ys):
     """Cotangents of several outputs, zeros where an output received none."""
     return [g if g is not None else zeros(y.shape, y) for g, y in zip(gs, ys, strict=True)]
-
-
-def matmul(a, b):
-    return call(aten.matmul.default, a, b)
-
-
-def solve_triangular(a, b, upper, left=True, unitriangular=False):
-    return call(
-        aten.linalg_solve_triangular.default,
-        a,
-        b,
-        upper=upper,
-        left=left,
-        unitriangular=unitriangular,
-    )

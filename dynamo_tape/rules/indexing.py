@@ -6,13 +6,9 @@ FunctionsManual.cpp."""
 import torch
 
 from ..ops import aten
-from ..record import call, where, zeros_like
+from ..record import call, eq, ones_like, where, zeros, zeros_like
 from .fallback import autograd_vjp
-from .helpers import zeros
-
-
-def _as_float(mask, like):
-    return call(aten._to_copy.default, mask, dtype=like.dtype)
+from .helpers import sized_kernel
 
 
 def _reduce_rule(op, pick, add, fill, g, y, x, dim, index, src, reduce, include_self):
@@ -26,13 +22,13 @@ def _reduce_rule(op, pick, add, fill, g, y, x, dim, index, src, reduce, include_
     if reduce == "sum":
         gx, gsrc = g, pick(g)
     elif reduce == "mean":
-        count = call(aten.ones_like.default, g) if include_self else zeros_like(g)
-        count = add(count, call(aten.ones_like.default, src))
-        share = g / where(call(aten.eq.Scalar, count, 0), 1.0, count)
+        count = ones_like(g) if include_self else zeros_like(g)
+        count = add(count, ones_like(src))
+        share = g / where(eq(count, 0), 1.0, count)
         gx, gsrc = share, pick(share)
     else:  # amax, amin
-        x_won = _as_float(call(aten.eq.Tensor, x, y), g)
-        src_won = _as_float(call(aten.eq.Tensor, src, pick(y)), g)
+        x_won = eq(x, y).to(g.dtype)
+        src_won = eq(src, pick(y)).to(g.dtype)
         share = g / add(x_won, src_won)
         gx, gsrc = x_won * share, src_won * pick(share)
     if not include_self:
@@ -43,9 +39,9 @@ def _reduce_rule(op, pick, add, fill, g, y, x, dim, index, src, reduce, include_
 def scatter_reduce_rule(g, y, x, dim, index, src, reduce, include_self=True):
     return _reduce_rule(
         aten.scatter_reduce.two,
-        lambda t: call(aten.gather.default, t, dim, index),
-        lambda t, s: call(aten.scatter_add.default, t, dim, index, s),
-        lambda t: call(aten.scatter.value, t, dim, index, 0),
+        lambda t: t.gather(dim, index),
+        lambda t, s: t.scatter_add(dim, index, s),
+        lambda t: t.scatter(dim, index, 0),
         g, y, x, dim, index, src, reduce, include_self,
     )  # fmt: skip
 
@@ -53,27 +49,28 @@ def scatter_reduce_rule(g, y, x, dim, index, src, reduce, include_self=True):
 def index_reduce_rule(g, y, x, dim, index, source, reduce, include_self=True):
     return _reduce_rule(
         aten.index_reduce.default,
-        lambda t: call(aten.index_select.default, t, dim, index),
-        lambda t, s: call(aten.index_add.default, t, dim, index, s),
-        lambda t: call(aten.index_fill.int_Scalar, t, dim, index, 0),
+        lambda t: t.index_select(dim, index),
+        lambda t, s: t.index_add(dim, index, s),
+        lambda t: t.index_fill(dim, index, 0),
         g, y, x, dim, index, source, reduce, include_self,
     )  # fmt: skip
 
 
 def masked_select_rule(g, y, x, mask):  # put g back where the mask selected
     shape = list(torch.broadcast_shapes(x.shape, mask.shape))
-    blank = call(aten.new_zeros.default, g, shape)
-    return (call(aten.masked_scatter.default, blank, call(aten.expand.default, mask, shape), g),)
+    blank = g.new_zeros(shape)
+    # (expanded even to its own shape: record.expand would skip that)
+    return (blank.masked_scatter(call(aten.expand.default, mask, shape), g),)
 
 
 def slice_scatter_rule(g, y, x, src, dim=0, start=None, end=None, step=1):
-    gx = call(aten.slice_scatter.default, g, zeros_like(src), dim, start, end, step)
-    return (gx, call(aten.slice.Tensor, g, dim, start, end, step))
+    gx = g.slice_scatter(zeros_like(src), dim, start, end, step)
+    return (gx, g.slice(dim, start, end, step))
 
 
 def diagonal_scatter_rule(g, y, x, src, offset=0, d1=0, d2=1):
-    gx = call(aten.diagonal_scatter.default, g, zeros_like(src), offset, d1, d2)
-    return (gx, call(aten.diagonal.default, g, offset, d1, d2))
+    gx = g.diagonal_scatter(zeros_like(src), offset, d1, d2)
+    return (gx, g.diagonal(offset, d1, d2))
 
 
 def masked_scatter_rule(g, y, x, mask, source):
@@ -81,45 +78,37 @@ def masked_scatter_rule(g, y, x, mask, source):
     return (gx, None, call(aten.masked_scatter_backward.default, g, mask, list(source.shape)))
 
 
-def gather(g, y, x, dim, index, sparse_grad=False):  # scatter g back to where it came from
-    return (call(aten.scatter_add.default, zeros(x.shape, g), dim, index, g),)
-
-
-def index(g, y, x, indices):  # accumulate: an index may be picked several times
-    return (call(aten.index_put.default, zeros(x.shape, g), indices, g, True),)
-
-
 def index_put(g, y, x, indices, values, accumulate=False):
     gx = g
     if not accumulate:  # overwritten positions do not reach the output
-        gx = call(aten.index_put.default, g, indices, zeros([], g), False)
-    return (gx, None, call(aten.index.Tensor, g, indices))
+        gx = g.index_put(indices, zeros([], g), False)
+    return (gx, None, g.index(indices))
 
 
 RULES = {
-    aten.gather.default: gather,
+    # scatter g back to where it came from
+    aten.gather.default: lambda g, y, x, dim, index, sparse_grad=False: (
+        zeros(x.shape, g).scatter_add(dim, index, g),
+    ),
     aten.scatter_add.default: lambda g, y, x, dim, index, src: (
         g,
         None,
         None,
-        call(aten.gather.default, g, dim, index),
+        g.gather(dim, index),
     ),
     aten.scatter.src: lambda g, y, x, dim, index, src: (
-        call(aten.scatter.value, g, dim, index, 0),
+        g.scatter(dim, index, 0),
         None,
         None,
-        call(aten.gather.default, g, dim, index),
+        g.gather(dim, index),
     ),
-    aten.scatter.value: lambda g, y, x, dim, index, value: (
-        call(aten.scatter.value, g, dim, index, 0),
-    ),
+    aten.scatter.value: lambda g, y, x, dim, index, value: (g.scatter(dim, index, 0),),
     aten.scatter_reduce.two: scatter_reduce_rule,
     aten.index_reduce.default: index_reduce_rule,
-    aten.index.Tensor: index,
+    # accumulate: an index may be picked several times
+    aten.index.Tensor: lambda g, y, x, indices: (zeros(x.shape, g).index_put(indices, g, True),),
     aten.index_put.default: index_put,
-    aten.index_select.default: lambda g, y, x, dim, index: (
-        call(aten.index_select_backward.default, g, list(x.shape), dim, index),
-    ),
+    aten.index_select.default: sized_kernel(aten.index_select_backward.default),
     aten.masked_fill.Scalar: lambda g, y, x, mask, value: (where(mask, 0, g),),
     aten.masked_fill.Tensor: lambda g, y, x, mask, value: (
         where(mask, 0, g),
@@ -129,13 +118,11 @@ RULES = {
     aten.masked_scatter.default: masked_scatter_rule,
     aten.masked_select.default: masked_select_rule,
     aten.put.default: lambda g, y, x, index, source, accumulate=False: (
-        g if accumulate else call(aten.put.default, g, index, zeros_like(source), False),
+        g if accumulate else g.put(index, zeros_like(source), False),
         None,
-        call(aten.take.default, g, index),
+        g.take(index),
     ),
-    aten.take.default: lambda g, y, x, index: (
-        call(aten.put.default, zeros_like(x), index, g, True),
-    ),
+    aten.take.default: lambda g, y, x, index: (zeros_like(x).put(index, g, True),),
     aten.slice_scatter.default: slice_scatter_rule,
     aten.diagonal_scatter.default: diagonal_scatter_rule,
 }

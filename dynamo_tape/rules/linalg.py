@@ -5,10 +5,10 @@ conjugate transpose, see conjugate.py); the others are for real ones (A^H = A^T)
 entries of their ops run on the generic fallback."""
 
 from ..ops import aten
-from ..record import bmm, call, mm, transpose, unsqueeze
+from ..record import bmm, call, cat, inverse, lu_solve, mm, solve_triangular, unsqueeze, zeros_like
 from ..torch_private import statically_known_true
 from .conjugate import conj, mH
-from .helpers import contiguous, matmul, scaled, solve_triangular
+from .helpers import scaled
 
 
 # As eager does (mm_mat1_backward, mm_mat2_backward): a cotangent comes out laid out like its
@@ -22,11 +22,20 @@ def _column_major(x) -> bool:
 
 
 def mm_grad_a(g, a, b):  # g b^H
-    return transpose(mm(conj(b), transpose(g))) if _column_major(a) else mm(g, mH(b))
+    return mm(conj(b), g.mT).mT if _column_major(a) else mm(g, mH(b))
 
 
 def mm_grad_b(g, a, b):  # a^H g
-    return transpose(mm(transpose(g), conj(a))) if _column_major(b) else mm(mH(a), g)
+    return mm(g.mT, conj(a)).mT if _column_major(b) else mm(mH(a), g)
+
+
+def _triangle(ga, upper, unitriangular):
+    # only the triangle a triangular solve reads gets a gradient (no diagonal when unitriangular)
+    return ga.triu(1 if unitriangular else 0) if upper else ga.tril(-1 if unitriangular else 0)
+
+
+def mv_grads(g, mat, vec):  # y = mat vec: (g vec^H, mat^H g)
+    return (unsqueeze(g, -1) * unsqueeze(conj(vec), 0), mH(mat).mv(g))
 
 
 def addmm_rule(g, y, bias, a, b, beta=1, alpha=1):  # y = beta bias + alpha a b
@@ -38,28 +47,28 @@ def addmm_rule(g, y, bias, a, b, beta=1, alpha=1):  # y = beta bias + alpha a b
 
 
 def addmv_rule(g, y, bias, mat, vec, beta=1, alpha=1):  # y = beta bias + alpha mat vec
-    gmat = unsqueeze(g, -1) * unsqueeze(conj(vec), 0)
-    gvec = call(aten.mv.default, mH(mat), g)
+    gmat, gvec = mv_grads(g, mat, vec)
     return (scaled(g, beta), scaled(gmat, alpha), scaled(gvec, alpha))
 
 
 def addbmm_rule(g, y, bias, b1, b2, beta=1, alpha=1):  # y = beta bias + alpha sum_i b1_i b2_i
+    # (expanded even to its own shape, a batch of one: record.expand would skip that)
     gb = call(aten.expand.default, unsqueeze(g, 0), [b1.shape[0], b1.shape[1], b2.shape[2]])
-    g1 = call(aten.bmm.default, gb, mH(b2))
-    g2 = call(aten.bmm.default, mH(b1), gb)
+    g1 = bmm(gb, mH(b2))
+    g2 = bmm(mH(b1), gb)
     return (scaled(g, beta), scaled(g1, alpha), scaled(g2, alpha))
 
 
 def inv_rule(g, y, a, check_errors=False):  # d(A^-1) = -A^-1 dA A^-1
-    inverse = mH(y[0])
-    return (-matmul(inverse, matmul(g[0], inverse)),)
+    inverse_h = mH(y[0])
+    return (-(inverse_h @ (g[0] @ inverse_h)),)
 
 
 def slogdet_rule(g, y, a):  # d log|det A| = tr(A^-1 dA)
     if g[1] is None:
         return (None,)
-    inverse = call(aten.linalg_inv_ex.default, a)[0]
-    return (unsqueeze(unsqueeze(g[1], -1), -1) * transpose(inverse),)
+    inv = inverse(a)
+    return (unsqueeze(unsqueeze(g[1], -1), -1) * inv.mT,)
 
 
 def solve_rule(g, y, a, b, left=True, check_errors=False):
@@ -68,8 +77,8 @@ def solve_rule(g, y, a, b, left=True, check_errors=False):
     vector = b.dim() == 1 or a.dim() - 1 == b.dim()
     if vector:
         gx, x = unsqueeze(gx, -1), unsqueeze(x, -1)
-    gb = call(aten.linalg_lu_solve.default, lu, pivots, gx, left=left, adjoint=True)
-    ga = -matmul(gb, mH(x)) if left else -matmul(mH(x), gb)
+    gb = lu_solve(lu, pivots, gx, left=left, adjoint=True)
+    ga = -(gb @ mH(x)) if left else -(mH(x) @ gb)
     if vector:
         gb = call(aten.squeeze.dim, gb, -1)
     return (ga, gb)
@@ -77,13 +86,8 @@ def solve_rule(g, y, a, b, left=True, check_errors=False):
 
 def solve_triangular_rule(g, y, a, b, upper, left=True, unitriangular=False):
     gb = solve_triangular(mH(a), g, not upper, left, unitriangular)
-    ga = -matmul(gb, mH(y)) if left else -matmul(mH(y), gb)
-    # only the triangle the solve reads gets a gradient
-    if upper:
-        ga = call(aten.triu.default, ga, 1 if unitriangular else 0)
-    else:
-        ga = call(aten.tril.default, ga, -1 if unitriangular else 0)
-    return (ga, gb)
+    ga = -(gb @ mH(y)) if left else -(mH(y) @ gb)
+    return (_triangle(ga, upper, unitriangular), gb)
 
 
 def cholesky_rule(g, y, a, upper=False):
@@ -91,8 +95,8 @@ def cholesky_rule(g, y, a, upper=False):
     # S = (phi + tril(phi, -1)^H) / 2, phi's diagonal halved and its lower part mirrored
     lower = mH(y) if upper else y
     gl = mH(g) if upper else g
-    phi = call(aten.tril.default, matmul(mH(lower), gl))
-    ga = (phi + mH(call(aten.tril.default, phi, -1))) * 0.5
+    phi = (mH(lower) @ gl).tril()
+    ga = (phi + mH(phi.tril(-1))) * 0.5
     ga = solve_triangular(mH(lower), ga, upper=True, left=True)
     return (solve_triangular(lower, ga, upper=False, left=False),)
 
@@ -100,12 +104,10 @@ def cholesky_rule(g, y, a, upper=False):
 def matrix_exp_rule(g, y, a):
     # the gradient is the top-right block of exp([[A^H, G], [0, A^H]])
     n = a.shape[-1]
-    at = transpose(a)
-    top = call(aten.cat.default, [at, g], -1)
-    bottom = call(aten.cat.default, [call(aten.zeros_like.default, g), at], -1)
-    big = call(aten.linalg_matrix_exp.default, call(aten.cat.default, [top, bottom], -2))
-    block = call(aten.slice.Tensor, big, -2, 0, n)
-    return (call(aten.slice.Tensor, block, -1, n, 2 * n),)
+    at = a.mT
+    top, bottom = cat([at, g], -1), cat([zeros_like(g), at], -1)
+    big = cat([top, bottom], -2).matrix_exp()
+    return (big.slice(-2, 0, n).slice(-1, n, 2 * n),)
 
 
 def trilinear_rule(g, y, i1, i2, i3, e1, e2, e3, sumdim, unroll_dim=1):
@@ -118,28 +120,22 @@ def trilinear_rule(g, y, i1, i2, i3, e1, e2, e3, sumdim, unroll_dim=1):
 
 
 def cdist_rule(g, y, x1, x2, p, compute_mode=None):
-    g1 = call(aten._cdist_backward.default, contiguous(g), x1, x2, p, y)
-    g2 = call(
-        aten._cdist_backward.default,
-        contiguous(transpose(g)),
-        x2,
-        x1,
-        p,
-        contiguous(transpose(y)),
-    )
+    backward = aten._cdist_backward.default
+    g1 = call(backward, g.contiguous(), x1, x2, p, y)
+    g2 = call(backward, g.mT.contiguous(), x2, x1, p, y.mT.contiguous())
     return (g1, g2)
 
 
 def cholesky_inverse_rule(g, y, factor, upper=False):  # y = (L L^H)^-1
-    common = matmul(y, matmul(g + mH(g), y))
-    return (-matmul(factor, common) if upper else -matmul(common, factor),)
+    common = y @ ((g + mH(g)) @ y)
+    return (-(factor @ common) if upper else -(common @ factor),)
 
 
 def cholesky_solve_rule(g, y, b, factor, upper=False):  # y = (L L^H)^-1 B
-    gb = call(aten.cholesky_solve.default, g, factor, upper)
-    common = matmul(gb, mH(y))
+    gb = g.cholesky_solve(factor, upper)
+    common = gb @ mH(y)
     common = common + mH(common)
-    return (gb, -matmul(factor, common) if upper else -matmul(common, factor))
+    return (gb, -(factor @ common) if upper else -(common @ factor))
 
 
 def triangular_solve_rule(g, y, b, a, upper=True, transposed=False, unitriangular=False):
@@ -147,37 +143,33 @@ def triangular_solve_rule(g, y, b, a, upper=True, transposed=False, unitriangula
     x = y[0]
     gb = ga = None
     if gx is not None:
-        gb = call(aten.triangular_solve.default, gx, a, upper, not transposed, unitriangular)[0]
-        ga = -matmul(x, transpose(gb)) if transposed else -matmul(gb, transpose(x))
-        # the solve reads one triangle (without the diagonal when unitriangular)
-        if upper:
-            ga = call(aten.triu.default, ga, 1 if unitriangular else 0)
-        else:
-            ga = call(aten.tril.default, ga, -1 if unitriangular else 0)
+        gb = gx.triangular_solve(a, upper, not transposed, unitriangular)[0]
+        ga = -(x @ gb.mT) if transposed else -(gb @ x.mT)
+        ga = _triangle(ga, upper, unitriangular)
     if gm is not None:  # the cloned coefficient is A itself
         ga = gm if ga is None else ga + gm
     return (gb, ga)
 
 
 def det_rule(g, y, a):  # d det A = det A tr(A^-1 dA); A is taken invertible
-    scaled = unsqueeze(unsqueeze(g[0] * conj(y[0]), -1), -1)
-    return (scaled * mH(call(aten.linalg_inv_ex.default, a)[0]),)
+    scale = unsqueeze(unsqueeze(g[0] * conj(y[0]), -1), -1)
+    return (scale * mH(inverse(a)),)
 
 
 def pinv_rule(g, y, a, atol=None, rtol=None, hermitian=False):
     # torch's pinv_backward (real case), with the products kept to the smaller dimension
     m, n = a.shape[-2], a.shape[-1]
-    pinv_t, g_t = transpose(y), transpose(g)
+    pinv_t, g_t = y.mT, g.mT
     if m <= n:
-        k = matmul(g_t, y)
-        k_pinv_t = matmul(k, pinv_t)
-        ga = -transpose(matmul(y, k)) + k_pinv_t - matmul(matmul(a, y), k_pinv_t)
-        ga = ga + matmul(matmul(pinv_t, y), g_t - matmul(k, a))
+        k = g_t @ y
+        k_pinv_t = k @ pinv_t
+        ga = -(y @ k).mT + k_pinv_t - a @ y @ k_pinv_t
+        ga = ga + pinv_t @ y @ (g_t - k @ a)
     else:
-        k = matmul(y, g_t)
-        pinv_t_k = matmul(pinv_t, k)
-        ga = -transpose(matmul(k, y)) + matmul(matmul(g_t - matmul(a, k), y), pinv_t)
-        ga = ga + pinv_t_k - matmul(matmul(pinv_t_k, y), a)
+        k = y @ g_t
+        pinv_t_k = pinv_t @ k
+        ga = -(k @ y).mT + (g_t - a @ k) @ y @ pinv_t
+        ga = ga + pinv_t_k - pinv_t_k @ y @ a
     return (ga,)
 
 
@@ -185,10 +177,7 @@ RULES = {
     aten.mm.default: lambda g, y, a, b: (mm_grad_a(g, a, b), mm_grad_b(g, a, b)),
     aten.bmm.default: lambda g, y, a, b: (bmm(g, mH(b)), bmm(mH(a), g)),
     aten.addmm.default: addmm_rule,
-    aten.mv.default: lambda g, y, mat, vec: (
-        unsqueeze(g, -1) * unsqueeze(conj(vec), 0),
-        call(aten.mv.default, mH(mat), g),
-    ),
+    aten.mv.default: lambda g, y, mat, vec: mv_grads(g, mat, vec),
     aten.addmv.default: addmv_rule,
     aten.addbmm.default: addbmm_rule,
     aten._trilinear.default: trilinear_rule,

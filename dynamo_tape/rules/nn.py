@@ -82,9 +82,11 @@ def rrelu_rule(g, y, x, noise, lower=0.125, upper=1.0 / 3, training=False, gener
 # --- pooling, dropout ------------------------------------------------------------------------
 
 
-def max_pool2d(g, y, x, *params):  # y: (out, indices)
-    # params: kernel_size, stride, padding, dilation, ceil_mode
-    return (call(aten.max_pool2d_with_indices_backward.default, g[0], x, *params, y[1]),)
+def _at_indices(backward, n_params):
+    """The rule of a max pooling, y = (out, indices): its kernel puts g back where the forward
+    picked each maximum, `backward(g, x, *params, indices)` with the op's first `n_params`
+    parameters."""
+    return lambda g, y, x, *params: (call(backward, g[0], x, *params[:n_params], y[1]),)
 
 
 def _dropout_scale(p, train):
@@ -98,6 +100,11 @@ def native_dropout(g, y, x, p, train):
     if g[0] is None:
         return ()
     return (call(aten.native_dropout_backward.default, g[0], y[1], _dropout_scale(p, train)),)
+
+
+def _softmax(backward):
+    # softmax(x, dim, ...): the kernel reads the output and the input's dtype
+    return lambda g, y, x, dim, *rest: (call(backward, g, y, dim, x.dtype),)
 
 
 def _resample(backward):
@@ -135,15 +142,9 @@ RULES = {
     aten._native_batch_norm_legit.no_stats: batch_norm_no_stats,
     aten.native_layer_norm.default: layer_norm,
     aten.native_group_norm.default: group_norm_rule,
-    aten._softmax.default: lambda g, y, x, dim, half_to_float: (
-        call(aten._softmax_backward_data.default, g, y, dim, x.dtype),  # y (g - sum(g y))
-    ),
-    aten._safe_softmax.default: lambda g, y, x, dim, dtype=None: (
-        call(aten._softmax_backward_data.default, g, y, dim, x.dtype),
-    ),
-    aten._log_softmax.default: lambda g, y, x, dim, half_to_float: (
-        call(aten._log_softmax_backward_data.default, g, y, dim, x.dtype),  # g - e^y sum(g)
-    ),
+    aten._softmax.default: _softmax(aten._softmax_backward_data.default),  # y (g - sum(g y))
+    aten._safe_softmax.default: _softmax(aten._softmax_backward_data.default),
+    aten._log_softmax.default: _softmax(aten._log_softmax_backward_data.default),  # g - e^y sum(g)
     # activations: torch's own backward kernels
     aten.gelu.default: kernel(aten.gelu_backward.default),
     aten.silu.default: kernel(aten.silu_backward.default),
@@ -160,32 +161,24 @@ RULES = {
         call(_EMBEDDING_BACKWARD[sparse], g, indices, w.shape[0], padding_idx, scale),
     ),
     aten.embedding_renorm.default: embedding_renorm,
-    # pooling
-    aten.max_pool2d_with_indices.default: max_pool2d,
-    aten.max_pool3d_with_indices.default: lambda g, y, x, *params: (
-        call(aten.max_pool3d_with_indices_backward.default, g[0], x, *params, y[1]),
+    # pooling. max_pool*d's params: kernel_size, stride, padding, dilation, ceil_mode
+    aten.max_pool2d_with_indices.default: _at_indices(
+        aten.max_pool2d_with_indices_backward.default, 5
+    ),
+    aten.max_pool3d_with_indices.default: _at_indices(
+        aten.max_pool3d_with_indices_backward.default, 5
     ),
     # params: kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
     aten.avg_pool2d.default: kernel(aten.avg_pool2d_backward.default),
     aten.avg_pool3d.default: kernel(aten.avg_pool3d_backward.default),
-    aten._adaptive_avg_pool2d.default: lambda g, y, x, output_size: (
-        call(aten._adaptive_avg_pool2d_backward.default, g, x),
-    ),
-    aten._adaptive_avg_pool3d.default: lambda g, y, x, size: (
-        call(aten._adaptive_avg_pool3d_backward.default, g, x),
-    ),
-    aten.adaptive_max_pool2d.default: lambda g, y, x, size: (
-        call(aten.adaptive_max_pool2d_backward.default, g[0], x, y[1]),
-    ),
-    aten.adaptive_max_pool3d.default: lambda g, y, x, size: (
-        call(aten.adaptive_max_pool3d_backward.default, g[0], x, y[1]),
-    ),
-    aten.fractional_max_pool2d.default: lambda g, y, x, kernel, size, samples: (
-        call(aten.fractional_max_pool2d_backward.default, g[0], x, kernel, size, y[1]),
-    ),
-    aten.fractional_max_pool3d.default: lambda g, y, x, kernel, size, samples: (
-        call(aten.fractional_max_pool3d_backward.default, g[0], x, kernel, size, y[1]),
-    ),
+    # the output size is not the kernel's: it reads the input's
+    aten._adaptive_avg_pool2d.default: kernel(aten._adaptive_avg_pool2d_backward.default, 0),
+    aten._adaptive_avg_pool3d.default: kernel(aten._adaptive_avg_pool3d_backward.default, 0),
+    aten.adaptive_max_pool2d.default: _at_indices(aten.adaptive_max_pool2d_backward.default, 0),
+    aten.adaptive_max_pool3d.default: _at_indices(aten.adaptive_max_pool3d_backward.default, 0),
+    # params: kernel_size, output_size, random_samples (drawn in the forward: not the kernel's)
+    aten.fractional_max_pool2d.default: _at_indices(aten.fractional_max_pool2d_backward.default, 2),
+    aten.fractional_max_pool3d.default: _at_indices(aten.fractional_max_pool3d_backward.default, 2),
     # resampling, grid sampling, dropout, distances
     aten.upsample_bilinear2d.default: _resample(aten.upsample_bilinear2d_backward.default),
     aten.upsample_bicubic2d.default: _resample(aten.upsample_bicubic2d_backward.default),

@@ -8,9 +8,9 @@ import cmath
 import math
 
 from ..ops import aten
-from ..record import call, where, zeros_like
+from ..record import both, call, either, eq, ge, gt, le, lt, ne, where, zeros_like
 from .conjugate import conj
-from .helpers import both, contiguous, either, keep, over, passes, scaled, times, zero
+from .helpers import keep, output_kernel, over, passes, scaled, self_adjoint, times, zero
 
 LN2, LN10 = math.log(2.0), math.log(10.0)
 
@@ -27,17 +27,16 @@ def pow_tensor_scalar(g, y, x, e):  # d(x^e) = e x^(e-1) dx
 
 def _nonnegative_real(e):
     if not e.dtype.is_complex:
-        return call(aten.ge.Scalar, e, 0)
-    real_part = call(aten.ge.Scalar, call(aten.real.default, e), 0)
-    return both(real_part, call(aten.eq.Scalar, call(aten.imag.default, e), 0))
+        return e >= 0
+    return both(e.real >= 0, eq(e.imag, 0))
 
 
 def pow_tensor_tensor(g, y, x, e):
     # torch's pow_backward_self / _exponent: 0 where e = 0 (x^e is 1 there whatever x is), and
     # for the exponent where x = 0 and e is real and >= 0
-    gx = where(call(aten.eq.Scalar, e, 0), 0, g * conj(e * x ** (e - 1)))
-    base = x if x.dtype == y.dtype else call(aten._to_copy.default, x, dtype=y.dtype)
-    flat = both(call(aten.eq.Scalar, x, 0), _nonnegative_real(e))
+    gx = where(eq(e, 0), 0, g * conj(e * x ** (e - 1)))
+    base = x.to(y.dtype)
+    flat = both(eq(x, 0), _nonnegative_real(e))
     return (gx, where(flat, 0, g * conj(y * base.log())))
 
 
@@ -61,9 +60,8 @@ def div_mode_rule(g, y, x, other, rounding_mode=None):  # rounded quotients are 
 
 def acosh_rule(g, y, x):  # 1 / sqrt(x^2 - 1), taken as two square roots on complex branches
     if x.dtype.is_complex:
-        slope = call(aten.rsqrt.default, x + 1) * call(aten.rsqrt.default, x - 1)
-        return (g * conj(slope),)
-    return (g * call(aten.rsqrt.default, x * x - 1),)
+        return (g * conj((x + 1).rsqrt() * (x - 1).rsqrt()),)
+    return (g * (x * x - 1).rsqrt(),)
 
 
 def sgn_rule(g, y, x):
@@ -71,17 +69,17 @@ def sgn_rule(g, y, x):
     # (g - sgn Re(g conj(sgn))) / |z|, 0 at z = 0 (torch's sgn_backward)
     if not x.dtype.is_complex:
         return (zeros_like(g),)
-    absx = call(aten.abs.default, x)
-    along = call(aten.real.default, g * conj(y))
-    return (where(call(aten.eq.Scalar, absx, 0), 0, (g - y * along) / absx),)
+    absx = abs(x)
+    along = (g * conj(y)).real
+    return (where(eq(absx, 0), 0, (g - y * along) / absx),)
 
 
 def clamp_rule(g, y, x, lo=None, hi=None):  # the gradient passes where lo <= x <= hi
     mask = None
     if lo is not None:
-        mask = call(aten.ge.Scalar, x, lo)
+        mask = x >= lo
     if hi is not None:
-        below = call(aten.le.Scalar, x, hi)
+        below = x <= hi
         mask = below if mask is None else both(mask, below)
     return (g if mask is None else keep(mask, g),)
 
@@ -89,38 +87,38 @@ def clamp_rule(g, y, x, lo=None, hi=None):  # the gradient passes where lo <= x 
 def clamp_tensor_rule(g, y, x, lo=None, hi=None):
     # torch's clamp_backward_min_max: a bound gets the gradient where it is the active one
     if lo is not None and hi is not None:
-        gx = keep(both(call(aten.ge.Tensor, x, lo), call(aten.le.Tensor, x, hi)), g)
-        glo = keep(both(call(aten.lt.Tensor, x, lo), call(aten.lt.Tensor, lo, hi)), g)
-        ghi = keep(either(call(aten.gt.Tensor, x, hi), call(aten.lt.Tensor, hi, lo)), g)
+        gx = keep(both(x >= lo, x <= hi), g)
+        glo = keep(both(x < lo, lo < hi), g)
+        ghi = keep(either(x > hi, hi < lo), g)
         return (gx, glo, ghi)
     if lo is not None:
-        return (keep(call(aten.ge.Tensor, x, lo), g), keep(call(aten.lt.Tensor, x, lo), g), None)
+        return (keep(x >= lo, g), keep(x < lo, g), None)
     if hi is not None:
-        return (keep(call(aten.le.Tensor, x, hi), g), None, keep(call(aten.gt.Tensor, x, hi), g))
+        return (keep(x <= hi, g), None, keep(x > hi, g))
     return (g,)
 
 
-def maximum_rule(g, y, a, b, a_loses=aten.lt.Tensor, b_loses=aten.gt.Tensor):
+def maximum_rule(g, y, a, b, a_loses=lt, b_loses=gt):
     # ties split the gradient in half, as in torch
-    shared = where(call(aten.eq.Tensor, a, b), g * 0.5, g)
-    return (where(call(a_loses, a, b), 0, shared), where(call(b_loses, a, b), 0, shared))
+    shared = where(eq(a, b), g * 0.5, g)
+    return (where(a_loses(a, b), 0, shared), where(b_loses(a, b), 0, shared))
 
 
 def minimum_rule(g, y, a, b):
-    return maximum_rule(g, y, a, b, aten.gt.Tensor, aten.lt.Tensor)
+    return maximum_rule(g, y, a, b, gt, lt)
 
 
-def fmax_rule(g, y, a, b, a_wins=aten.ge.Tensor):  # NaN loses to a number
-    wins = either(call(a_wins, a, b), call(aten.isnan.default, b))
+def fmax_rule(g, y, a, b, a_wins=ge):  # NaN loses to a number
+    wins = either(a_wins(a, b), b.isnan())
     return (keep(wins, g), where(wins, 0, g))
 
 
 def fmin_rule(g, y, a, b):
-    return fmax_rule(g, y, a, b, aten.le.Tensor)
+    return fmax_rule(g, y, a, b, le)
 
 
 def copysign_rule(g, y, x, other=None):  # y = |x| sign(other): dy/dx = y / x, 0 at x = 0
-    ratio = where(call(aten.eq.Scalar, x, 0), 0, y / x)
+    ratio = where(eq(x, 0), 0, y / x)
     return (g * ratio, zeros_like(g))  # flat in other: zeros, as eager's
 
 
@@ -135,15 +133,13 @@ def fill_tensor_rule(g, y, x, value):  # every element is `value`: it gets the s
 def angle_rule(g, y, x):  # real inputs: piecewise constant; complex: d arg z = Im(dz / z)
     if not x.dtype.is_complex:
         return (zeros_like(g),)
-    slope = g * x / (call(aten.abs.default, x) ** 2) * 1j
-    return (where(call(aten.eq.Scalar, x, 0), 0, slope),)
+    slope = g * x / (abs(x) ** 2) * 1j
+    return (where(eq(x, 0), 0, slope),)
 
 
-def polar_rule(g, y, r, theta):  # y = r e^(i theta)
-    g_conj = call(aten._conj.default, g)
-    g_r = call(aten.real.default, g_conj * call(aten.sgn.default, y))
-    g_theta = call(aten.real.default, g_conj * (y * 1j))
-    return (g_r, g_theta)
+def polar_rule(g, y, r, theta):  # y = r e^(i theta): Re(conj(g) sgn y), Re(conj(g) i y)
+    g_conj = conj(g)
+    return ((g_conj * y.sgn()).real, (g_conj * (y * 1j)).real)
 
 
 RULES = {
@@ -161,15 +157,10 @@ RULES = {
     aten.div.Tensor_mode: div_mode_rule,
     aten.neg.default: lambda g, y, x: (-g,),
     aten.square.default: lambda g, y, x: (g * conj(x) * 2,),
-    aten.remainder.Tensor: lambda g, y, x, u: (  # x - floor(x / u) u
-        g,
-        -(g * call(aten.div.Tensor_mode, x, u, rounding_mode="floor")),
-    ),
+    # x - floor(x / u) u, x - trunc(x / u) u
+    aten.remainder.Tensor: lambda g, y, x, u: (g, -(g * x.div(u, rounding_mode="floor"))),
     aten.remainder.Scalar: passes,
-    aten.fmod.Tensor: lambda g, y, x, u: (  # x - trunc(x / u) u
-        g,
-        -(g * call(aten.div.Tensor_mode, x, u, rounding_mode="trunc")),
-    ),
+    aten.fmod.Tensor: lambda g, y, x, u: (g, -(g * x.div(u, rounding_mode="trunc"))),
     aten.fmod.Scalar: passes,
     aten.lerp.Scalar: lambda g, y, x, end, w: (g * conj(1 - w), g * conj(w)),
     aten.lerp.Tensor: lerp_tensor,
@@ -202,22 +193,22 @@ RULES = {
     aten.sin.default: times(lambda x, y: conj(x.cos())),
     aten.cos.default: lambda g, y, x: (-(g * conj(x.sin())),),
     aten.tan.default: times(lambda x, y: conj(y * y + 1)),  # tan' = 1 + tan^2
-    aten.asin.default: times(lambda x, y: conj(call(aten.rsqrt.default, 1 - x * x))),
-    aten.acos.default: lambda g, y, x: (-(g * conj(call(aten.rsqrt.default, 1 - x * x))),),
+    aten.asin.default: times(lambda x, y: conj((1 - x * x).rsqrt())),
+    aten.acos.default: lambda g, y, x: (-(g * conj((1 - x * x).rsqrt())),),
     aten.atan.default: over(lambda x, y: conj(x * x + 1)),
     aten.atan2.default: lambda g, y, a, b: (g * b / (a * a + b * b), -(g * a) / (a * a + b * b)),
-    aten.sinh.default: times(lambda x, y: conj(call(aten.cosh.default, x))),
-    aten.cosh.default: times(lambda x, y: conj(call(aten.sinh.default, x))),
-    aten.asinh.default: times(lambda x, y: conj(call(aten.rsqrt.default, x * x + 1))),
+    aten.sinh.default: times(lambda x, y: conj(x.cosh())),
+    aten.cosh.default: times(lambda x, y: conj(x.sinh())),
+    aten.asinh.default: times(lambda x, y: conj((x * x + 1).rsqrt())),
     aten.acosh.default: acosh_rule,
     aten.atanh.default: over(lambda x, y: conj(1 - x * x)),
     aten.hypot.default: lambda g, y, a, b: (g * a / y, g * b / y),  # d |(a, b)| = (a da + b db) / y
     # the kernels conjugate complex values themselves: g conj(1 - y^2), g conj(y (1 - y))
-    aten.tanh.default: lambda g, y, x: (call(aten.tanh_backward.default, g, y),),
-    aten.sigmoid.default: lambda g, y, x: (call(aten.sigmoid_backward.default, g, y),),
-    aten.relu.default: lambda g, y, x: (call(aten.threshold_backward.default, g, y, 0),),
+    aten.tanh.default: output_kernel(aten.tanh_backward.default),
+    aten.sigmoid.default: output_kernel(aten.sigmoid_backward.default),
+    aten.relu.default: output_kernel(aten.threshold_backward.default, 0),  # g where y > 0
     # signs, magnitudes, clamps, selections
-    aten.abs.default: times(lambda x, y: call(aten.sgn.default, x)),
+    aten.abs.default: times(lambda x, y: x.sgn()),
     aten.sgn.default: sgn_rule,
     aten.copysign.Tensor: copysign_rule,
     aten.copysign.Scalar: copysign_rule,
@@ -228,10 +219,7 @@ RULES = {
     aten.fmax.default: fmax_rule,
     aten.fmin.default: fmin_rule,
     aten.where.self: lambda g, y, cond, x, other: (None, where(cond, g, 0), where(cond, 0, g)),
-    aten.nextafter.default: lambda g, y, x, other: (
-        keep(call(aten.ne.Tensor, x, other), g),
-        zeros_like(g),
-    ),
+    aten.nextafter.default: lambda g, y, x, other: (keep(ne(x, other), g), zeros_like(g)),
     # copies and casts; dtype and device changes are undone by the engine when it accumulates
     aten.clone.default: passes,
     aten.alias.default: passes,
@@ -258,21 +246,16 @@ RULES = {
     aten.normal.float_Tensor: zero,
     aten.poisson.default: zero,
     # complex numbers: cotangents are conjugate-linear, as in torch
-    aten._conj.default: lambda g, y, x: (call(aten._conj.default, g),),
-    aten._conj_physical.default: lambda g, y, x: (call(aten._conj_physical.default, g),),
+    aten._conj.default: self_adjoint(aten._conj.default),
+    aten._conj_physical.default: self_adjoint(aten._conj_physical.default),
     aten.resolve_conj.default: passes,
     aten.resolve_neg.default: passes,
     # Re z and Im z: a real cotangent g goes back as g and i g (the engine makes g complex)
     aten.real.default: passes,
     aten.imag.default: lambda g, y, x: (g * 1j,),
-    aten.complex.default: lambda g, y, re, im: (
-        call(aten.real.default, g),
-        call(aten.imag.default, g),
-    ),
-    aten.view_as_real.default: lambda g, y, x: (call(aten.view_as_complex.default, contiguous(g)),),
-    aten.view_as_complex.default: lambda g, y, x: (
-        call(aten.view_as_real.default, contiguous(call(aten.resolve_conj.default, g))),
-    ),
+    aten.complex.default: lambda g, y, re, im: (g.real, g.imag),
+    aten.view_as_real.default: lambda g, y, x: (g.contiguous().view_as_complex(),),
+    aten.view_as_complex.default: lambda g, y, x: (g.resolve_conj().contiguous().view_as_real(),),
     aten.angle.default: angle_rule,
     aten.polar.default: polar_rule,
 }

@@ -3,9 +3,8 @@ variances, norms and products. g: cotangent of the output (a tuple for ops retur
 indices); return one cotangent per argument. Math from derivatives.yaml."""
 
 from ..ops import aten
-from ..record import call, expand, sum, unsqueeze, where
+from ..record import call, cat, eq, expand, gt, lt, ones_like, unsqueeze, where
 from .conjugate import conj
-from .helpers import flip
 
 
 def _reduced_dims(x, dims):
@@ -41,9 +40,8 @@ def mean_rule(g, y, x, dims, keepdim=False, dtype=None):
 def amax_rule(g, y, x, dims=(), keepdim=False):
     # ties share the cotangent equally, as in PyTorch
     y = _unreduce(y, x, dims, keepdim)
-    mask = call(aten.eq.Tensor, x, y)
-    mask = call(aten._to_copy.default, mask, dtype=g.dtype)
-    count = sum(mask, _reduced_dims(x, dims), keepdim=True)
+    mask = eq(x, y).to(g.dtype)
+    count = mask.sum(_reduced_dims(x, dims), keepdim=True)
     return (_unreduce(g, x, dims, keepdim) / count * mask,)
 
 
@@ -55,12 +53,12 @@ def _selected(g, y, x, dim, keepdim):
 
 
 def _evenly(g, y, x, *_):  # a full max/min/median: ties share the gradient equally
-    mask = call(aten._to_copy.default, call(aten.eq.Tensor, x, y), dtype=g.dtype)
-    return (mask * (g / sum(mask)),)
+    mask = eq(x, y).to(g.dtype)
+    return (mask * (g / mask.sum()),)
 
 
 def cumsum_rule(g, y, x, dim, dtype=None):  # the gradient of a prefix sum is a suffix sum
-    return (flip(call(aten.cumsum.default, flip(g, dim), dim), dim),)
+    return (g.flip([dim]).cumsum(dim).flip([dim]),)
 
 
 def var_mean_rule(g, y, x, dims=None, correction=None, keepdim=False):
@@ -79,7 +77,7 @@ def var_mean_rule(g, y, x, dims=None, correction=None, keepdim=False):
 
 
 def var_rule(g, y, x, dims=None, correction=None, keepdim=False):
-    mean = call(aten.mean.dim, x, _reduced_dims(x, dims), True)
+    mean = x.mean(_reduced_dims(x, dims), True)
     n = _count(x, dims)
     correction = 1 if correction is None else correction
     return (_unreduce(g, x, dims, keepdim) * (x - mean) * (2.0 / max(n - correction, 0)),)
@@ -90,19 +88,17 @@ def vector_norm_rule(g, y, x, p=2, dims=None, keepdim=False, dtype=None):
     if p == 0:  # piecewise constant: no gradient (torch's is undefined, x.grad stays None)
         return (None,)
     if p == 1:
-        return (g * call(aten.sgn.default, x),)
+        return (g * x.sgn(),)
     if p == 2:  # x / |x|, 0 at |x| = 0
-        return (where(call(aten.eq.Scalar, y, 0), 0, g * x / y),)
+        return (where(eq(y, 0), 0, g * x / y),)
     if p in (float("inf"), float("-inf")):  # ties at the extreme share the gradient
-        absx = call(aten.abs.default, x)
-        mask = call(aten._to_copy.default, call(aten.eq.Tensor, absx, y), dtype=g.dtype)
-        count = sum(mask, _reduced_dims(x, dims), keepdim=True)
-        return (call(aten.sgn.default, x) * mask * (g / count),)
+        mask = eq(abs(x), y).to(g.dtype)
+        count = mask.sum(_reduced_dims(x, dims), keepdim=True)
+        return (x.sgn() * mask * (g / count),)
     # d |x|_p = x |x|^(p-2) / |x|_p^(p-1); p < 1 is infinite at 0, as in torch
-    absx = call(aten.abs.default, x)
-    scale = x * absx ** (p - 2) / y ** (p - 1)
+    scale = x * abs(x) ** (p - 2) / y ** (p - 1)
     if p >= 1:
-        scale = where(call(aten.eq.Scalar, y, 0), 0, scale)
+        scale = where(eq(y, 0), 0, scale)
     return (g * scale,)
 
 
@@ -114,11 +110,11 @@ def dist_rule(g, y, x, other, p=2):  # dist = |x - other|_p
 def _products_of_the_others(x, dim):
     # exclusive prefix and suffix products: correct with zeros, unlike y / x
     n = x.shape[dim]
-    ones = call(aten.ones_like.default, call(aten.slice.Tensor, x, dim, 0, 1))
-    before = call(aten.cat.default, [ones, call(aten.slice.Tensor, x, dim, 0, n - 1)], dim)
-    after = call(aten.cat.default, [call(aten.slice.Tensor, x, dim, 1, n), ones], dim)
-    suffix = flip(call(aten.cumprod.default, flip(after, dim), dim), dim)
-    return call(aten.cumprod.default, before, dim) * suffix
+    ones = ones_like(x.slice(dim, 0, 1))
+    before = cat([ones, x.slice(dim, 0, n - 1)], dim)
+    after = cat([x.slice(dim, 1, n), ones], dim)
+    suffix = after.flip([dim]).cumprod(dim).flip([dim])
+    return before.cumprod(dim) * suffix
 
 
 def prod_dim_rule(g, y, x, dim, keepdim=False, dtype=None):
@@ -139,13 +135,16 @@ def logcumsumexp_rule(g, y, x, dim):
     # gx_i = sum_{j >= i} g_j exp(x_i - y_j), summed in log space separately for g > 0, g < 0
     if x.dim() == 0:
         return (g,)
-    log_g = call(aten.log.default, call(aten.abs.default, g)) - y
+    log_g = abs(g).log() - y
     total = []
-    for sign in (aten.gt.Scalar, aten.lt.Scalar):
-        terms = where(call(sign, g, 0), log_g, float("-inf"))
-        suffix = flip(call(aten.logcumsumexp.default, flip(terms, dim), dim), dim)
-        total.append(call(aten.exp.default, x + suffix))
+    for sign in (gt, lt):
+        terms = where(sign(g, 0), log_g, float("-inf"))
+        total.append((x + terms.flip([dim]).logcumsumexp(dim).flip([dim])).exp())
     return (total[0] - total[1],)
+
+
+def _running_extreme(g, y, x, dim):  # cummax, cummin: g goes where each running extreme was
+    return (call(aten.cummaxmin_backward.default, g[0], x, y[1], dim),)
 
 
 def _picked(g, y, x, dim, keepdim=False):  # max.dim, min.dim, median.dim, nanmedian.dim
@@ -178,12 +177,8 @@ RULES = {
     aten.topk.default: lambda g, y, x, k, dim=-1, largest=True, sorted=True: _selected(
         g, y, x, dim, True
     ),
-    aten.cummax.default: lambda g, y, x, dim: (
-        call(aten.cummaxmin_backward.default, g[0], x, y[1], dim),
-    ),
-    aten.cummin.default: lambda g, y, x, dim: (
-        call(aten.cummaxmin_backward.default, g[0], x, y[1], dim),
-    ),
+    aten.cummax.default: _running_extreme,
+    aten.cummin.default: _running_extreme,
     aten.cumsum.default: cumsum_rule,
     aten.cumprod.default: lambda g, y, x, dim, dtype=None: (
         call(aten.cumprod_backward.default, g, x, dim, y),

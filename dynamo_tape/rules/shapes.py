@@ -7,9 +7,9 @@ as they are."""
 import torch
 
 from ..ops import aten
-from ..record import call, permute, reshape, sum, transpose, zeros_like
+from ..record import call, cat, narrow, pad, reshape, stack, transpose, zeros_like
 from .fallback import autograd_vjp
-from .helpers import filled, passes, self_adjoint, to_input_shape
+from .helpers import filled, passes, self_adjoint, sized_kernel, to_input_shape
 
 
 def _inverse(dims):
@@ -20,14 +20,14 @@ def _inverse(dims):
     return inverse
 
 
+def _unpermute(g, y, x, dims):
+    return (g.permute(_inverse(dims)),)
+
+
 def slice_rule(g, y, x, dim=0, start=None, end=None, step=1):
     start = 0 if start is None else start
     end = 2**63 - 1 if end is None else end
     return (call(aten.slice_backward.default, g, list(x.shape), dim, start, end, step),)
-
-
-def diagonal_rule(g, y, x, offset=0, d1=0, d2=1):
-    return (call(aten.diagonal_backward.default, g, list(x.shape), offset, d1, d2),)
 
 
 def repeat_rule(g, y, x, repeats):
@@ -36,17 +36,17 @@ def repeat_rule(g, y, x, repeats):
     lead = len(repeats) - x.dim()
     sizes = [1] * lead + list(x.shape)
     split = [n for r, s in zip(repeats, sizes, strict=True) for n in (r, s)]
-    return (sum(reshape(g, split), list(range(0, 2 * len(sizes), 2))),)
+    return (reshape(g, split).sum(list(range(0, 2 * len(sizes), 2))),)
 
 
-def constant_pad_rule(g, y, x, pad, value=0):  # a negative pad crops the padding back off
-    return (call(aten.constant_pad_nd.default, g, [-p for p in pad], 0),)
+def constant_pad_rule(g, y, x, widths, value=0):  # a negative pad crops the padding back off
+    return (pad(g, [-p for p in widths], 0),)
 
 
 def _storage_positions(x, size, stride, offset):
     """Which element of a contiguous x each element of as_strided(x, ...) reads."""
     positions = call(aten.arange.default, x.meta.numel(), dtype=torch.int64, device=x.meta.device)
-    return call(aten.as_strided.default, positions, size, stride, offset or 0)
+    return positions.as_strided(size, stride, offset or 0)
 
 
 def as_strided_rule(op):
@@ -54,17 +54,18 @@ def as_strided_rule(op):
         meta = x.meta
         if not meta.is_contiguous() or meta.storage_offset() != 0:  # rare: left to torch
             return autograd_vjp(op, g, y, x, size, stride, offset)
-        flat = call(aten.new_zeros.default, g, [meta.numel()])
+        flat = g.new_zeros([meta.numel()])
+        # (reshapes recorded as such: record.reshape would read through g's own reshapes)
         where_read = call(aten.reshape.default, _storage_positions(x, size, stride, offset), [-1])
         values = call(aten.reshape.default, g, [-1])
         # overlapping windows read an element more than once: their cotangents add up
-        flat = call(aten.index_put.default, flat, [where_read], values, True)
+        flat = flat.index_put([where_read], values, True)
         return (call(aten.reshape.default, flat, list(meta.shape)),)
 
     return rule
 
 
-def cat(g, y, tensors, dim=0):
+def cat_rule(g, y, tensors, dim=0):
     dim = dim % y.dim()
     pieces, start = [], 0
     for part in tensors:
@@ -72,22 +73,14 @@ def cat(g, y, tensors, dim=0):
             pieces.append(None)  # cat skips legacy empty 1-d tensors
             continue
         size = part.shape[dim]
-        pieces.append(call(aten.slice.Tensor, g, dim, start, start + size))
+        pieces.append(narrow(g, dim, start, size))
         start = start + size
     return (pieces,)
 
 
-def split(g, y, x, sizes, dim=0):  # split.Tensor and split_with_sizes: cat the pieces back
-    return (call(aten.cat.default, filled(g, y), dim),)
-
-
 def unbind_copy_rule(g, y, x, dim=0):
     parts = [gi if gi is not None else zeros_like(yi) for gi, yi in zip(g, y, strict=True)]
-    return (call(aten.stack.default, parts, dim),)
-
-
-def stack(g, y, tensors, dim=0):
-    return ([call(aten.select.int, g, dim, i) for i in range(len(tensors))],)
+    return (stack(parts, dim),)
 
 
 RULES = {
@@ -101,27 +94,26 @@ RULES = {
     aten.unsqueeze.default: to_input_shape,
     aten.flatten.using_ints: to_input_shape,
     aten.expand.default: passes,
-    aten.permute.default: lambda g, y, x, dims: (permute(g, _inverse(dims)),),
-    aten.permute_copy.default: lambda g, y, x, dims: (permute(g, _inverse(dims)),),
+    aten.permute.default: _unpermute,
+    aten.permute_copy.default: _unpermute,
     # a permute: it folds into the permutes around it
     aten.transpose.int: lambda g, y, x, d0, d1: (transpose(g, d0, d1),),
     aten.slice.Tensor: slice_rule,
-    aten.select.int: lambda g, y, x, dim, index: (
-        call(aten.select_backward.default, g, list(x.shape), dim, index),
-    ),
+    aten.select.int: sized_kernel(aten.select_backward.default),
     aten.narrow_copy.default: lambda g, y, x, dim, start, length: (
         call(aten.slice_backward.default, g, list(x.shape), dim, start, start + length, 1),
     ),
-    aten.diagonal.default: diagonal_rule,
+    aten.diagonal.default: sized_kernel(aten.diagonal_backward.default),
     aten.as_strided.default: as_strided_rule(aten.as_strided.default),
     aten.as_strided_copy.default: as_strided_rule(aten.as_strided_copy.default),
-    aten.unfold.default: lambda g, y, x, dim, size, step: (
-        call(aten.unfold_backward.default, g, list(x.shape), dim, size, step),
-    ),
-    aten.cat.default: cat,
-    aten.split_with_sizes.default: split,
+    aten.unfold.default: sized_kernel(aten.unfold_backward.default),
+    aten.cat.default: cat_rule,
+    # cat the pieces back
+    aten.split_with_sizes.default: lambda g, y, x, sizes, dim=0: (cat(filled(g, y), dim),),
     aten.unbind_copy.int: unbind_copy_rule,
-    aten.stack.default: stack,
+    aten.stack.default: lambda g, y, tensors, dim=0: (
+        [g.select(dim, i) for i in range(len(tensors))],
+    ),
     aten.flip.default: self_adjoint(aten.flip.default),
     aten.repeat.default: repeat_rule,
     aten.constant_pad_nd.default: constant_pad_rule,
