@@ -3,6 +3,7 @@
 f = torch.compile(fn, backend="tape")      # found through the torch_dynamo_backends entry point
 print(dynamo_tape.last_tapes())            # the tapes that run for the last graph
 dynamo_tape.last_traces()                  # every trace on the way there, pass by pass
+print(dynamo_tape.explain(fn)(x))          # compile, run forward and backward: the report
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ _EXPORTS = {
     "Variable": "ir",
     "TapeCounter": "backend",
     "track": "tracker",
+    "explain": "explanation",
 }
 
 
@@ -76,6 +78,7 @@ __all__ = [
     "TapeCounter",
     "TapeEntry",
     "Variable",
+    "explain",
     "last_code",
     "last_tapes",
     "last_traces",
