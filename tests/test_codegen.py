@@ -139,7 +139,7 @@ def test_the_backward_of_a_linear_reads_the_weight_itself():
     out.sum().backward()
     (plan,) = compiled.plans.values()
     ops = [e.op for e in plan.backward.tape.entries]
-    assert ops.count(aten.permute.default) + ops.count(aten.t.default) == 1
+    assert ops.count(aten.permute.default) == 1  # (tapes never hold t: it is decomposed)
     weight = compiled.tape.inputs[0]
     assert weight in plan.backward.saved
 

@@ -42,8 +42,8 @@ FOUNDATION = {
     aten.relu.default, aten.where.self,
     aten.sum.default, aten.sum.dim_IntList, aten.mean.default, aten.mean.dim,
     aten.amax.default,
-    aten.view.default, aten.reshape.default, aten.permute.default, aten.transpose.int,
-    aten.expand.default, aten.squeeze.default, aten.squeeze.dim, aten.squeeze.dims,
+    aten.view.default, aten.reshape.default, aten.permute.default,
+    aten.expand.default, aten.squeeze.dim, aten.squeeze.dims,
     aten.unsqueeze.default, aten.slice.Tensor, aten.select.int,
     aten.mm.default, aten.addmm.default, aten.bmm.default,
 }  # fmt: skip

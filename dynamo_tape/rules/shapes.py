@@ -7,7 +7,7 @@ as they are."""
 import torch
 
 from ..ops import aten
-from ..record import call, cat, narrow, pad, reshape, stack, transpose, zeros_like
+from ..record import call, cat, narrow, pad, reshape, stack, zeros_like
 from .fallback import autograd_vjp
 from .helpers import filled, passes, self_adjoint, sized_kernel, to_input_shape
 
@@ -88,7 +88,6 @@ RULES = {
     aten.view_copy.default: to_input_shape,
     aten._unsafe_view.default: to_input_shape,
     aten.reshape.default: to_input_shape,
-    aten.squeeze.default: to_input_shape,
     aten.squeeze.dim: to_input_shape,
     aten.squeeze.dims: to_input_shape,
     aten.unsqueeze.default: to_input_shape,
@@ -97,7 +96,6 @@ RULES = {
     aten.permute.default: _unpermute,
     aten.permute_copy.default: _unpermute,
     # a permute: it folds into the permutes around it
-    aten.transpose.int: lambda g, y, x, d0, d1: (transpose(g, d0, d1),),
     aten.slice.Tensor: slice_rule,
     aten.select.int: sized_kernel(aten.select_backward.default),
     aten.narrow_copy.default: lambda g, y, x, dim, start, length: (
