@@ -93,3 +93,50 @@ def test_make_reports_writes_each_workload_and_an_index(tmp_path, monkeypatch):
 def line_of(fn, text: str) -> int:
     lines, first = inspect.getsourcelines(fn)
     return first + next(i for i, line in enumerate(lines) if text in line)
+
+
+def _run_cli(tmp_path, *arguments):
+    command = [sys.executable, "-m", "dynamo_tape.cli", "report", *arguments]
+    return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+
+
+TINY = """\
+import sys
+import torch
+torch.compile(lambda x: x * 2, backend="tape")(torch.randn(2))
+print("argv", sys.argv[1:])
+"""
+
+
+def test_a_module_runs_as_python_dash_m_runs_it(tmp_path):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "job.py").write_text(TINY)
+    done = _run_cli(tmp_path, "-m", "pkg.job", "--lr", "0.1", "--out", "r")
+    assert done.returncode == 0, done.stderr
+    assert "argv ['--lr', '0.1']" in done.stdout
+    assert json.loads((tmp_path / "r" / "pkg.job.json").read_text())["summary"]["graphs"] == 1
+
+
+def test_a_missing_script_is_one_line_naming_it(tmp_path):
+    done = _run_cli(tmp_path, "nowhere.py")
+    assert done.returncode == 2
+    assert done.stderr.strip() == "dynamo-tape: error: no such script: nowhere.py"
+
+
+def test_out_is_ours_wherever_it_stands_and_after_a_double_dash_the_scripts(tmp_path):
+    (tmp_path / "job.py").write_text(TINY)
+    done = _run_cli(tmp_path, "job.py", "--out", "mine", "--epochs", "1", "--", "--out", "x")
+    assert done.returncode == 0, done.stderr
+    assert "argv ['--epochs', '1', '--out', 'x']" in done.stdout
+    assert (tmp_path / "mine" / "job.json").exists()
+
+
+def test_a_script_that_compiles_nothing_on_the_tape_gets_a_hint(tmp_path):
+    (tmp_path / "other.py").write_text(
+        'import torch\ntorch.compile(lambda x: x + 1, backend="eager")(torch.randn(2))\n'
+    )
+    done = _run_cli(tmp_path, "other.py", "--out", "r")
+    assert done.returncode == 0, done.stderr
+    assert 'no graph was compiled with backend="tape"' in done.stderr
+    assert "--backend-default" in done.stderr

@@ -24,6 +24,7 @@ import tempfile
 from dataclasses import asdict
 
 import torch
+from tqdm import tqdm
 
 from .bench_measure import BACKENDS, DYNAMO_ALONE, Results, Summary, bench_model, summarize, warm_up
 from .bench_models import MODELS
@@ -74,10 +75,11 @@ def _in_this_process(backends, args) -> dict[str, dict[str, Summary]]:
     torch.set_num_threads(1)
     warm_up([*backends, DYNAMO_ALONE])
     results = {}
-    for spec in chosen:
-        print(f"benchmarking {spec.name} ...", flush=True)
+    bar = tqdm(chosen, desc="benchmark", unit="model")
+    for spec in bar:
+        bar.set_postfix_str(spec.name)
         results[spec.name] = summarize(bench_model(spec, backends, args.rounds, args.budget))
-        print(steady_table({spec.name: [results[spec.name]]}, backends), flush=True)
+        bar.write(steady_table({spec.name: [results[spec.name]]}, backends))
     return results
 
 

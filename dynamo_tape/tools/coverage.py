@@ -27,6 +27,7 @@ import time
 import traceback
 
 import torch
+from tqdm import tqdm
 
 from .. import torch_private as tp
 from ..ir import op_name
@@ -119,22 +120,30 @@ def sweep_named(name: str, dtype="float32") -> tuple[OpResult, list[CallResult]]
     return sweep_op((dtype, opinfo_names(dtype).index(name)), {})
 
 
-def sweep(names=None, jobs=2, dtypes=tuple(DTYPES)):
+def sweep(names=None, jobs=2, dtypes=tuple(DTYPES), progress=False):
+    """Every task's results; `progress`: a progress bar on stderr (tqdm), an op per step."""
     tasks = [
         (dtype, i)
         for dtype in dtypes
         for i, o in enumerate(autograd_opinfos(DTYPES[dtype]))
         if names is None or full_name(o) in names or o.name in names
     ]
+    bar = tqdm(total=len(tasks), desc="OpInfo sweep", unit="op", disable=not progress)
     if jobs <= 1:
-        outcomes = [sweep_op(t) for t in tasks]
+        outcomes = [_advancing(bar, sweep_op(t)) for t in tasks]
     else:
         context = multiprocessing.get_context("spawn")
         # fresh workers now and then: each compile leaves a little behind
         pool = context.Pool(jobs, torch.set_num_threads, (1,), maxtasksperchild=100)
         with pool:
-            outcomes = list(pool.imap(sweep_op, tasks, chunksize=1))
+            outcomes = [_advancing(bar, o) for o in pool.imap(sweep_op, tasks, chunksize=1)]
+    bar.close()
     return [o for o, _ in outcomes], [c for _, cs in outcomes for c in cs]
+
+
+def _advancing(bar, outcome):
+    bar.update()
+    return outcome
 
 
 def main(argv=None):
@@ -154,7 +163,7 @@ def main(argv=None):
         parser.error(f"unknown dtype(s) {', '.join(unknown)}; valid: {', '.join(DTYPES)}")
     torch.set_num_threads(1)  # the machine's cores go to the worker processes
     start = time.perf_counter()
-    ops, calls = sweep(a.ops.split(",") if a.ops else None, a.jobs, dtypes)
+    ops, calls = sweep(a.ops.split(",") if a.ops else None, a.jobs, dtypes, progress=True)
     text = render(ops, calls, time.perf_counter() - start, a.jobs, dtypes)
     with open(a.out, "w") as f:
         f.write(text)
