@@ -8,6 +8,8 @@ import os
 
 from tabulate import tabulate
 
+from .html_report import write_html
+
 _SUMMARY_NAMES = {
     "tests": "tests",
     "graphs": "graphs compiled",
@@ -86,6 +88,8 @@ def _write(text: str, data: dict, out_dir: str, name: str) -> tuple[str, str]:
     with open(json_path, "w") as f:
         json.dump(data, f, indent=1)
         f.write("\n")
+    # and name.html beside them, titled as the markdown is (its first line)
+    write_html(data, os.path.join(out_dir, f"{name}.html"), text.partition("\n")[0][2:])
     return md_path, json_path
 
 
