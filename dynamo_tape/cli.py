@@ -2,7 +2,7 @@
 
 `dynamo-tape report SCRIPT [ARGS...] --out DIR`: run a script the way `python -m cProfile`
 does (as `__main__`, with its own argv and its folder first on sys.path), record every
-`backend="tape"` compile, and write DIR/<script>.md and DIR/<script>.json.
+`backend="tape"` compile, and write DIR/<script>.md, .json and .html.
 `dynamo-tape report -m package.module [ARGS...]` runs a module as `python -m` does.
 
 Our options (`--out DIR`, `--backend-default`) are ours wherever they stand, before or among
@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
         help="run a script and write its compile report",
         usage="dynamo-tape report [--out DIR] [--backend-default] (SCRIPT | -m MODULE) [ARGS...]",
     )
-    report.add_argument("--out", default="reports", help="folder for <script>.md and .json")
+    report.add_argument("--out", default="reports", help="folder for <script>.md, .json and .html")
     report.add_argument(
         "--backend-default",
         action="store_true",
