@@ -103,7 +103,9 @@ def _find_binding(op, args, kwargs, fake_mode):
     return None
 
 
-class _DispatchedOps(TorchDispatchMode):
+class DispatchedOps(TorchDispatchMode):
+    """Lists the ATen overloads dispatched inside it (`.ops`), running each."""
+
     def __init__(self):
         super().__init__()
         self.ops = []
@@ -117,7 +119,7 @@ def _trace(fn, args, kwargs, fake_mode):
     """The ATen ops `fn` dispatches and its outputs' metadata, on fake tensors; None if it
     fails there."""
     try:
-        with fake_mode, _DispatchedOps() as seen:
+        with fake_mode, DispatchedOps() as seen:
             out = fn(*args, **kwargs)
     except Exception:  # noqa: BLE001 - a binding that cannot take these arguments is skipped
         return None

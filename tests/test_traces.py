@@ -8,24 +8,14 @@ fusion, BatchNorm updating its statistics in place): so the comparison can fail.
 
 import pytest
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 
 import dynamo_tape
 from dynamo_tape import runtime
+from dynamo_tape.fastcall import DispatchedOps
 from dynamo_tape.ir import Namer, Tape, TapeEntry, TapeError
 from dynamo_tape.ops import aten
 from dynamo_tape.torch_private import FakeTensorMode, OpOverload, schema
 from dynamo_tape.tracker import last_compiled
-
-
-class _Log(TorchDispatchMode):
-    def __init__(self):
-        super().__init__()
-        self.ops = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.ops.append(func)
-        return func(*args, **(kwargs or {}))
 
 
 def _interpret(tape: Tape, args):
@@ -48,7 +38,7 @@ def _interpret(tape: Tape, args):
 
 
 def _logged(fn, *args):
-    with torch.no_grad(), _Log() as log:
+    with torch.no_grad(), DispatchedOps() as log:
         out = fn(*args)
     return log.ops, out
 
