@@ -66,6 +66,9 @@ def lower(gm: torch.fx.GraphModule, example_inputs, fake_mode, strict: bool) -> 
     except Exception as e:  # noqa: BLE001 - reported to the user with the cause attached
         raise LoweringError(f"could not lower the graph to ATen: {type(e).__name__}: {e}") from e
     tape, namer = to_tape(aten_gm, strict, no_grad=dynamo.no_grad)
+    if len(tape.inputs) == len(dynamo.input_names):  # the ATen graph's inputs are Dynamo's
+        for v, label in zip(tape.inputs, dynamo.input_names):
+            v.label = label
     traced = dynamo.inputs
     quiet = dynamo.written_under_no_grad
     recorded = [_recorded(traced[i]) and i not in quiet for i in mutations]

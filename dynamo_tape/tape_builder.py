@@ -16,7 +16,7 @@ import torch.fx
 from .checkpoint import Checkpointed
 from .control_flow import Cond, Map, While, WhileBackward
 from .custom_function import CustomFunction
-from .dynamo_graph import LoweringError, source_of, where
+from .dynamo_graph import LoweringError, module_of, source_of, where
 from .hooks import TensorHook
 from .ir import Namer, Tape, TapeEntry
 from .record import normalize
@@ -124,7 +124,9 @@ def _entry(tape, namer, node, value, meta, strict, no_grad=False):
         namer(m) if isinstance(m, torch.Tensor) or _reads_data(node.target) else None
         for m in (meta if several else [meta])
     ]
-    entry = TapeEntry(node.target, args, kwargs, outputs, source=source_of(node))
+    entry = TapeEntry(
+        node.target, args, kwargs, outputs, source=source_of(node), module=module_of(node)
+    )
     if no_grad:  # computed under torch.no_grad(): a constant to the backward, as in eager
         entry.propagate, entry.kind = None, "nondiff"
     elif isinstance(node.target, (*BODIES, Boundary)):  # rules of their own

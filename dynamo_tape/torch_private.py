@@ -275,6 +275,37 @@ def dtensor_call_kind(node) -> str | None:
     return _DTENSOR_CLOSURES.get(getattr(node.target, "__name__", None))
 
 
+# ---- Dynamo: what its graph's inputs are --------------------------------------------------
+# Dynamo writes where a value comes from as a Source, which names itself as the guards read it
+# (`L['self']._modules['conv1']._parameters['weight']`, `L['x']`): `source.name()` (a method
+# on the supported releases; a property on some earlier ones).
+
+
+def _source_text(source) -> str | None:
+    name = getattr(source, "name", None)
+    try:
+        text = name() if callable(name) else name
+    except Exception:  # noqa: BLE001 - a source that cannot name itself
+        return None
+    return text if isinstance(text, str) and text else None
+
+
+def input_source(node) -> str | None:
+    """Where a placeholder of Dynamo's graph comes from, as Dynamo writes it: the source of
+    its `node.meta["grapharg"]` (a GraphArg), else of `node._dynamo_source`; None if neither."""
+    grapharg = node.meta.get("grapharg")
+    source = getattr(grapharg, "source", None) or getattr(node, "_dynamo_source", None)
+    return _source_text(source)
+
+
+def attribute_sources(gm) -> dict[str, str]:
+    """For the tensors Dynamo's graph reads as attributes (`get_attr`: a compiled optimizer
+    step's parameters and state), attribute name -> where it comes from, as Dynamo writes it:
+    the graph module's `_param_name_to_source`."""
+    sources = getattr(gm, "_param_name_to_source", None) or {}
+    return {name: text for name, s in sources.items() if (text := _source_text(s))}
+
+
 # ---- Dynamo: the compile in progress ------------------------------------------------------
 TORCH_DIR = os.path.dirname(torch.__file__) + os.sep
 # DDPOptimizer's graph splitting runs from this file of torch's
@@ -402,6 +433,7 @@ __all__ = [
     "TORCH_DIR",
     "TorchDispatchMode",
     "aot_export_module",
+    "attribute_sources",
     "autograd_function_apply",
     "c_apply",
     "compile_subgraph_reason",
@@ -418,6 +450,7 @@ __all__ = [
     "get_attr",
     "functorch_transforms_active",
     "invoke_subgraph",
+    "input_source",
     "is_alias_of",
     "is_functorch_wrapped",
     "is_once_differentiable",
