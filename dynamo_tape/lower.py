@@ -128,8 +128,10 @@ def _differentiate_later_reads_as_the_leaf(tape: Tape, namer, mutations, leaves:
         if not read_later:  # an optimizer's update: nothing in the graph reads the new value
             continue
         read = namer(new.meta)
-        source = tape.entries[at - 1].source
-        entry = TapeEntry(_WRITTEN_LEAF, [leaf, new], {}, [read], source=source)
+        update = tape.entries[at - 1]
+        entry = TapeEntry(
+            _WRITTEN_LEAF, [leaf, new], {}, [read], source=update.source, module=update.module
+        )
         entry.propagate, entry.kind = _WrittenLeaf.propagate, "rule"
         later = [
             dataclasses.replace(
