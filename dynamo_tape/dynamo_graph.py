@@ -98,9 +98,10 @@ def read(gm: torch.fx.GraphModule) -> DynamoGraph:
         if tp.flex_attention is not None and node.target is tp.flex_attention:
             attention = attention or Seen(source_of(node, outside_torch=True))
     outputs = _output_values(gm)
+    root = module_root()
     return DynamoGraph(
         inputs=inputs,
-        input_names=[input_name(n) for n in placeholders],
+        input_names=[input_name(n, root) for n in placeholders],
         fake_mode=_fake_mode_of(inputs),
         no_grad=frozenset(no_grad),
         written_under_no_grad=frozenset(i for i, w in under_no_grad.items() if w == {True}),
@@ -245,14 +246,21 @@ def source_of(node: torch.fx.Node, outside_torch: bool = False) -> str | None:
     return f"{filename}:{line} in {fn}"
 
 
-def module_of(node: torch.fx.Node) -> str | None:
+def module_root() -> str:
+    """What Dynamo's sources call the module being compiled, for `readable` to leave out:
+    `self`, or `fn` where Dynamo entered it through a wrapper (a torch.nn module compiled
+    whole, such as an `nn.Sequential`)."""
+    return "fn" if tp.compiling_a_wrapped_module() else "self"
+
+
+def module_of(node: torch.fx.Node, root: str = "self") -> str | None:
     """The path of the innermost module a node ran in, as `named_modules` writes it
     (`layer1.0.conv1`; Dynamo's `L['self'].layer1.0.conv1`), or None outside any."""
     stack = node.meta.get("nn_module_stack") or {}
     if not stack:
         return None
     path = list(stack.values())[-1]
-    return readable(path[0] if isinstance(path, tuple | list) else str(path)) or None
+    return readable(path[0] if isinstance(path, tuple | list) else str(path), root) or None
 
 
 # the containers of a module's parts in Dynamo's sources: `._modules['conv1']` is `.conv1`
@@ -263,30 +271,30 @@ _KEY = re.compile(r"list\(dict\.keys\([^()]*\)\)\[(\d+)\]")
 _MANGLED_PARTS = re.compile(r"_(?:modules|parameters|buffers)_")
 
 
-def readable(source: str) -> str:
+def readable(source: str, root: str = "self") -> str:
     """A Dynamo source as the user's code writes it: `L['self']._modules['bn1']._buffers[
-    'running_mean']` -> `bn1.running_mean` (the compiled module's own `self.` left out, as
-    `named_parameters` does), `L['x']` -> `x`, `G['model']` -> `model`."""
+    'running_mean']` -> `bn1.running_mean` (the compiled module's own `self.`, `root`, left
+    out, as `named_parameters` does), `L['x']` -> `x`, `G['model']` -> `model`."""
     name = _ROOT.sub(r"\1", _PARTS.sub(r".\1", source))
     # an optimizer's state, keyed by parameters: `state[list(dict.keys(state))[1]]` is
     # `state[#1]`, its second key
     while (shorter := _KEY.sub(r"#\1", name)) != name:
         name = shorter
-    return "" if name == "self" else name.removeprefix("self.")
+    return "" if name == root else name.removeprefix(f"{root}.")
 
 
-def input_name(node: torch.fx.Node) -> str | None:
+def input_name(node: torch.fx.Node, root: str = "self") -> str | None:
     """What a placeholder of Dynamo's graph is to the user: where Dynamo says it comes from (a
     parameter's or buffer's path, an argument's name; for an attribute `lift_attributes` made
     an input, a compiled optimizer step's parameters and state, where that attribute comes
     from), else read off the name Dynamo gave it."""
     source = node.meta.get("attribute") or tp.input_source(node)
     if source:
-        return readable(source) or None
+        return readable(source, root) or None
     target = str(node.target)
     if not re.match(r"^[LG]_", target):
         return None
-    return readable(_MANGLED_PARTS.sub(".", target[2:].removesuffix("_"))) or None
+    return readable(_MANGLED_PARTS.sub(".", target[2:].removesuffix("_")), root) or None
 
 
 def where(source: str | None) -> str:

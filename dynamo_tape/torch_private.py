@@ -336,6 +336,18 @@ def compiled_code():
     return tx.f_code if tx is not None else None
 
 
+# Dynamo enters a torch.nn module compiled whole (an `nn.Sequential`), whose own code it does
+# not trace from, through a wrapper frame of its own: `wrap_inline`'s `inner(*args, **kwargs)`,
+# which calls the module, its closure's `fn`. Its sources then say `L['fn']` for the module.
+_WRAPPER_FILE = os.path.join("_dynamo", "external_utils.py")
+
+
+def compiling_a_wrapped_module() -> bool:
+    """Whether the frame being compiled is Dynamo's wrapper around a module's call."""
+    code = compiled_code()
+    return code is not None and code.co_name == "inner" and code.co_filename.endswith(_WRAPPER_FILE)
+
+
 def recompile_reason() -> str | None:
     """The guard that failed, for the compile in progress: its metrics context holds it
     (`get_compilation_metrics()[i].recompile_reason` has it only once the compile ends)."""
@@ -439,6 +451,7 @@ __all__ = [
     "compile_subgraph_reason",
     "compiled_code",
     "compiles_between",
+    "compiling_a_wrapped_module",
     "cond",
     "core_aten_decompositions",
     "current_compile_id",
