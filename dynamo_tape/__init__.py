@@ -28,10 +28,12 @@ def __getattr__(name):
     return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
 
 
-def last_tapes() -> str:
+def last_tapes(sources: bool = False) -> str:
     """The tapes that run for the last graph compiled, as text: for each function generated so
     far (the training forward and its backward, the forward alone), the tape its code is printed
-    from, then the tapes of its entries that run one of their own."""
+    from, then the tapes of its entries that run one of their own. `sources`: each run of
+    entries under a comment naming the module and the line of the user's code it comes from
+    (`Tape.text`)."""
     compiled = _last_compiled()
     if compiled is None:
         return "(no graph compiled yet)"
@@ -42,7 +44,7 @@ def last_tapes() -> str:
     parts = []
     for function in program.code:
         tape = program.final(function)
-        parts.append(tape.text())
+        parts.append(tape.text(sources=sources))
         # after each tape, the tapes of its entries that run one of their own: a custom
         # autograd.Function's forward, a checkpointed region, tensor hooks, torch.cond's branches;
         # once per op (every call of one invoke_subgraph region runs the same), and the

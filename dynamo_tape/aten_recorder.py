@@ -70,7 +70,7 @@ class AtenRecorder(tp.TorchDispatchMode):
         self.inputs: dict[int, int] = {}  # id(fake input) -> its position
         self.new_values: dict[int, torch.Tensor] = {}  # input position -> its value now
         self.views: Counter = Counter()  # storage -> how many recorded tensors use it
-        self.meta: dict = {}  # of the Dynamo node being run: its stack trace and name
+        self.meta: dict = {}  # of the Dynamo node being run: its stack trace, modules and name
         self.passing = False  # set while a DTensor call runs: its ops are not recorded
 
     def _add(self, value: torch.Tensor, node: torch.fx.Node):
@@ -98,7 +98,11 @@ class AtenRecorder(tp.TorchDispatchMode):
                 self.outputs = out
                 return mutated
             else:
-                self.meta = {"stack_trace": node.meta.get("stack_trace"), "origin": node.name}
+                self.meta = {
+                    "stack_trace": node.meta.get("stack_trace"),
+                    "nn_module_stack": node.meta.get("nn_module_stack"),
+                    "origin": node.name,
+                }
                 args_, kwargs = torch.fx.node.map_arg((node.args, node.kwargs), env.__getitem__)
                 env[node] = self.call(gm, node, args_, kwargs)
         raise NotRecordable  # a graph without output

@@ -66,7 +66,7 @@ def backpropagate(entries, grads: dict, active: set) -> None:
         gs = [grads.get(v) if v is not None else None for v in entry.outputs]
         if all(g is None for g in gs):
             continue
-        rec.source = entry.source
+        rec.source, start = entry.source, len(rec.tape.entries)
         if entry.single_output:
             g, y = gs[0], entry.outputs[0]
         else:
@@ -78,6 +78,8 @@ def backpropagate(entries, grads: dict, active: set) -> None:
                     _contribute(grads, active, a, gi)
             else:
                 _contribute(grads, active, arg, ga)
+        for recorded in rec.tape.entries[start:]:  # what its rule recorded: from its module
+            recorded.module = recorded.module or entry.module
 
 
 def depends_on(entries, wrt) -> set:

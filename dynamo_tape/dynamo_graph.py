@@ -12,7 +12,8 @@ backend hands it a copy whose attributes are inputs (`lift_attributes`), and the
 the bodies of higher-order ops, which are graphs of their own (`example_values`,
 `function_name`). `source_of` reads the user's line off a node, of Dynamo's graph or of an
 ATen graph recorded from it (its nodes carry Dynamo's stack traces), for the `LoweringError`s
-every stage of the lowering raises.
+every stage of the lowering raises, and for the tape's entries; `module_of` the module path it
+ran in (`layer1.0.conv1`). `input_name` names an input as the user does (`conv1.weight`, `x`).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class DynamoGraph:
     """What the lowering knows of one of Dynamo's graphs; see the module docstring."""
 
     inputs: list  # Dynamo's own value of each input: a fake tensor, or a size
+    input_names: list  # what each input is to the user (`conv1.weight`, `x`), None if unknown
     # their fake mode, or None where they are not all fake tensors of one mode with static sizes
     fake_mode: object
     no_grad: frozenset[str]  # names of the nodes inside `torch.no_grad()` regions
@@ -96,8 +98,10 @@ def read(gm: torch.fx.GraphModule) -> DynamoGraph:
         if tp.flex_attention is not None and node.target is tp.flex_attention:
             attention = attention or Seen(source_of(node, outside_torch=True))
     outputs = _output_values(gm)
+    root = module_root()
     return DynamoGraph(
         inputs=inputs,
+        input_names=[input_name(n, root) for n in placeholders],
         fake_mode=_fake_mode_of(inputs),
         no_grad=frozenset(no_grad),
         written_under_no_grad=frozenset(i for i, w in under_no_grad.items() if w == {True}),
@@ -210,6 +214,7 @@ def lift_attributes(gm: torch.fx.GraphModule) -> tuple[torch.fx.GraphModule, lis
     lifted = [n for n in gm.graph.find_nodes(op="get_attr") if n.target in owned]
     if not lifted:
         return gm, []
+    sources = tp.attribute_sources(gm)
     graph = _copy(gm)
     last = list(graph.find_nodes(op="placeholder"))[-1:]
     tensors = []
@@ -217,7 +222,8 @@ def lift_attributes(gm: torch.fx.GraphModule) -> tuple[torch.fx.GraphModule, lis
         anchor = last[0].next if last else next(iter(graph.nodes))
         with graph.inserting_before(anchor):
             placeholder = graph.placeholder(node.name)
-        placeholder.meta.update(node.meta)
+        # what the attribute is, for `input_name`: where it comes from, else its name
+        placeholder.meta.update(node.meta, attribute=sources.get(node.target, node.target))
         node.replace_all_uses_with(placeholder)
         graph.erase_node(node)
         last = [placeholder]
@@ -238,6 +244,57 @@ def source_of(node: torch.fx.Node, outside_torch: bool = False) -> str | None:
         return None
     filename, line, fn = frames[-1]
     return f"{filename}:{line} in {fn}"
+
+
+def module_root() -> str:
+    """What Dynamo's sources call the module being compiled, for `readable` to leave out:
+    `self`, or `fn` where Dynamo entered it through a wrapper (a torch.nn module compiled
+    whole, such as an `nn.Sequential`)."""
+    return "fn" if tp.compiling_a_wrapped_module() else "self"
+
+
+def module_of(node: torch.fx.Node, root: str = "self") -> str | None:
+    """The path of the innermost module a node ran in, as `named_modules` writes it
+    (`layer1.0.conv1`; Dynamo's `L['self'].layer1.0.conv1`), or None outside any."""
+    stack = node.meta.get("nn_module_stack") or {}
+    if not stack:
+        return None
+    path = list(stack.values())[-1]
+    return readable(path[0] if isinstance(path, tuple | list) else str(path), root) or None
+
+
+# the containers of a module's parts in Dynamo's sources: `._modules['conv1']` is `.conv1`
+_PARTS = re.compile(r"\._(?:modules|parameters|buffers)\['([^']*)'\]")
+_ROOT = re.compile(r"^[LG]\['([^']*)'\]")
+_KEY = re.compile(r"list\(dict\.keys\([^()]*\)\)\[(\d+)\]")
+# the same in a placeholder's name: `L_self_modules_conv1_parameters_weight_`
+_MANGLED_PARTS = re.compile(r"_(?:modules|parameters|buffers)_")
+
+
+def readable(source: str, root: str = "self") -> str:
+    """A Dynamo source as the user's code writes it: `L['self']._modules['bn1']._buffers[
+    'running_mean']` -> `bn1.running_mean` (the compiled module's own `self.`, `root`, left
+    out, as `named_parameters` does), `L['x']` -> `x`, `G['model']` -> `model`."""
+    name = _ROOT.sub(r"\1", _PARTS.sub(r".\1", source))
+    # an optimizer's state, keyed by parameters: `state[list(dict.keys(state))[1]]` is
+    # `state[#1]`, its second key
+    while (shorter := _KEY.sub(r"#\1", name)) != name:
+        name = shorter
+    return "" if name == root else name.removeprefix(f"{root}.")
+
+
+def input_name(node: torch.fx.Node, root: str = "self") -> str | None:
+    """What a placeholder of Dynamo's graph is to the user: where Dynamo says it comes from (a
+    parameter's or buffer's path, an argument's name; for an attribute `lift_attributes` made
+    an input, a compiled optimizer step's parameters and state, where that attribute comes
+    from), else read off the name Dynamo gave it."""
+    source = node.meta.get("attribute") or tp.input_source(node)
+    if source:
+        return readable(source, root) or None
+    target = str(node.target)
+    if not re.match(r"^[LG]_", target):
+        return None
+    return readable(_MANGLED_PARTS.sub(".", target[2:].removesuffix("_")), root) or None
 
 
 def where(source: str | None) -> str:

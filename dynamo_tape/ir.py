@@ -16,15 +16,25 @@ A `Tape` is a straight list of `TapeEntry`s over named `Variable`s:
 `Tape.check()` verifies these rules (tests run it on every trace a program makes).
 
 Variables carry a `meta`: a fake tensor for tensors (dtype, shape, device), or the SymInt /
-number for scalars. This module imports nothing of the package but `torch_private`; record.py
-gives Variables their operators, which record new entries onto the tape being built: how rules
-write backward tapes.
+number for scalars; inputs a `label` where known, what they are to the user (`conv1.weight`,
+the argument `x`). Entries carry where they come from: the user's line (`source`, and its text,
+`code`) and the module they ran in (`module`: `layer1.0.conv1`). `Tape.text()` prints a tape,
+its inputs named, long lines wrapped; `text(sources=True)` also puts each run of entries under
+a comment saying where it comes from.
+
+This module imports nothing of the package but `torch_private`; record.py gives Variables
+their operators, which record new entries onto the tape being built: how rules write backward
+tapes.
 """
 
 from __future__ import annotations
 
 import functools
 import itertools
+import linecache
+import os
+import re
+import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,13 +100,16 @@ def _placement_text(p) -> str:
 
 
 class Variable:
-    """A named value on a tape; `meta` gives its type (see the module docstring)."""
+    """A named value on a tape; `meta` gives its type (see the module docstring). `name` is
+    what the tape and its generated code call it (`v0`); `label`, where known, what it is to
+    the user (`conv1.weight`, the argument `x`), for printing only."""
 
-    __slots__ = ("name", "meta")
+    __slots__ = ("name", "meta", "label")
 
-    def __init__(self, name: str, meta: Any):
+    def __init__(self, name: str, meta: Any, label: str | None = None):
         self.name = name
         self.meta = meta
+        self.label = label
 
     @property
     def is_tensor(self) -> bool:
@@ -142,7 +155,13 @@ class TapeEntry:
     outputs: list  # Variables (None where an output is unused)
     propagate: Any = None  # rule(g, y, *args, **kwargs) -> one cotangent per positional arg
     kind: str = "rule"  # "rule" | "fallback" | "nondiff"
-    source: str | None = None  # the user's file:line that produced this entry
+    source: str | None = None  # the user's `file:line in fn` that produced this entry
+    module: str | None = None  # the path of the module it ran in: `layer1.0.conv1`
+
+    @property
+    def code(self) -> str | None:
+        """The text of the user's line that produced this entry (`x = self.conv1(x)`)."""
+        return code_at(self.source)
 
     @property
     def single_output(self) -> bool:
@@ -186,12 +205,21 @@ class Tape:
     entries: list[TapeEntry] = field(default_factory=list)
     outputs: list = field(default_factory=list)
 
-    def text(self) -> str:
-        head = ", ".join(f"{v.name}:{v.type_text()}" for v in self.inputs)
-        lines = [f"{self.name}({head}):"]
-        lines += [f"  {e.text()}" for e in self.entries]
+    def text(self, sources: bool = False) -> str:
+        """The tape as text: a header naming its inputs (`v0:f32[8,3,3,3] conv1.weight`), a line
+        per entry, its return; lines longer than `WIDTH` go on over indented lines. `sources`:
+        before each run of entries from one module and line of the user's code, a comment
+        naming them: `# layer1.0.conv1 | model.py:12 in forward | x = self.conv1(x)`."""
+        lines = _header(self.name, self.inputs)
+        where = (None, None)
+        for e in self.entries:
+            if sources and (e.module, e.source) != where:
+                where = (e.module, e.source)
+                lines += _where_lines(e)
+            lines += _wrapped(f"  {e.text()}", " " * 6)
         outs = ", ".join(_value_text(o) for o in self.outputs)
-        lines.append(f"  return ({outs}{',' if len(self.outputs) == 1 else ''})")  # a tuple
+        comma = "," if len(self.outputs) == 1 else ""  # a tuple
+        lines += _wrapped(f"  return ({outs}{comma})", " " * len("  return ("))
         return "\n".join(lines)
 
     __str__ = text
@@ -225,6 +253,115 @@ class Tape:
         yield from self.inputs
         for e in self.entries:
             yield from (v for v in e.outputs if v is not None)
+
+
+WIDTH = 120  # printed tapes wrap lines longer than this
+_LABEL_COLUMN = 32  # at most this wide, the `v0:f32[...]` before an input's label
+
+
+def _typed(v: Variable) -> str:
+    return f"{v.name}:{v.type_text()}"
+
+
+def _header(name: str, inputs: list[Variable]) -> list[str]:
+    """`forward(v0:f32[8] bn.running_mean, v1:f32[4,3] x):` on one line where it fits, else one
+    line per input that has a label (labels aligned), the others packed between them."""
+    parts = [f"{_typed(v)} {v.label}" if v.label else _typed(v) for v in inputs]
+    one = f"{name}({', '.join(parts)}):"
+    if len(one) <= WIDTH:
+        return [one]
+    column = min(max((len(_typed(v)) for v in inputs if v.label), default=0), _LABEL_COLUMN)
+    lines, unlabeled = [f"{name}("], []
+
+    def pack():
+        if unlabeled:
+            lines.extend(_wrapped("    " + ", ".join(unlabeled) + ",", "    "))
+            unlabeled.clear()
+
+    for v in inputs:
+        if v.label:
+            pack()
+            lines.append(f"    {_typed(v).ljust(column)} {v.label},")
+        else:
+            unlabeled.append(_typed(v))
+    pack()
+    return [*lines, "):"]
+
+
+def _wrapped(line: str, indent: str) -> list[str]:
+    """A line longer than `WIDTH` as lines of at most that, the later ones indented by `indent`:
+    cut between outputs, operands, constants (`[stride=[1, 1], padding=...]`) or returned
+    values; inside a constant (`size=[...]`) only where it alone is longer than a line."""
+    if len(line) <= WIDTH:
+        return [line]
+    body = line.lstrip(" ")
+    lines, current, fresh = [], line[: len(line) - len(body)], True
+    for piece in _pieces(body):
+        if fresh or len(current) + 1 + len(piece) <= WIDTH:
+            current, fresh = current + ("" if fresh else " ") + piece, False
+        else:
+            lines.append(current)
+            current = indent + piece
+    lines.append(current)
+    cut = functools.partial(
+        textwrap.wrap, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False
+    )
+    return [part for ln in lines for part in (cut(ln, WIDTH) if len(ln) > WIDTH else [ln])]
+
+
+def _pieces(text: str) -> list[str]:
+    """`text` cut at the spaces outside brackets and at those directly inside one pair (between
+    the elements of `[...]` or `(...)`), never inside a quoted string."""
+    pieces, start, depth, quote = [], 0, 0, None
+    for i, c in enumerate(text):
+        if quote:
+            quote = None if c == quote else quote
+        elif c in "'\"":
+            quote = c
+        elif c in "[({":
+            depth += 1
+        elif c in "])}":
+            depth -= 1
+        elif c == " " and depth <= 1:
+            pieces.append(text[start:i])
+            start = i + 1
+    pieces.append(text[start:])
+    return [p for p in pieces if p]
+
+
+def _where_lines(e: TapeEntry) -> list[str]:
+    """The comment before a run of entries from one place: `# module | file:line in fn | code`,
+    the code on a line of its own where the three do not fit in one."""
+    fields = [f for f in (e.module, _short_source(e.source)) if f]
+    if not fields:
+        return ["  # (no source line)"]
+    head, code = "  # " + " | ".join(fields), e.code
+    if code and len(f"{head} | {code}") <= WIDTH:
+        return [f"{head} | {code}"]
+    return [_cut(head), *([_cut(f"  #   {code}")] if code else [])]
+
+
+def _cut(line: str) -> str:
+    return line if len(line) <= WIDTH else line[: WIDTH - 3] + "..."
+
+
+_SOURCE = re.compile(r"^(.*):(\d+) in (.*)$")
+
+
+def _short_source(source: str | None) -> str | None:
+    """`file:line in fn`, the file relative to the working directory where it lies below it."""
+    found = _SOURCE.match(source or "")
+    if not found:
+        return source
+    filename, cwd = found[1], os.getcwd() + os.sep
+    return f"{filename.removeprefix(cwd)}:{found[2]} in {found[3]}"
+
+
+def code_at(source: str | None) -> str | None:
+    """The text of the line a `file:line in fn` names, where its file can be read."""
+    found = _SOURCE.match(source or "")
+    code = linecache.getline(found[1], int(found[2])).strip() if found else ""
+    return code or None
 
 
 class TapeError(AssertionError):

@@ -66,6 +66,9 @@ def lower(gm: torch.fx.GraphModule, example_inputs, fake_mode, strict: bool) -> 
     except Exception as e:  # noqa: BLE001 - reported to the user with the cause attached
         raise LoweringError(f"could not lower the graph to ATen: {type(e).__name__}: {e}") from e
     tape, namer = to_tape(aten_gm, strict, no_grad=dynamo.no_grad)
+    if len(tape.inputs) == len(dynamo.input_names):  # the ATen graph's inputs are Dynamo's
+        for v, label in zip(tape.inputs, dynamo.input_names):
+            v.label = label
     traced = dynamo.inputs
     quiet = dynamo.written_under_no_grad
     recorded = [_recorded(traced[i]) and i not in quiet for i in mutations]
@@ -125,8 +128,10 @@ def _differentiate_later_reads_as_the_leaf(tape: Tape, namer, mutations, leaves:
         if not read_later:  # an optimizer's update: nothing in the graph reads the new value
             continue
         read = namer(new.meta)
-        source = tape.entries[at - 1].source
-        entry = TapeEntry(_WRITTEN_LEAF, [leaf, new], {}, [read], source=source)
+        update = tape.entries[at - 1]
+        entry = TapeEntry(
+            _WRITTEN_LEAF, [leaf, new], {}, [read], source=update.source, module=update.module
+        )
         entry.propagate, entry.kind = _WrittenLeaf.propagate, "rule"
         later = [
             dataclasses.replace(

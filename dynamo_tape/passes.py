@@ -151,7 +151,7 @@ def without_unread_statistics(tape: Tape) -> Tape:
     for e in tape.entries:
         form = batch_only(e)
         if form is not None and not read & set(e.outputs[3:]):
-            e = TapeEntry(*form, {}, e.outputs[:3], source=e.source)
+            e = TapeEntry(*form, {}, e.outputs[:3], source=e.source, module=e.module)
             e.propagate, e.kind = lookup(e, strict=False)
         entries.append(e)
     changed = any(a is not b for a, b in zip(entries, tape.entries))
@@ -187,5 +187,5 @@ def _reading(e: TapeEntry, same: dict) -> TapeEntry:
 
 def _made_by_a_pass(op, args, kwargs, outputs, was: TapeEntry) -> TapeEntry:
     """An entry a pass made: it runs, and is never differentiated (the backward is built from
-    the tape before the passes)."""
-    return TapeEntry(op, args, kwargs, outputs, None, "nondiff", was.source)
+    the tape before the passes). It comes from where the entry it replaces came from."""
+    return TapeEntry(op, args, kwargs, outputs, None, "nondiff", was.source, was.module)

@@ -16,7 +16,7 @@ import torch.fx
 from .checkpoint import Checkpointed
 from .control_flow import Cond, Map, While, WhileBackward
 from .custom_function import CustomFunction
-from .dynamo_graph import LoweringError, source_of, where
+from .dynamo_graph import LoweringError, module_of, module_root, source_of, where
 from .hooks import TensorHook
 from .ir import Namer, Tape, TapeEntry
 from .record import normalize
@@ -52,6 +52,7 @@ def to_tape(
     """The tape of an ATen graph. `no_grad`: names of the Dynamo nodes whose entries are
     constants to the backward, or True for all of them (a custom Function's forward body)."""
     namer = namer or Namer()
+    root = module_root()  # what the module paths call the module compiled
     tape = Tape(name)
     env: dict[torch.fx.Node, object] = {}
 
@@ -70,16 +71,16 @@ def to_tape(
         elif node.target is operator.getitem and isinstance(env[node.args[0]], list):
             env[node] = env[node.args[0]][node.args[1]]
         elif isinstance(node.target, Boundary):
-            env[node] = _entry(tape, namer, node, value, meta, strict, no_grad is True)
+            env[node] = _entry(tape, namer, node, value, meta, strict, no_grad is True, root)
         elif isinstance(node.target, BODIES):
             _lower_bodies(node.target, strict, namer)
             differentiable = no_grad is not True and _origin(node) not in no_grad
-            env[node] = _entry(tape, namer, node, value, meta, strict, not differentiable)
+            env[node] = _entry(tape, namer, node, value, meta, strict, not differentiable, root)
         elif isinstance(node.target, OpOverload) and (
             not _is_scalar(meta) or _reads_data(node.target)
         ):
             constant = no_grad is True or _origin(node) in no_grad
-            env[node] = _entry(tape, namer, node, value, meta, strict, constant)
+            env[node] = _entry(tape, namer, node, value, meta, strict, constant, root)
         elif _is_scalar(meta):
             # size arithmetic (sym_size, s0 * 2...): its value is a SymInt expression, which
             # the code generator writes out in terms of the input sizes
@@ -117,14 +118,16 @@ def _reads_data(op) -> bool:
     return isinstance(op, OpOverload) and torch.Tag.data_dependent_output in op.tags
 
 
-def _entry(tape, namer, node, value, meta, strict, no_grad=False):
+def _entry(tape, namer, node, value, meta, strict, no_grad=False, root="self"):
     args, kwargs = normalize(node.target, value(node.args), value(node.kwargs))
     several = isinstance(meta, tuple | list)
     outputs = [
         namer(m) if isinstance(m, torch.Tensor) or _reads_data(node.target) else None
         for m in (meta if several else [meta])
     ]
-    entry = TapeEntry(node.target, args, kwargs, outputs, source=source_of(node))
+    entry = TapeEntry(
+        node.target, args, kwargs, outputs, source=source_of(node), module=module_of(node, root)
+    )
     if no_grad:  # computed under torch.no_grad(): a constant to the backward, as in eager
         entry.propagate, entry.kind = None, "nondiff"
     elif isinstance(node.target, (*BODIES, Boundary)):  # rules of their own

@@ -275,6 +275,37 @@ def dtensor_call_kind(node) -> str | None:
     return _DTENSOR_CLOSURES.get(getattr(node.target, "__name__", None))
 
 
+# ---- Dynamo: what its graph's inputs are --------------------------------------------------
+# Dynamo writes where a value comes from as a Source, which names itself as the guards read it
+# (`L['self']._modules['conv1']._parameters['weight']`, `L['x']`): `source.name()` (a method
+# on the supported releases; a property on some earlier ones).
+
+
+def _source_text(source) -> str | None:
+    name = getattr(source, "name", None)
+    try:
+        text = name() if callable(name) else name
+    except Exception:  # noqa: BLE001 - a source that cannot name itself
+        return None
+    return text if isinstance(text, str) and text else None
+
+
+def input_source(node) -> str | None:
+    """Where a placeholder of Dynamo's graph comes from, as Dynamo writes it: the source of
+    its `node.meta["grapharg"]` (a GraphArg), else of `node._dynamo_source`; None if neither."""
+    grapharg = node.meta.get("grapharg")
+    source = getattr(grapharg, "source", None) or getattr(node, "_dynamo_source", None)
+    return _source_text(source)
+
+
+def attribute_sources(gm) -> dict[str, str]:
+    """For the tensors Dynamo's graph reads as attributes (`get_attr`: a compiled optimizer
+    step's parameters and state), attribute name -> where it comes from, as Dynamo writes it:
+    the graph module's `_param_name_to_source`."""
+    sources = getattr(gm, "_param_name_to_source", None) or {}
+    return {name: text for name, s in sources.items() if (text := _source_text(s))}
+
+
 # ---- Dynamo: the compile in progress ------------------------------------------------------
 TORCH_DIR = os.path.dirname(torch.__file__) + os.sep
 # DDPOptimizer's graph splitting runs from this file of torch's
@@ -303,6 +334,18 @@ def compiled_code():
     except AttributeError:  # the backend was called directly
         return None
     return tx.f_code if tx is not None else None
+
+
+# Dynamo enters a torch.nn module compiled whole (an `nn.Sequential`), whose own code it does
+# not trace from, through a wrapper frame of its own: `wrap_inline`'s `inner(*args, **kwargs)`,
+# which calls the module, its closure's `fn`. Its sources then say `L['fn']` for the module.
+_WRAPPER_FILE = os.path.join("_dynamo", "external_utils.py")
+
+
+def compiling_a_wrapped_module() -> bool:
+    """Whether the frame being compiled is Dynamo's wrapper around a module's call."""
+    code = compiled_code()
+    return code is not None and code.co_name == "inner" and code.co_filename.endswith(_WRAPPER_FILE)
 
 
 def recompile_reason() -> str | None:
@@ -402,11 +445,13 @@ __all__ = [
     "TORCH_DIR",
     "TorchDispatchMode",
     "aot_export_module",
+    "attribute_sources",
     "autograd_function_apply",
     "c_apply",
     "compile_subgraph_reason",
     "compiled_code",
     "compiles_between",
+    "compiling_a_wrapped_module",
     "cond",
     "core_aten_decompositions",
     "current_compile_id",
@@ -418,6 +463,7 @@ __all__ = [
     "get_attr",
     "functorch_transforms_active",
     "invoke_subgraph",
+    "input_source",
     "is_alias_of",
     "is_functorch_wrapped",
     "is_once_differentiable",

@@ -31,12 +31,12 @@ def test_simple_forward_and_backward_tapes():
     assert_expected_inline(
         dynamo_tape.last_tapes(),
         """\
-forward_train(v0:f32[10], v1:f32[10]):
+forward_train(v0:f32[10] a, v1:f32[10] b):
   v2:f32[10] = add.Tensor v0 v1
   v3:f32[10] = mul.Tensor v2 v1
   return (v3, v1, v2)
 
-backward(v1:f32[10], v2:f32[10], v4:f32[10]):
+backward(v1:f32[10] b, v2:f32[10], v4:f32[10]):
   v5:f32[10] = mul.Tensor v4 v1
   v6:f32[10] = mul.Tensor v4 v2
   v7:f32[10] = add.Tensor v6 v5
@@ -48,11 +48,12 @@ def test_printer_types_names_and_bracketed_constants():
     linear = torch.nn.Linear(16, 32)
     compiled = torch.compile(lambda x: linear(x).sum(1, keepdim=True), backend="tape")
     compiled(torch.randn(8, 16))
-    # parameters are graph inputs (v0 weight, v1 bias), the user's x comes last
+    # parameters are graph inputs, named as the code reaches them (the global `linear`); the
+    # user's x comes last
     assert_expected_inline(
         last_compiled().tape.text(),
         """\
-forward(v0:f32[32,16], v1:f32[32], v2:f32[8,16]):
+forward(v0:f32[32,16] linear.weight, v1:f32[32] linear.bias, v2:f32[8,16] x):
   v3:f32[16,32] = permute v0 [dims=[1, 0]]
   v4:f32[8,32] = addmm v1 v2 v3
   v5:f32[8,1] = sum.dim_IntList v4 [dim=[1], keepdim=True]
