@@ -181,7 +181,10 @@ def replay_into(tape: Tape, inputs: list, kept: dict | None = None) -> tuple[dic
                 values.update(kept)
                 continue
             rec.source = e.source
+            start = len(rec.tape.entries)
             out = record.call(e.op, *args, **kwargs)
+            for made in rec.tape.entries[start:]:  # replayed: from the body entry's module
+                made.module = made.module or e.module
             entries.append(rec.tape.entries[-1])
             outs = out if isinstance(out, list) else [out]
             values.update((v, o) for v, o in zip(e.outputs, outs) if v is not None)
