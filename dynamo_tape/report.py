@@ -312,7 +312,7 @@ def _recompiles(recompiles: list[dict]) -> str:
         for r in recompiles
     ]  # fmt: skip
     headers = ["id", "function", "guard that failed (of compile)", "line"]
-    note = "line: the line whose value the guard checks, where Dynamo says."
+    note = "line: where the guarded value comes from in the function, when Dynamo says."
     table_ = _table(recompiles, rows, headers, cut=("line", "guard that failed (of compile)"))
     return table_ + ("\n\n" + note if any(row[-1] for row in rows) else "")
 
