@@ -20,7 +20,7 @@ from .runtime import CompiledGraph
 
 def tape(gm: torch.fx.GraphModule, example_inputs, **kwargs):
     options = kwargs.pop("options", None)
-    kwargs.pop("mode", None)  # modes tune inductor; the tape has one way to run
+    tracker.mode_ignored(kwargs.pop("mode", None))  # modes tune inductor: warned once, reported
     if kwargs:
         raise TypeError(f"tape backend: unexpected arguments {sorted(kwargs)}")
     config = Config.from_options(options)

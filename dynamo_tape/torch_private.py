@@ -15,6 +15,8 @@ import dataclasses
 import functools
 import os
 import re
+import sys
+import textwrap
 
 import torch
 import torch._decomp
@@ -357,6 +359,108 @@ def recompile_reason() -> str | None:
     return metrics.get("recompile_reason")
 
 
+def graph_break_message(reason) -> str:
+    """Dynamo's full message for why this graph ended (`reason`: `compile_subgraph_reason`).
+    A call Dynamo cannot trace ends the graph with its Unsupported's message as the reason; a
+    data-dependent branch only with `generic_jump TensorVariable()`, while the Unsupported with
+    the message (gb_type, explanation, hints) is the local `exc` of symbolic_convert's
+    `jump_graph_break`, which is on the stack while the graph compiles (2.11 to 2.15)."""
+    text = reason.reason
+    if not text.startswith("generic_jump"):
+        return text
+    frame = sys._getframe(1)
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "jump_graph_break" and code.co_filename.startswith(TORCH_DIR):
+            message = getattr(frame.f_locals.get("exc"), "msg", None)
+            return message if isinstance(message, str) and message else text
+        frame = frame.f_back
+    return text
+
+
+def graph_break_reason_at(filename: str, lineno: int):
+    """The latest GraphCompileReason of a break that passed through filename:lineno, else None:
+    every one Dynamo makes is appended to `torch._dynamo.utils.graph_break_reasons` (cleared by
+    `torch._dynamo.reset()`), also that of a break whose graph was empty and so never reached a
+    backend."""
+    import torch._dynamo.utils
+
+    for reason in reversed(torch._dynamo.utils.graph_break_reasons):
+        if any((f.filename, f.lineno) == (filename, lineno) for f in reason.user_stack or ()):
+            return reason
+    return None
+
+
+# torch._dynamo.exc.format_graph_break_message (`unimplemented`, graph-break registry): gb_type on
+# the first line, then "  Explanation: ...", "  Hint: ..." lines, "  Developer debug context:
+# ...", and " For more details about this graph break, please visit: URL" where the registry
+# has the gb_type; a graph break while handling another appends its message after this line.
+_ANOTHER_BREAK = "*** While handling this graph break, another graph break occurred: ***"
+_FIELDS = {
+    "Explanation:": "explanation",
+    "Hint:": "hints",
+    "Developer debug context:": "context",
+    "For more details about this graph break, please visit:": "doc_url",
+}
+
+
+def graph_break_parts(message: str) -> list[dict]:
+    """Dynamo's message as {gb_type, explanation, hints, context, doc_url}, one per graph break
+    it chains (the first is the one that happened first). A message in no such format is its
+    first line as gb_type and the rest as explanation."""
+    return [_graph_break_part(part) for part in str(message).split(_ANOTHER_BREAK)]
+
+
+def _graph_break_part(text: str) -> dict:
+    lines = text.strip("\n").splitlines()
+    part = {"gb_type": lines[0].strip() if lines else "", "explanation": "", "hints": []}
+    part.update(context="", doc_url="")
+    field, first, rest = "explanation", "", []
+
+    def close():
+        value = (first + "\n" + textwrap.dedent("\n".join(rest))).strip()
+        if field == "hints":
+            part["hints"].append(" ".join(value.split()))
+        elif field == "explanation":
+            part["explanation"] = value
+        elif value:
+            part[field] = " ".join(value.split())
+
+    for line in lines[1:]:
+        stripped = line.strip()
+        key = next((k for k in _FIELDS if stripped.startswith(k)), None)
+        if key is None:
+            rest.append(line)
+            continue
+        close()
+        field, first, rest = _FIELDS[key], stripped[len(key) :].strip(), []
+    close()
+    return part
+
+
+# torch._dynamo.guards.get_guard_fail_reason_helper: "<compile id>: <guard>  # <source>  # <file
+# shortened>:<line> in <fn>", then (from 2.11) "User stack trace:" and traceback lines.
+_STACK_LINE = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<fn>\S+)')
+
+
+def recompile_reason_parts(reason: str) -> dict:
+    """A recompile reason as {failed_compile, guard, filename, lineno}: the compile whose guard
+    failed ("0/0"), the guard alone, and the user line it came from ("" and 0 where not said)."""
+    first = str(reason).strip().splitlines()[0] if str(reason).strip() else ""
+    failed, sep, guard = first.partition(": ")
+    if not sep or not re.fullmatch(r"\d+/\d+", failed):
+        failed, guard = "", first
+    guard = guard.split("  #")[0].strip()
+    found = list(_STACK_LINE.finditer(str(reason)))
+    filename, lineno = (found[-1]["file"], int(found[-1]["line"])) if found else ("", 0)
+    return {"failed_compile": failed, "guard": guard, "filename": filename, "lineno": lineno}
+
+
+# The gb_type of `unimplemented` when a frame has been compiled `recompile_limit` times (or
+# `accumulated_recompile_limit`): convert_frame.py, the same on 2.11 to 2.15.
+RECOMPILE_LIMIT_GB_TYPE = "Dynamo recompile limit exceeded"
+
+
 @dataclasses.dataclass
 class FrameCompile:
     compile_id: str | None
@@ -365,28 +469,69 @@ class FrameCompile:
     lineno: int
     graph_ops: int
     reasons: list[str]  # why Dynamo restarted or gave up on the frame
+    failed: bool = False  # Dynamo gave up on the frame (an exception, a frame skipped)
+    fail_filename: str = ""  # the user line it gave up at, where it says
+    fail_lineno: int = 0
+    recompile_reason: str = ""  # the guard that failed, for a recompile
 
 
 def compiles_between(start_us: int, end_us: int | None) -> list[FrameCompile]:
     """Dynamo's record of each frame compile begun from `start_us` until `end_us` (microseconds
     since the epoch; None: now): `torch._dynamo.utils.get_compilation_metrics()`, a bounded
-    deque of CompilationMetrics (compile_id, co_name, co_filename, co_firstlineno,
-    graph_op_count, restart_reasons, fail_reason, start_time_us; the same on every supported
-    release)."""
+    deque (the last 64) of CompilationMetrics (compile_id, co_name, co_filename,
+    co_firstlineno, graph_op_count, restart_reasons, fail_type, fail_reason,
+    fail_user_frame_filename, fail_user_frame_lineno, recompile_reason, is_runtime,
+    start_time_us; the same on every supported release). A compile that fails before Dynamo
+    looks at the code (the recompile limit) has no co_name: it is taken from the frame's other
+    compiles. Compiles at run time (a lazily compiled backward) are left out."""
     import torch._dynamo.utils
 
-    return [
-        FrameCompile(
-            m.compile_id,
-            m.co_name or "?",
-            m.co_filename or "?",
-            m.co_firstlineno or 0,
-            m.graph_op_count or 0,
-            sorted(m.restart_reasons or ()) + ([m.fail_reason] if m.fail_reason else []),
-        )
+    metrics = [
+        m
         for m in torch._dynamo.utils.get_compilation_metrics()
-        if start_us <= (m.start_time_us or 0) and (end_us is None or m.start_time_us < end_us)
+        if not m.is_runtime
+        and start_us <= (m.start_time_us or 0)
+        and (end_us is None or m.start_time_us < end_us)
     ]
+    names = {}
+    for m in metrics:
+        if m.co_name and m.compile_id:
+            names[m.compile_id.split("/")[0]] = (m.co_name, m.co_filename, m.co_firstlineno)
+    compiles = []
+    for m in metrics:
+        frame_id = (m.compile_id or "").split("/")[0]
+        name, filename, lineno = names.get(frame_id, (None, None, None))
+        compiles.append(
+            FrameCompile(
+                m.compile_id,
+                m.co_name or name or "?",
+                m.co_filename or filename or "?",
+                m.co_firstlineno or lineno or 0,
+                m.graph_op_count or 0,
+                sorted(m.restart_reasons or ()) + ([m.fail_reason] if m.fail_reason else []),
+                failed=bool(m.fail_type),
+                fail_filename=m.fail_user_frame_filename or "",
+                fail_lineno=m.fail_user_frame_lineno or 0,
+                recompile_reason=m.recompile_reason or "",
+            )
+        )
+    return compiles
+
+
+def recompile_limit(limit: int):
+    """Inside the block, Dynamo compiles a frame at most `limit` times (a context manager:
+    `torch._dynamo.config.patch(recompile_limit=...)`; the default is 8)."""
+    import torch._dynamo.config
+
+    return torch._dynamo.config.patch(recompile_limit=limit)
+
+
+def shorten_filename(path: str) -> str:
+    """A path as Dynamo's guard comments show it: without its common prefix with torch's folder
+    (torch.utils._traceback.shorten_filename)."""
+    import torch.utils._traceback
+
+    return torch.utils._traceback.shorten_filename(path)
 
 
 def trace_artifact(name: str, payload_fn, compile_id) -> None:
@@ -452,6 +597,9 @@ __all__ = [
     "compiled_code",
     "compiles_between",
     "compiling_a_wrapped_module",
+    "graph_break_message",
+    "graph_break_parts",
+    "graph_break_reason_at",
     "cond",
     "core_aten_decompositions",
     "current_compile_id",
@@ -475,9 +623,13 @@ __all__ = [
     "opinfo_database",
     "overload_name",
     "real_object",
+    "RECOMPILE_LIMIT_GB_TYPE",
+    "recompile_limit",
     "recompile_reason",
+    "recompile_reason_parts",
     "schema",
     "set_grad_enabled",
+    "shorten_filename",
     "size_hint",
     "statically_known_true",
     "tag_activation_checkpoint",

@@ -9,29 +9,49 @@ Dynamo knows about that graph is read at that moment, through `torch_private`:
 - the frame being compiled: the instruction translator's code object (`user_stack[0]` is not
   it: after a break it names the original function, not the `torch_dynamo_resume_in_*` frame);
 - the recompile reason (the guard that failed): the metrics of the compile in progress, which
-  `get_compilation_metrics()[i].recompile_reason` reports only once the compile has finished.
+  `get_compilation_metrics()[i].recompile_reason` reports only once the compile has finished;
+- Dynamo's full message for a break (gb_type, explanation, hints: `tp.graph_break_message`),
+  which for a data-dependent branch is not the graph's reason.
+
+What never reaches the backend is read from Dynamo's compile records of the session's time
+(`records.from_compiles`): frames Dynamo ran as Python, recompile limits hit, graphs other
+backends compiled. `mode=` (inductor's) is recorded as an option ignored (`mode_ignored`).
 
 A break site is counted by (file, line, kind) of the innermost user frame, once however often
 it is compiled or called; `counters["graph_break"]` instead counts every compile attempt. A
 break with no graph before it never reaches the backend; its resume frame
-(`torch_dynamo_resume_in_<fn>_at_<line>`) still names its line, so it is counted from there.
-Graphs compiled by the same Dynamo compile (same compile id) under DDPOptimizer are DDP bucket
-splits. Nothing is recorded unless a `TapeCounter` or `track()` is active, except the last
-compiled graph (for `last_tapes()`) and the structured-trace artifacts (free without a trace).
+(`torch_dynamo_resume_in_<fn>_at_<line>`) still names its line, so it is counted from there,
+with the reason Dynamo recorded for a break through that line (`tp.graph_break_reason_at`).
+A break is a break site only, not also a split. Graphs compiled by the same Dynamo compile
+(same compile id) under DDPOptimizer are DDP bucket splits. Nothing is recorded unless a
+`TapeCounter` or `track()` is active, except the last compiled graph (for `last_tapes()`) and
+the structured-trace artifacts (free without a trace).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import re
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass
 
 from . import torch_private as tp
 from .ir import op_name
-from .records import BreakSite, GraphRecord, Recompile, Split, first_line, one_line
+from .records import (
+    RESUME_FRAME,
+    BreakSite,
+    GraphRecord,
+    IgnoredOption,
+    Recompile,
+    Split,
+    first_line,
+    from_compiles,
+    one_line,
+    source_line,
+    user_frames,
+)
 
 _last: list = []
 _active: list[Tracked] = []
@@ -50,6 +70,7 @@ class Tracked:
         self._breaks: dict[tuple, BreakSite] = {}
         self._user_lines: set[tuple[str, int]] = set()  # every user frame a break passed through
         self.recompiles: list[Recompile] = []
+        self._options: dict[tuple[str, str], IgnoredOption] = {}
 
     # CompileCounter's meaning: one frame per backend call, op_count sums its graphs' call nodes
     @property
@@ -82,23 +103,32 @@ class Tracked:
 
     @property
     def splits(self) -> list[Split]:
-        return (
-            self._break_splits()
-            + self._graph_splits()
-            + self._fallback_splits()
-            + self._uncompiled_splits()
-        )
+        """Where the program left the tape other than at a graph break (`breaks` has those):
+        DDP bucket splits, graphs not on the tape, fallback ops, and frames Dynamo ran as
+        Python (kind "frame run as Python", also `skipped_frames`)."""
+        return self._graph_splits() + self._fallback_splits() + self._from_compiles()[0]
 
-    def _break_splits(self) -> list[Split]:
-        frames = {g.frame for g in self.graphs}
-        splits = []
-        for b in self._breaks.values():
-            resume = f"torch_dynamo_resume_in_{b.function}_at_{b.lineno}"
-            reason = b.short_reason + (f"; resumes in {resume}" if resume in frames else "")
-            splits.append(
-                Split("graph break", b.function, f"{b.filename}:{b.lineno}", reason, b.count)
-            )
-        return splits
+    @property
+    def skipped_frames(self) -> list[Split]:
+        return self._from_compiles()[0]
+
+    @property
+    def recompile_limits(self) -> list:
+        return self._from_compiles()[1]
+
+    @property
+    def other_backends(self) -> list:
+        return self._from_compiles()[2]
+
+    @property
+    def options_ignored(self) -> list[IgnoredOption]:
+        return list(self._options.values())
+
+    def _from_compiles(self):
+        """Frames Dynamo compiled to no graph, having given up on one (it ran them as Python),
+        recompile limits hit, and graphs of other backends, read from Dynamo's compile records
+        of the time this session was active (`records.from_compiles`)."""
+        return from_compiles(tp.compiles_between(self._since_us, self._until_us), self.graphs)
 
     def _graph_splits(self) -> list[Split]:
         """Graphs the tape could not compile, and graphs DDPOptimizer cut at bucket boundaries."""
@@ -130,22 +160,6 @@ class Tracked:
                 splits[key] = Split("fallback op", g.frame, op["source"] or "?", reason)
         return list(splits.values())
 
-    def _uncompiled_splits(self) -> list[Split]:
-        """Frames Dynamo compiled to no graph, having given up on one (it ran them as Python:
-        a module with backward hooks, say), read from Dynamo's compile records of the time this
-        session was active. A frame whose break resumes in a compiled frame is a graph break, and
-        a compile that reached the backend has its graph's rows."""
-        resumed = {m.group(1) for g in self.graphs if (m := _RESUME_FRAME.fullmatch(g.frame))}
-        seen = {g.compile_id for g in self.graphs}
-        splits = []
-        for c in tp.compiles_between(self._since_us, self._until_us):
-            if c.graph_ops or not c.reasons or c.function in resumed or c.compile_id in seen:
-                continue
-            reason = "; ".join(sorted(one_line(r) for r in c.reasons))
-            where = f"{c.filename}:{c.lineno}"
-            splits.append(Split("frame run as Python", c.function, where, reason))
-        return splits
-
     def add(self, record: GraphRecord, facts: _CompileFacts):
         self.graphs.append(record)
         self._user_lines.update(facts.user_lines)
@@ -167,25 +181,48 @@ class Tracked:
         else:
             self._breaks[key] = site
 
-    def summary(self) -> dict:
-        return {
+    def ignore_option(self, option: str, value: str, why: str) -> None:
+        key = (option, value)
+        if key in self._options:
+            self._options[key].count += 1
+        else:
+            self._options[key] = IgnoredOption(option, value, why)
+
+    def summary(self, timings: bool = True) -> dict:
+        return self._summary(*self._from_compiles(), timings=timings)
+
+    def _summary(self, skipped, limits, others, timings: bool = True) -> dict:
+        summary = {
             "graphs": self.graph_count,
             "dynamo_ops": self.op_count,
             "graph_break_sites": self.graph_break_count,
-            "splits": len(self.splits),
+            "splits": len(self._graph_splits() + self._fallback_splits()),
+            "frames_skipped": len(skipped),
             "recompiles": self.recompile_count,
+            "recompile_limits": len(limits),
+            "other_backend_graphs": len(others),
+            "options_ignored": len(self._options),
             "fallback_ops": self.fallback_op_count,
             "graphs_not_on_tape": sum(1 for g in self.graphs if g.not_on_tape),
-            "compile_seconds": round(sum(g.compile_seconds for g in self.graphs), 4),
         }
+        if timings:
+            summary["compile_seconds"] = round(sum(g.compile_seconds for g in self.graphs), 4)
+        return summary
 
-    def as_dict(self, tapes: bool = True) -> dict:
+    def as_dict(self, tapes: bool = True, timings: bool = True) -> dict:
+        """The session as plain data (the JSON); `timings=False` leaves out compile seconds,
+        which differ from run to run."""
+        skipped, limits, others = self._from_compiles()
+        splits = self._graph_splits() + self._fallback_splits() + skipped
         return {
-            "summary": self.summary(),
-            "graphs": [g.as_dict(tapes) for g in self.graphs],
+            "summary": self._summary(skipped, limits, others, timings),
+            "graphs": [g.as_dict(tapes, timings) for g in self.graphs],
             "breaks": [b.as_dict() for b in self.breaks],
-            "splits": [asdict(s) for s in self.splits],
-            "recompiles": [asdict(r) for r in self.recompiles],
+            "splits": [s.as_dict() for s in splits],
+            "recompiles": [r.as_dict() for r in self.recompiles],
+            "recompile_limits": [r.as_dict() for r in limits],
+            "other_backends": [g.as_dict() for g in others],
+            "options_ignored": [o.as_dict() for o in self.options_ignored],
         }
 
     def to_json(self) -> str:
@@ -250,6 +287,22 @@ def last_compiled():
     return _last[0] if _last else None
 
 
+def mode_ignored(mode: str | None) -> None:
+    """`torch.compile(..., backend="tape", mode=...)`: modes tune inductor, the tape has one way
+    to run. Warns once per mode in a process, and every active session records it per graph."""
+    if mode is None:
+        return
+    if mode not in _warned_modes:
+        _warned_modes.add(mode)
+        warnings.warn(f'backend="tape" ignores mode={mode!r}: {_MODE_IGNORED}', stacklevel=2)
+    for tracked in _active:
+        tracked.ignore_option("mode", str(mode), _MODE_IGNORED)
+
+
+_warned_modes: set[str] = set()
+_MODE_IGNORED = "modes tune inductor; the tape has one way to run"
+
+
 def _record(gm, compile_id, seconds, forward_entries, fallbacks) -> GraphRecord:
     reason = tp.compile_subgraph_reason(gm)
     code = tp.compiled_code()
@@ -260,7 +313,7 @@ def _record(gm, compile_id, seconds, forward_entries, fallbacks) -> GraphRecord:
         forward_entries=forward_entries,
         fallback_ops=fallbacks,
         compile_seconds=seconds,
-        ended_by=one_line(reason.reason) if reason is not None else "",
+        ended_by=one_line(tp.graph_break_message(reason)) if reason is not None else "",
         ddp_bucket=_inside_ddp_optimizer(),
         frame_file=code.co_filename if code is not None else "",
     )
@@ -280,18 +333,19 @@ _UNSEEN_BREAK = (
     "graph break seen only from its resume frame: the frame compiled no graph before it, so "
     "Dynamo's reason never reached the backend (TORCH_LOGS=graph_breaks shows it)"
 )
-_RESUME_FRAME = re.compile(r"torch_dynamo_resume_in_(.+)_at_(\d+)")
 
 
 def _add(gm, record: GraphRecord, compile_id) -> None:
     site, user_lines, resumed = None, [], None
     # DDPOptimizer marks its bucket boundaries as breaks inside torch: they are splits instead
     if not record.ddp_bucket:
-        site, user_lines = _break_site(tp.compile_subgraph_reason(gm))
-        match = _RESUME_FRAME.fullmatch(record.frame)
+        reason = tp.compile_subgraph_reason(gm)
+        site, user_lines = _break_site(reason, tp.graph_break_message(reason) if reason else "")
+        if site is not None:
+            record.ended_at = f"{site.filename}:{site.lineno}"
+        match = RESUME_FRAME.fullmatch(record.frame)
         if match:
-            function, line = match.groups()
-            resumed = BreakSite(record.frame_file, int(line), function, _UNSEEN_BREAK)
+            resumed = _resumed_site(record.frame_file, *match.groups())
     recompile = None
     if compile_id is not None and compile_id.frame_compile_id:
         recompile = Recompile(record.compile_id, record.frame, tp.recompile_reason() or _NO_REASON)
@@ -300,12 +354,30 @@ def _add(gm, record: GraphRecord, compile_id) -> None:
         tracked.add(record, facts)
 
 
-def _break_site(reason) -> tuple[BreakSite | None, list[tuple[str, int]]]:
+def _resumed_site(filename: str, function: str, line: str) -> BreakSite:
+    """The break a resume frame continues after: what Dynamo recorded for a break through that
+    line, else only where it was."""
+    reason = tp.graph_break_reason_at(filename, int(line))
+    if reason is not None:
+        site, _ = _break_site(reason)
+        if site is not None:
+            return site
+    return BreakSite(
+        filename, int(line), function, _UNSEEN_BREAK, line=source_line(filename, int(line))
+    )
+
+
+def _break_site(reason, message: str | None = None):
+    """The break site of a GraphCompileReason (`message`: Dynamo's full text for it, if not the
+    reason's), and every user frame on the way there: (BreakSite | None, [(file, line)])."""
     if reason is None or not reason.graph_break or not reason.user_stack:
         return None, []
+    message = reason.reason if message is None else message
     user = [f for f in reason.user_stack if not f.filename.startswith(tp.TORCH_DIR)]
     frame = (user or list(reason.user_stack))[-1]
-    site = BreakSite(frame.filename, frame.lineno, frame.name, reason.reason.strip())
+    stack = user_frames(user or [frame])
+    site = BreakSite(frame.filename, frame.lineno, frame.name, message.strip(),
+                     line=stack[-1]["line"], stack=stack)  # fmt: skip
     return site, [(f.filename, f.lineno) for f in user]
 
 

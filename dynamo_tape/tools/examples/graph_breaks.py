@@ -6,12 +6,21 @@
 - `logs_in_the_middle`: a print() between two computations; Dynamo compiles the part before
   it, runs the print eagerly, and compiles the rest as a resume frame;
 - `branches_on_data`: an `if` on a tensor's value, which Dynamo cannot trace;
-- `power_norm`: recompiled once for a new input shape and once for a new int argument.
+- `power_norm`: recompiled once for a new input shape and once for a new int argument;
+- `logs_every_step`: a print() inside a loop: Dynamo cannot resume inside a loop, so it runs
+  the whole frame as Python;
+- `scaled_by_name`: a new string argument is a new graph each time, up to the recompile limit
+  (1 here, Dynamo's default is 8): past it, the frame runs as Python for new names;
+- `shifted`: compiled with another backend ("eager"): Dynamo's graph, not the tape's.
 """
 
 from __future__ import annotations
 
 import torch
+
+from ... import torch_private as tp
+
+SCALES = {"half": 0.5, "double": 2.0}
 
 
 def logs_in_the_middle(x):
@@ -31,6 +40,21 @@ def power_norm(x, power: int):
     return (x.abs() ** power).sum() ** (1.0 / power)
 
 
+def logs_every_step(x):
+    for step in range(2):
+        x = torch.sin(x) * 2
+        print(f"logs_every_step: step {step}")  # a break in a loop: the frame runs as Python
+    return x.sum()
+
+
+def scaled_by_name(x, name: str):
+    return (x * SCALES[name]).sum()
+
+
+def shifted(x):
+    return (x + 1).sum()
+
+
 def main():
     torch.manual_seed(0)
     logs = torch.compile(logs_in_the_middle, backend="tape")
@@ -43,6 +67,12 @@ def main():
         norm(x, 2).backward()
     norm(torch.randn(16, 4, requires_grad=True), 2).backward()  # a new shape: recompile
     norm(torch.randn(16, 4, requires_grad=True), 3).backward()  # a new int argument: recompile
+    torch.compile(logs_every_step, backend="tape")(x).backward()
+    scale = torch.compile(scaled_by_name, backend="tape")
+    with tp.recompile_limit(1):
+        for name in SCALES:  # the second name is past the limit
+            scale(x, name).backward()
+    torch.compile(shifted, backend="eager")(x).backward()
 
 
 if __name__ == "__main__":

@@ -10,6 +10,10 @@
 Each workload gets `<name>.md` and `<name>.json`; `index.md` has one summary row per workload.
 A workload that fails still gets its report (what compiled before the failure), and the
 failure is listed in the index.
+
+The files depend only on what the workloads compile, so running it again changes nothing
+unless behaviour changed: compile times are left out, and paths are written relative to this
+checkout (installed packages' to their site-packages folder).
 """
 
 from __future__ import annotations
@@ -18,12 +22,15 @@ import argparse
 import functools
 import importlib.util
 import os
+import re
 import runpy
 import sys
+import tempfile
 import traceback
 
 import torch
 
+from ... import torch_private as tp
 from ...report import table, write
 from ...tracker import track
 from . import graph_breaks, models
@@ -42,7 +49,7 @@ REPOSITORY = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..",
 
 def workloads():
     if importlib.util.find_spec(DEMO) is not None:
-        yield "demo", f"`python -m {DEMO}`", _run_demo
+        yield "demo", "`examples/demo.py`", _run_demo
     for family, (model, batch) in FAMILIES.items():
         train = functools.partial(models.train_side_by_side, model, batch, steps=TRAINING_STEPS)
         yield f"model_{family}", f"{TRAINING_STEPS} training steps of `{model.__name__}`", train
@@ -50,19 +57,24 @@ def workloads():
 
 
 def _run_demo():
+    """The demo as its command runs it; the report it writes itself goes to a folder that is
+    then removed (this command writes `demo.md` from its own tracking)."""
     argv = sys.argv
-    sys.argv = [DEMO]
-    try:
-        runpy.run_module(DEMO, run_name="__main__")
-    finally:
-        sys.argv = argv
+    with tempfile.TemporaryDirectory() as folder:
+        sys.argv = [DEMO, "--report", folder]
+        try:
+            runpy.run_module(DEMO, run_name="__main__")
+        finally:
+            sys.argv = argv
 
 
 def _relative_to_repository(value):
     """The same data with this checkout's paths written relative to it, so reports generated
-    in different checkouts differ only where the results do."""
+    in different checkouts differ only where the results do: absolute paths, the shortened
+    ones of Dynamo's guard comments (`tp.shorten_filename`, `main/dynamo_tape/...` in a
+    checkout named main), and installed packages' paths (from their site-packages folder)."""
     if isinstance(value, str):
-        return value.replace(REPOSITORY + os.sep, "")
+        return _PATHS.sub("", value)
     if isinstance(value, dict):
         return {k: _relative_to_repository(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -70,48 +82,63 @@ def _relative_to_repository(value):
     return value
 
 
+def _path_prefixes() -> re.Pattern:
+    site_packages = os.path.dirname(tp.TORCH_DIR.rstrip(os.sep)) + os.sep
+    shortened = tp.shorten_filename(os.path.join(REPOSITORY, "x"))[:-1]
+    prefixes = [REPOSITORY + os.sep, site_packages, shortened]
+    # a prefix counts at the start of a path only, not inside a longer name
+    return re.compile(r"(?<![\w.~/\\-])(?:" + "|".join(map(re.escape, prefixes)) + ")")
+
+
+_PATHS = _path_prefixes()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dynamo_tape.tools.examples.make_reports")
     parser.add_argument("--out", default="reports")
     out_dir = parser.parse_args(argv).out
-    rows, failures = [], 0
+    rows, described, failed = [], [], []
     for name, what, run in workloads():
         torch.compiler.reset()
-        outcome = "ok"
+        outcome = ""
         with track() as tracked:
             try:
                 run()
             except Exception as e:  # noqa: BLE001 - the report says what failed, and we go on
                 traceback.print_exc()
-                outcome = f"failed: {type(e).__name__}: {str(e).strip().splitlines()[0]}"
-                failures += 1
-        data = _relative_to_repository(tracked.as_dict())
+                outcome = " (failed)"
+                failed.append(f"- {name}: failed: {type(e).__name__}: {_first_line(e)}")
+        data = _relative_to_repository(tracked.as_dict(timings=False))
         write(data, out_dir, name, f"dynamo-tape report: {name} ({what})")
-        summary = data["summary"]
-        rows.append(
-            (
-                f"[{name}]({name}.md)",
-                what,
-                outcome.replace("|", "\\|"),
-                summary["graphs"],
-                summary["graph_break_sites"],
-                summary["recompiles"],
-                summary["fallback_ops"],
-                summary["graphs_not_on_tape"],
-            )
-        )
-        print(f"make_reports: {name}: {outcome}", file=sys.stderr)
-    headers = ["report", "workload", "outcome", "graphs", "break sites", "recompiles",
-               "fallback ops", "graphs not on tape"]  # fmt: skip
+        rows.append((f"[{name}]({name}.md){outcome}", *_counts(data["summary"])))
+        described.append(f"- {name}: {what}")
+        print(f"make_reports: {name}: {'failed' if outcome else 'ok'}", file=sys.stderr)
+    headers = ["report", "graphs", "breaks", "skipped", "recompiles", "fallbacks",
+               "not on tape"]  # fmt: skip
     index = [
         "# dynamo-tape compile reports",
         "Generated by `python -m dynamo_tape.tools.examples.make_reports` "
         f"(torch {torch.__version__}); do not edit by hand.",
-        table(rows, headers),
+        table(rows, headers, keep=("report",)),
+        "breaks: graph-break sites; skipped: frames Dynamo ran as Python; fallbacks: ops whose\n"
+        "VJP is torch.autograd's; not on tape: graphs the tape could not compile.",
+        "\n".join(described),
+        *(["Failures:", "\n".join(failed)] if failed else []),
     ]
     with open(os.path.join(out_dir, "index.md"), "w") as f:
         f.write("\n\n".join(index) + "\n")
-    return 1 if failures else 0
+    return 1 if failed else 0
+
+
+def _counts(summary: dict) -> list[int]:
+    keys = ["graphs", "graph_break_sites", "frames_skipped", "recompiles", "fallback_ops",
+            "graphs_not_on_tape"]  # fmt: skip
+    return [summary[key] for key in keys]
+
+
+def _first_line(error: Exception) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0].replace("|", "\\|") if lines else ""
 
 
 if __name__ == "__main__":
