@@ -11,7 +11,9 @@
   the whole frame as Python;
 - `scaled_by_name`: a new string argument is a new graph each time, up to the recompile limit
   (1 here, Dynamo's default is 8): past it, the frame runs as Python for new names;
-- `shifted`: compiled with another backend ("eager"): Dynamo's graph, not the tape's.
+- `shifted`: compiled with another backend ("eager"): Dynamo's graph, not the tape's;
+- `autotuned`: compiled with `mode="max-autotune"`, an option that tunes inductor: the tape
+  warns once that it ignores it, and the report lists it.
 """
 
 from __future__ import annotations
@@ -55,6 +57,10 @@ def shifted(x):
     return (x + 1).sum()
 
 
+def autotuned(x):
+    return (x * x).mean()
+
+
 def main():
     torch.manual_seed(0)
     logs = torch.compile(logs_in_the_middle, backend="tape")
@@ -73,6 +79,7 @@ def main():
         for name in SCALES:  # the second name is past the limit
             scale(x, name).backward()
     torch.compile(shifted, backend="eager")(x).backward()
+    torch.compile(autotuned, backend="tape", mode="max-autotune")(x).backward()
 
 
 if __name__ == "__main__":
