@@ -130,7 +130,15 @@ class Recorder:
     """Records each recorded test on its own (see the module docstring) and keeps only plain
     data (no compiled graphs, no tapes)."""
 
-    SECTIONS = ("graphs", "breaks", "splits", "recompiles")
+    SECTIONS = (
+        "graphs",
+        "breaks",
+        "splits",
+        "recompiles",
+        "recompile_limits",
+        "other_backends",
+        "options_ignored",
+    )
 
     def __init__(self, report_dir, baseline, old, update, rootdir):
         self.report_dir = report_dir
