@@ -31,15 +31,17 @@ _CONTEXT_LINES = 3  # source lines shown before and after a site
 _MAX_SOURCE_BYTES = 4 << 20
 
 
-def write_html(data: dict, path: str, title: str) -> str:
-    """Write the page of `data` to `path`; returns the path."""
+def write_html(data: dict, path: str, title: str, summary_names: dict | None = None) -> str:
+    """Write the page of `data` to `path`; returns the path. `summary_names`: the summary's
+    labels by key (the markdown's, so both say the same); a key without one shows as itself."""
     with open(path, "w", encoding="utf-8") as f:
-        f.write(page(data, title))
+        f.write(page(data, title, summary_names))
     return path
 
 
-def page(data: dict, title: str) -> str:
-    p = _Page()
+def page(data: dict, title: str, summary_names: dict | None = None) -> str:
+    """The page of `data` as one self-contained HTML document (see `write_html`)."""
+    p = _Page(summary_names=dict(summary_names or {}))
     sections = []
     for section in _SECTIONS:
         body = p.section(section, data)
@@ -91,8 +93,10 @@ class _Section:
 
 @dataclass
 class _Page:
-    """What renders one page: the source lines the tapes link to, and the files read."""
+    """What renders one page: the summary's labels, the source lines the tapes link to, and the
+    files read."""
 
+    summary_names: dict[str, str] = field(default_factory=dict)
     refs: dict[tuple[str, int], tuple[str, str]] = field(default_factory=dict)  # -> (id, fn)
     files: dict[str, list[str] | None] = field(default_factory=dict)
 
@@ -149,7 +153,7 @@ def _summary(data: dict, p: _Page) -> str:
     summary = data.get("summary")
     if not isinstance(summary, dict):
         return _value(summary)
-    names = _summary_names()
+    names = p.summary_names
     tiles = []
     for key, value in summary.items():
         warn = key in _WORTH_A_LOOK and isinstance(value, int | float) and value > 0
@@ -162,12 +166,6 @@ def _summary(data: dict, p: _Page) -> str:
 
 
 _WORTH_A_LOOK = {"graph_break_sites", "recompiles", "fallback_ops", "graphs_not_on_tape"}
-
-
-def _summary_names() -> dict:
-    from . import report  # the markdown's names, so both say the same
-
-    return getattr(report, "_SUMMARY_NAMES", {})
 
 
 def _tests(data: dict, p: _Page) -> str | None:
