@@ -22,45 +22,32 @@ the argument `x`). Entries carry where they come from: the user's line (`source`
 its inputs named, long lines wrapped; `text(sources=True)` also puts each run of entries under
 a comment saying where it comes from.
 
-This module imports nothing of the package but `torch_private`; record.py gives Variables
-their operators, which record new entries onto the tape being built: how rules write backward
-tapes.
+This module imports nothing of the package but `torch_private` and `text` (the short names of
+dtypes and SymInts, and the wrapping of long lines, that its printer uses); record.py gives
+Variables their operators, which record new entries onto the tape being built: how rules write
+backward tapes.
 """
 
 from __future__ import annotations
 
 import functools
 import itertools
-import linecache
-import os
-import re
-import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
+from .text import (
+    WIDTH,
+    clipped,
+    code_at,
+    placement_text,
+    short_dtype,
+    short_source,
+    sym_text,
+    wrapped,
+)
 from .torch_private import OpOverload, overload_name, schema, symbolic_expr
-
-_DTYPE_NAMES = {
-    torch.float64: "f64",
-    torch.float32: "f32",
-    torch.float16: "f16",
-    torch.bfloat16: "bf16",
-    torch.complex64: "c64",
-    torch.complex128: "c128",
-    torch.int64: "i64",
-    torch.int32: "i32",
-    torch.int16: "i16",
-    torch.int8: "i8",
-    torch.uint8: "u8",
-    torch.bool: "b8",
-}
-
-
-def short_dtype(dtype: torch.dtype) -> str:
-    return _DTYPE_NAMES.get(dtype, str(dtype).removeprefix("torch."))
-
 
 SYM = torch.SymInt | torch.SymFloat | torch.SymBool
 
@@ -81,22 +68,6 @@ def size_symbols(variables):
             if symbolic_expr(s).is_Symbol and str(s) not in seen:
                 seen.add(str(s))
                 yield str(s), v, d
-
-
-def sym_text(value) -> str:
-    """An int or SymInt as text: `8`, `s77`, `2*s77`."""
-    if isinstance(value, torch.SymInt | torch.SymFloat | torch.SymBool):
-        return str(symbolic_expr(value))
-    return str(value)
-
-
-def _placement_text(p) -> str:
-    """`S(0)`, `R`, `P(sum)`: a DTensor placement as DTensor's own short repr writes it."""
-    return (
-        str(p)
-        if not hasattr(p, "is_shard")
-        else (f"S({p.dim})" if p.is_shard() else "R" if p.is_replicate() else f"P({p.reduce_op})")
-    )
 
 
 class Variable:
@@ -130,7 +101,7 @@ class Variable:
         if self.is_tensor:
             dims = ",".join(sym_text(s) for s in self.meta.shape)
             placements = getattr(self.meta, "placements", None)  # a DTensor's: `{S(0),R}`
-            where = "{" + ",".join(map(_placement_text, placements)) + "}" if placements else ""
+            where = "{" + ",".join(map(placement_text, placements)) + "}" if placements else ""
             return f"{short_dtype(self.meta.dtype)}[{dims}]{where}"
         return type(self.meta).__name__.lower().removeprefix("sym")
 
@@ -216,10 +187,10 @@ class Tape:
             if sources and (e.module, e.source) != where:
                 where = (e.module, e.source)
                 lines += _where_lines(e)
-            lines += _wrapped(f"  {e.text()}", " " * 6)
+            lines += wrapped(f"  {e.text()}", " " * 6)
         outs = ", ".join(_value_text(o) for o in self.outputs)
         comma = "," if len(self.outputs) == 1 else ""  # a tuple
-        lines += _wrapped(f"  return ({outs}{comma})", " " * len("  return ("))
+        lines += wrapped(f"  return ({outs}{comma})", " " * len("  return ("))
         return "\n".join(lines)
 
     __str__ = text
@@ -255,7 +226,6 @@ class Tape:
             yield from (v for v in e.outputs if v is not None)
 
 
-WIDTH = 120  # printed tapes wrap lines longer than this
 _LABEL_COLUMN = 32  # at most this wide, the `v0:f32[...]` before an input's label
 
 
@@ -275,7 +245,7 @@ def _header(name: str, inputs: list[Variable]) -> list[str]:
 
     def pack():
         if unlabeled:
-            lines.extend(_wrapped("    " + ", ".join(unlabeled) + ",", "    "))
+            lines.extend(wrapped("    " + ", ".join(unlabeled) + ",", "    "))
             unlabeled.clear()
 
     for v in inputs:
@@ -288,80 +258,16 @@ def _header(name: str, inputs: list[Variable]) -> list[str]:
     return [*lines, "):"]
 
 
-def _wrapped(line: str, indent: str) -> list[str]:
-    """A line longer than `WIDTH` as lines of at most that, the later ones indented by `indent`:
-    cut between outputs, operands, constants (`[stride=[1, 1], padding=...]`) or returned
-    values; inside a constant (`size=[...]`) only where it alone is longer than a line."""
-    if len(line) <= WIDTH:
-        return [line]
-    body = line.lstrip(" ")
-    lines, current, fresh = [], line[: len(line) - len(body)], True
-    for piece in _pieces(body):
-        if fresh or len(current) + 1 + len(piece) <= WIDTH:
-            current, fresh = current + ("" if fresh else " ") + piece, False
-        else:
-            lines.append(current)
-            current = indent + piece
-    lines.append(current)
-    cut = functools.partial(
-        textwrap.wrap, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False
-    )
-    return [part for ln in lines for part in (cut(ln, WIDTH) if len(ln) > WIDTH else [ln])]
-
-
-def _pieces(text: str) -> list[str]:
-    """`text` cut at the spaces outside brackets and at those directly inside one pair (between
-    the elements of `[...]` or `(...)`), never inside a quoted string."""
-    pieces, start, depth, quote = [], 0, 0, None
-    for i, c in enumerate(text):
-        if quote:
-            quote = None if c == quote else quote
-        elif c in "'\"":
-            quote = c
-        elif c in "[({":
-            depth += 1
-        elif c in "])}":
-            depth -= 1
-        elif c == " " and depth <= 1:
-            pieces.append(text[start:i])
-            start = i + 1
-    pieces.append(text[start:])
-    return [p for p in pieces if p]
-
-
 def _where_lines(e: TapeEntry) -> list[str]:
     """The comment before a run of entries from one place: `# module | file:line in fn | code`,
     the code on a line of its own where the three do not fit in one."""
-    fields = [f for f in (e.module, _short_source(e.source)) if f]
+    fields = [f for f in (e.module, short_source(e.source)) if f]
     if not fields:
         return ["  # (no source line)"]
     head, code = "  # " + " | ".join(fields), e.code
     if code and len(f"{head} | {code}") <= WIDTH:
         return [f"{head} | {code}"]
-    return [_cut(head), *([_cut(f"  #   {code}")] if code else [])]
-
-
-def _cut(line: str) -> str:
-    return line if len(line) <= WIDTH else line[: WIDTH - 3] + "..."
-
-
-_SOURCE = re.compile(r"^(.*):(\d+) in (.*)$")
-
-
-def _short_source(source: str | None) -> str | None:
-    """`file:line in fn`, the file relative to the working directory where it lies below it."""
-    found = _SOURCE.match(source or "")
-    if not found:
-        return source
-    filename, cwd = found[1], os.getcwd() + os.sep
-    return f"{filename.removeprefix(cwd)}:{found[2]} in {found[3]}"
-
-
-def code_at(source: str | None) -> str | None:
-    """The text of the line a `file:line in fn` names, where its file can be read."""
-    found = _SOURCE.match(source or "")
-    code = linecache.getline(found[1], int(found[2])).strip() if found else ""
-    return code or None
+    return [clipped(head), *([clipped(f"  #   {code}")] if code else [])]
 
 
 class TapeError(AssertionError):

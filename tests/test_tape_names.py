@@ -6,7 +6,7 @@ editing the tests below it moves none of them. Regenerate with `EXPECTTEST_ACCEP
 pytest tests/test_tape_names.py` and review the diff.
 """
 
-# the goldens are printed tapes, whose lines run to `ir.WIDTH` (120), past this file's 100
+# the goldens are printed tapes, whose lines run to `text.WIDTH` (120), past this file's 100
 # ruff: noqa: E501
 
 import pathlib
@@ -16,9 +16,9 @@ import torch
 from expecttest import assert_expected_inline
 from torch import nn
 
-import dynamo_tape
+import dynamo_tape.text
 from dynamo_tape.dynamo_graph import input_name, readable
-from dynamo_tape.ir import WIDTH, Tape, TapeEntry, Variable
+from dynamo_tape.ir import Tape, TapeEntry, Variable
 from dynamo_tape.ops import aten
 from dynamo_tape.tracker import last_compiled
 
@@ -128,7 +128,7 @@ backward(
     # the default form is the same tape without the comments
     assert compact == _without_comments(verbose)
     for text in (compact, verbose):
-        assert max(map(len, text.splitlines())) <= WIDTH
+        assert max(map(len, text.splitlines())) <= dynamo_tape.text.WIDTH
 
 
 def test_names_are_for_reading_the_code_keeps_its_own():
@@ -167,7 +167,7 @@ def test_long_lines_wrap_at_their_separators():
     compiled(torch.randn(6))
     tape = last_compiled().tape
     text = tape.text()
-    assert max(map(len, text.splitlines())) <= WIDTH
+    assert max(map(len, text.splitlines())) <= dynamo_tape.text.WIDTH
     # the wrapped lines, joined again, are each entry's own line
     joined = " ".join(line.strip() for line in text.splitlines()[1:])
     for e in tape.entries:
