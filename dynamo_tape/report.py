@@ -108,7 +108,8 @@ def _write(text: str, data: dict, out_dir: str, name: str) -> tuple[str, str]:
         json.dump(data, f, indent=1)
         f.write("\n")
     # and name.html beside them, titled as the markdown is (its first line)
-    write_html(data, os.path.join(out_dir, f"{name}.html"), text.partition("\n")[0][2:])
+    title = text.partition("\n")[0][2:]
+    write_html(data, os.path.join(out_dir, f"{name}.html"), title, _SUMMARY_NAMES)
     return md_path, json_path
 
 
