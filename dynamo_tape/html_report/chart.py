@@ -14,6 +14,8 @@ def bar_chart(graphs: list[dict]) -> str:
     label_w, bar_w, value_w, row_h, top = 340, 300, 90, 20, 26
     panels = [("saved_bytes", "bytes saved for backward", fmt_bytes), ("compile_seconds",
               "compile time", lambda v: f"{v:.3f} s")]  # fmt: skip
+    # a report written without timings (the committed ones) has no compile time to draw
+    panels = [p for p in panels if any(p[0] in g for g in graphs)] or panels[:1]
     width = label_w + len(panels) * (bar_w + value_w)
     height = top + row_h * len(graphs) + 6
     out = [
@@ -28,14 +30,14 @@ def bar_chart(graphs: list[dict]) -> str:
         for i, (g, v) in enumerate(zip(graphs, values)):
             y = top + i * row_h
             w = max(1.0, bar_w * v / scale) if v else 0
-            tip = f"{g.get('compile_id', '?')} {g.get('frame', '')}: {fmt(v)}"
+            tip = f"{g.get('compile_id', '?')} {_name(g)}: {fmt(v)}"
             out.append(
                 f'<rect class="bar{k}" x="{x0}" y="{y + 3}" width="{w:.1f}" height="{row_h - 6}">'
                 f"<title>{esc(tip)}</title></rect>"
                 f'<text x="{x0 + w + 4:.1f}" y="{y + row_h - 6}">{esc(fmt(v))}</text>'
             )
     for i, g in enumerate(graphs):
-        label = f"{g.get('compile_id', '?')}  {g.get('frame', '')}"
+        label = f"{g.get('compile_id', '?')}  {_name(g)}"
         short = label if len(label) <= 42 else label[:41] + "…"
         out.append(
             f'<text class="label" x="{label_w - 8}" y="{top + i * row_h + row_h - 6}">'
@@ -46,3 +48,7 @@ def bar_chart(graphs: list[dict]) -> str:
     if len(graphs) > _CHART_OPEN:  # a test run's hundreds of graphs: folded
         return f"<details><summary>{len(graphs)} graphs</summary>{chart}</details>"
     return chart
+
+
+def _name(graph: dict) -> str:
+    return graph.get("function") or graph.get("frame", "")

@@ -85,9 +85,10 @@ def graphs_table(data: dict, p: Page) -> str:
     def compile_id(v, g, i):
         return f'<a href="#tapes-{i}">{esc(v)}</a>'
 
-    def frame(v, g, i):
-        where = g.get("frame_file") or ""
-        return f'<code title="{esc(short_path(where))}">{esc(v)}</code>'
+    def frame(v, g, i):  # the user's function (`forward (resumed after line 17)`) where known
+        where = short_path(g.get("frame_file") or "")
+        tip = f"{v} in {where}" if where else str(v)
+        return f'<code title="{esc(tip)}">{esc(g.get("function") or v)}</code>'
 
     def ended(v, g, i):
         if g.get("not_on_tape"):
@@ -106,7 +107,7 @@ def graphs_table(data: dict, p: Page) -> str:
         Col("ended_by", "graph ended by", ended, row=True, cls="text"),
         Col("ddp_bucket", "DDP bucket", optional=True),
     ]
-    return records(graphs, columns, hidden={"tapes", "frame_file", "not_on_tape"})
+    return records(graphs, columns, hidden={"tapes", "frame_file", "not_on_tape", "function"})
 
 
 def graphs_chart(data: dict, p: Page) -> str | None:
@@ -122,6 +123,7 @@ def break_cards(data: dict, p: Page) -> str:
     if not breaks:
         return NONE
     known = {"filename", "lineno", "function", "reason", "count", "kind", "short_reason", "test"}
+    known |= {"explained"}
     cards = []
     for i, b in enumerate(breaks):
         if not isinstance(b, dict):
@@ -148,10 +150,32 @@ def break_cards(data: dict, p: Page) -> str:
         cards.append(
             f'<div class="card" id="break-{i}"><div class="card-head">{" ".join(head)}</div>'
             f'<p class="reason">{esc(reason)}</p>'
-            f"{p.sources.snippet(b.get('filename'), b.get('lineno'))}{details}"
-            f"{extras(b, known)}</div>"
+            f"{p.sources.snippet(b.get('filename'), b.get('lineno'))}"
+            f"{explained(b.get('explained'))}{details}{extras(b, known)}</div>"
         )
     return "".join(cards)
+
+
+def explained(parts) -> str:
+    """What Dynamo says about a break, as it says it: for each of its graph breaks, its
+    explanation, hints and the page on that break."""
+    if not isinstance(parts, list):
+        return "" if parts is None else value_html(parts)
+    out = []
+    for part in parts:
+        if not isinstance(part, dict):
+            out.append(value_html(part))
+            continue
+        head = f"<strong>{esc(part.get('gb_type', ''))}</strong>" if part.get("gb_type") else ""
+        body = (
+            f'<pre class="text">{esc(part["explanation"])}</pre>' if part.get("explanation") else ""
+        )
+        hints = "".join(f"<li>Hint: {esc(h)}</li>" for h in part.get("hints") or ())
+        url = part.get("doc_url")
+        # the address as text: the page links only within itself
+        link = f"<p>Documentation: <code>{esc(url)}</code></p>" if url else ""
+        out.append(f'<div class="explained">{head}{body}<ul>{hints}</ul>{link}</div>')
+    return "".join(out)
 
 
 _SKIPPED = "frame run as Python"
