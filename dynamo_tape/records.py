@@ -56,11 +56,12 @@ class GraphRecord:
         return sum(_nbytes(v.meta) for v in self.plans[0].backward.saved) if self.plans else 0
 
     def tapes(self) -> list[str]:
-        """The tapes that run: the last trace of each function generated so far."""
+        """The tapes that run: the last trace of each function generated so far, each entry run
+        under a comment naming its module and the user's line."""
         if self.compiled is None:
             return []
         program = self.compiled.program
-        return [program.final(function).text() for function in program.code]
+        return [program.final(function).text(sources=True) for function in program.code]
 
     def as_dict(self, tapes: bool = True, timings: bool = True) -> dict:
         row = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "compiled"}

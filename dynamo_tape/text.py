@@ -107,12 +107,17 @@ _SOURCE = re.compile(r"^(.*):(\d+) in (.*)$")
 
 
 def short_source(source: str | None) -> str | None:
-    """`file:line in fn`, the file relative to the working directory where it lies below it."""
+    """`file:line in fn`, the file relative to the working directory where it lies below it,
+    and the function the user wrote where Dynamo's resume frame stands for it."""
     found = _SOURCE.match(source or "")
     if not found:
         return source
     filename, cwd = found[1], os.getcwd() + os.sep
-    return f"{filename.removeprefix(cwd)}:{found[2]} in {found[3]}"
+    function = _RESUMED.sub(r"\1", found[3])  # torch_dynamo_resume_in_forward_at_17: forward
+    return f"{filename.removeprefix(cwd)}:{found[2]} in {function}"
+
+
+_RESUMED = re.compile(r"^torch_dynamo_resume_in_(.+)_at_\d+$")
 
 
 def code_at(source: str | None) -> str | None:

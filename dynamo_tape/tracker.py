@@ -31,6 +31,7 @@ the structured-trace artifacts (free without a trace).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import sys
 import time
@@ -398,4 +399,5 @@ def _trace_tapes(compiled, compile_id) -> None:
     tlparse): one artifact per generated function, `dynamo_tape_forward_train`, ..."""
     program = compiled.program
     for function in program.code:
-        tp.trace_artifact(f"dynamo_tape_{function}", program.final(function).text, compile_id)
+        text = functools.partial(program.final(function).text, sources=True)
+        tp.trace_artifact(f"dynamo_tape_{function}", text, compile_id)

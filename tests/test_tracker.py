@@ -319,7 +319,7 @@ def test_tapes_go_into_the_structured_trace():
     }
     assert artifacts.keys() == {"dynamo_tape_forward_train", "dynamo_tape_backward"}
     assert artifacts["dynamo_tape_forward_train"] + "\n\n" + artifacts["dynamo_tape_backward"] == (
-        dynamo_tape.last_tapes()
+        dynamo_tape.last_tapes(sources=True)  # with each entry's module and line
     )
 
 
@@ -338,7 +338,7 @@ def test_report_and_json_hold_the_same_data():
     assert data["breaks"][0]["explained"] == [explained]
     assert data["summary"]["recompiles"] == len(data["recompiles"]) == counter.recompile_count > 0
     assert [g["tapes"][0] for g in data["graphs"]] == [
-        g.compiled.tape.text() for g in counter.graphs
+        g.compiled.tape.text(sources=True) for g in counter.graphs
     ]
     for tape_text in data["graphs"][0]["tapes"]:
         assert tape_text in text

@@ -74,6 +74,11 @@ class Sources:
 _SOURCE_COMMENT = re.compile(
     r"(?P<ref>#\s*(?P<path>[^\s#][^#]*?):(?P<line>\d+)(?:\s+in\s+(?P<fn>\S+))?)\s*$"
 )
+# a verbose tape's comment line before the entries of one module and line of the user's code:
+# `  # layer1.0.conv1 | model.py:12 in forward | x = self.conv1(x)`
+_SOURCE_WHERE = re.compile(
+    r"^\s*#\s*(?:[^|]*\|\s*)?(?P<ref>(?P<path>[^\s|#]+):(?P<line>\d+)(?:\s+in\s+(?P<fn>[^\s|]+))?)"
+)
 _SOURCE_FROM = re.compile(
     r"(?P<ref>\(from\s+(?P<path>[^()\s][^()]*?):(?P<line>\d+)(?:\s+in\s+(?P<fn>[^()\s]+))?\))"
 )
@@ -83,7 +88,9 @@ def linked_tape(text: str, sources: Sources) -> str:
     """A printed tape as a `<pre>`: its header line bold, each source it names a link."""
     lines = []
     for n, line in enumerate(text.splitlines()):
-        match = _SOURCE_COMMENT.search(line) or _SOURCE_FROM.search(line)
+        match = (
+            _SOURCE_WHERE.search(line) or _SOURCE_COMMENT.search(line) or _SOURCE_FROM.search(line)
+        )
         if match is None:
             code = esc(line)
         else:
