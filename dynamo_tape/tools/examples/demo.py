@@ -4,7 +4,8 @@
     python -m dynamo_tape.tools.examples.demo --model gpt     # the small GPT-2 style transformer
 
 Prints the per-step losses of both copies side by side, then the forward and backward tapes
-of the compiled graph, and writes the compile report to `--report DIR` (demo.md, demo.json, demo.html).
+of the compiled graph, and writes the compile report to `--report DIR` (demo.md, demo.json,
+demo.html).
 """
 
 from __future__ import annotations
