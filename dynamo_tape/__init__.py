@@ -75,6 +75,13 @@ def last_code(probed: bool = False) -> dict[str, str]:
     return {f: (c.probed if probed else c).source for f, c in code.items()}
 
 
+def last_numerics():
+    """With `options={"numerics": "float64"}`: the float64 shadow of the last graph compiled
+    (`Numerics`: `ranked()`, each entry's relative error, largest first; `text()`), else None."""
+    compiled = _last_compiled()
+    return None if compiled is None else compiled.probes.shadow
+
+
 def _last_compiled():
     from .tracker import last_compiled
 
@@ -89,6 +96,7 @@ __all__ = [
     "Variable",
     "explain",
     "last_code",
+    "last_numerics",
     "last_tapes",
     "last_traces",
     "track",

@@ -46,7 +46,7 @@ def compile_graph(gm, example_inputs, config: Config):
     lowered = lower(graph, inputs, fake_mode, strict=config.strict)
     plain = not any(map(tp.is_functorch_wrapped, inputs))
     name = gm.__class__.__name__
-    probes = Probes(name, config.probe, config.detect_anomaly)
+    probes = Probes(name, config.probe, config.detect_anomaly, config.numerics)
     compiled = CompiledGraph(lowered, name=name, plain_inputs=plain, probes=probes)
     wrt = tuple(
         i

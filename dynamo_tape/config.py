@@ -26,6 +26,11 @@ OPTIONS = {
         "check every entry's outputs as under torch.autograd.set_detect_anomaly(True): the "
         "first entry to make a NaN or infinity raises dynamo_tape.NonFiniteError naming it",
     ),
+    "numerics": (
+        (None, "float64"),
+        "run each entry's op again on float64 shadow values, in lockstep, and record each "
+        "entry's relative error (dynamo_tape.last_numerics(), numerics.py)",
+    ),
 }
 
 
@@ -34,6 +39,7 @@ class Config:
     fallback: str = "autograd"
     probe: Callable | None = None
     detect_anomaly: bool = False
+    numerics: str | None = None
 
     @classmethod
     def from_options(cls, options: dict | None) -> Config:

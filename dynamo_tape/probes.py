@@ -51,14 +51,20 @@ def combined(*probes):
 
 
 class Probes:
-    """The probes of one compiled graph: the options' probe, and the anomaly check, which runs
-    with the option and whenever torch's anomaly mode is on."""
+    """The probes of one compiled graph: the options' probe, the float64 shadow of `numerics`
+    (numerics.py), and the anomaly check, which runs with the option and whenever torch's
+    anomaly mode is on."""
 
-    def __init__(self, graph: str, probe=None, detect_anomaly: bool = False):
-        self.probe, self.detect_anomaly = probe, detect_anomaly
+    def __init__(self, graph: str, probe=None, detect_anomaly=False, numerics=None):
+        self.probe, self.detect_anomaly, self.numerics = probe, detect_anomaly, numerics
+        self.shadow = None
+        if numerics is not None:
+            from .numerics import Numerics
+
+            self.shadow = Numerics(graph)
         anomaly = AnomalyCheck(graph)
-        self._off = combined(probe, anomaly if detect_anomaly else None)
-        self._on = combined(probe, anomaly)
+        self._off = combined(probe, self.shadow, anomaly if detect_anomaly else None)
+        self._on = combined(probe, self.shadow, anomaly)
 
     def now(self):
         """The probe a call runs with, None for the plain code: looked at once per call."""
@@ -66,7 +72,7 @@ class Probes:
 
     def of(self, graph: str) -> Probes:
         """The same probes for another graph (a double backward's)."""
-        return Probes(graph, self.probe, self.detect_anomaly)
+        return Probes(graph, self.probe, self.detect_anomaly, self.numerics)
 
 
 class NonFiniteError(RuntimeError):

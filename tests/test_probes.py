@@ -253,3 +253,43 @@ def test_without_anomaly_mode_nothing_is_checked():
     loss.backward()
     for code in _codes(last_compiled()).values():
         assert "probed" not in code.__dict__
+
+
+# numerics: a float64 shadow in lockstep, through the probe
+
+
+def test_numerics_ranks_the_cancelling_subtraction_first():
+    def f(x):
+        y = x + 1e4
+        z = y - 1e4
+        return (z * 2).sum()
+
+    compiled = torch.compile(f, backend="tape", options={"numerics": "float64"})
+    x = torch.randn(16, dtype=torch.float16, requires_grad=True)
+    compiled(x).backward()
+    ranked = dynamo_tape.last_numerics().ranked()
+    first = ranked[0]
+    assert first.entry.op is torch.ops.aten.sub.Tensor and first.entry.code == "z = y - 1e4"
+    assert first.introduced > 0.1 and first.phase == "forward"
+    add = next(e for e in ranked if e.entry.op is torch.ops.aten.add.Tensor)
+    assert 0 < add.error < 1e-2  # the rounding the subtraction makes large
+    assert "backward" in {e.phase for e in ranked}
+    assert "sub.Tensor" in dynamo_tape.last_numerics().text().splitlines()[2]
+
+
+def test_numerics_in_float64_find_no_error_and_change_nothing_that_runs():
+    def f(x):
+        return torch.nn.functional.dropout(x.sin(), 0.5).sum()
+
+    x = torch.randn(32, dtype=torch.float64)
+    compiled = torch.compile(f, backend="tape", options={"numerics": "float64"})
+    torch.manual_seed(0)
+    ours = compiled(x)
+    torch.manual_seed(0)
+    assert torch.equal(ours, f(x))  # random ops are not run again: the same numbers drawn
+    assert all(e.error == 0 for e in dynamo_tape.last_numerics().ranked())
+
+
+def test_without_numerics_there_is_no_shadow():
+    torch.compile(_mlp, backend="tape")(torch.randn(3, 4), torch.randn(4, 5))
+    assert dynamo_tape.last_numerics() is None
