@@ -19,6 +19,7 @@ _EXPORTS = {
     "TapeCounter": "backend",
     "track": "tracker",
     "explain": "explanation",
+    "NonFiniteError": "probes",
 }
 
 
@@ -63,10 +64,22 @@ def last_traces() -> list:
     return [] if compiled is None else list(compiled.program.traces)
 
 
-def last_code() -> dict[str, str]:
-    """The Python source generated for the last graph compiled: function name -> source."""
+def last_code(probed: bool = False) -> dict[str, str]:
+    """The Python source generated for the last graph compiled: function name -> source. The
+    plain code, the one that runs with no probe active; `probed`: the variant that runs with one
+    (dynamo_tape.probes), the same lines with a probe call after each entry."""
     compiled = _last_compiled()
-    return {} if compiled is None else {f: c.source for f, c in compiled.program.code.items()}
+    if compiled is None:
+        return {}
+    code = compiled.program.code
+    return {f: (c.probed if probed else c).source for f, c in code.items()}
+
+
+def last_numerics():
+    """With `options={"numerics": "float64"}`: the float64 shadow of the last graph compiled
+    (`Numerics`: `ranked()`, each entry's relative error, largest first; `text()`), else None."""
+    compiled = _last_compiled()
+    return None if compiled is None else compiled.probes.shadow
 
 
 def _last_compiled():
@@ -76,12 +89,14 @@ def _last_compiled():
 
 
 __all__ = [
+    "NonFiniteError",
     "Tape",
     "TapeCounter",
     "TapeEntry",
     "Variable",
     "explain",
     "last_code",
+    "last_numerics",
     "last_tapes",
     "last_traces",
     "track",

@@ -78,8 +78,9 @@ def backpropagate(entries, grads: dict, active: set) -> None:
                     _contribute(grads, active, a, gi)
             else:
                 _contribute(grads, active, arg, ga)
-        for recorded in rec.tape.entries[start:]:  # what its rule recorded: from its module
-            recorded.module = recorded.module or entry.module
+        for recorded in rec.tape.entries[start:]:  # what its rule recorded: from its module,
+            recorded.module = recorded.module or entry.module  # the derivative of the entry
+            recorded.derivative_of = recorded.derivative_of or entry
 
 
 def depends_on(entries, wrt) -> set:

@@ -15,6 +15,7 @@ from . import tracker
 from .config import Config
 from .dynamo_graph import lift_attributes
 from .lower import lower
+from .probes import Probes
 from .runtime import CompiledGraph
 
 
@@ -44,7 +45,9 @@ def compile_graph(gm, example_inputs, config: Config):
     inputs = [*example_inputs, *attributes]
     lowered = lower(graph, inputs, fake_mode, strict=config.strict)
     plain = not any(map(tp.is_functorch_wrapped, inputs))
-    compiled = CompiledGraph(lowered, name=gm.__class__.__name__, plain_inputs=plain)
+    name = gm.__class__.__name__
+    probes = Probes(name, config.probe, config.detect_anomaly, config.numerics)
+    compiled = CompiledGraph(lowered, name=name, plain_inputs=plain, probes=probes)
     wrt = tuple(
         i
         for i in compiled.differentiable_inputs

@@ -6,10 +6,16 @@ read the code (`CompiledTape.source`). Each entry of the tape is one line callin
 overload's C++ callable, in order, none left out or merged (the passes that change what runs
 made the tape: passes.py); each value is dropped right after its last use; sizes that are
 symbolic (dynamic shapes) are bound once from the inputs and written as Python expressions.
+
+A probed variant (`CompiledTape.probed`, built on first use, only when a probe is active:
+probes.py) is the same code with a trailing `probe` parameter called right after each entry's
+line, before its inputs are dropped: `probe(entry_3, (v1, v2), (v4,), 'forward')`. The plain
+code has no such call; the probed one runs the same lines, the calls only observe.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import linecache
 import math
@@ -32,6 +38,15 @@ class CompiledTape:
     source: str
     filename: str
     line_entries: dict[int, TapeEntry] = field(default_factory=dict)
+    # makes the probed variant (the module docstring); None for code that has none
+    make_probed: object = field(default=None, repr=False)
+
+    @functools.cached_property
+    def probed(self) -> CompiledTape:
+        """The same code calling its trailing `probe` argument after each entry."""
+        if self.make_probed is None:
+            raise ValueError(f"{self.filename} has no probed variant")
+        return self.make_probed()
 
     def entry_at(self, tb) -> TapeEntry | None:
         """The tape entry whose generated line raised, from a traceback."""
@@ -59,14 +74,18 @@ def _sym_sizes(v: Variable):
         yield from (s for s in v.meta.shape if isinstance(s, torch.SymInt))
 
 
-def generate(tape: Tape, name: str, params: list, returns, symbols=None):
+def generate(tape: Tape, name: str, params: list, returns, symbols=None, phase=None):
     """Source of `def name(*params)` running `tape`; `returns` is a nested tuple of Variables
     and constants. Symbols are bound from the params' sizes, or when `symbols` (a list) is
-    given, from a trailing `syms` parameter holding their values in that order."""
+    given, from a trailing `syms` parameter holding their values in that order. `phase`
+    ("forward" or "backward"): the probed variant, with a trailing `probe` parameter called
+    after each entry with the entry, its input and output values and the phase."""
     w = _Writer(_fake_mode_of(tape))
     names = [p.name for p in params]
     if symbols is not None:
         names.append("syms")
+    if phase is not None:
+        names.append("probe")
     lines = [f"def {name}({', '.join(names)}):"]
     bound = set()
     if symbols is not None:
@@ -91,6 +110,13 @@ def generate(tape: Tape, name: str, params: list, returns, symbols=None):
             target = "_"  # returns None (`_assert_tensor_metadata`): nothing to unpack
         lines.append(f"    {target} = {w.call(e)}  # {e.source or ''}".rstrip(" #"))
         line_entries[len(lines)] = e
+        if phase is not None:
+            ins = w.value(tuple(e.inputs))
+            outs = w.value(tuple(v if v is not None and target != "_" else None for v in e.outputs))
+            w.globals[f"entry_{i}"] = (
+                e  # named apart, so that the other names stay the plain code's
+            )
+            lines.append(f"    probe(entry_{i}, {ins}, {outs}, {phase!r})")
         # sizes known only now (masked_select's u0): bound before later entries read them
         lines += [f"    {line}" for line in _bind_symbols([v for v in e.outputs if v], bound)]
         dead = [v.name for v in e.inputs if last_use.get(v) == i and v not in kept]
@@ -111,15 +137,27 @@ def compile_source(source: str, globals_: dict, name: str, label: str, line_entr
     return CompiledTape(namespace[name], source, filename, line_entries or {})
 
 
-def compile_tape(tape: Tape, name: str, params: list, returns, symbols=None) -> CompiledTape:
-    source, globals_, line_entries = generate(tape, name, params, returns, symbols)
-    return compile_source(source, globals_, name, f"{tape.name} {name}", line_entries)
+def compile_tape(
+    tape: Tape, name: str, params: list, returns, symbols=None, phase="forward", probed=False
+) -> CompiledTape:
+    """The plain code of `tape`, able to make its probed variant (`CompiledTape.probed`) for
+    `phase`; `probed`: that variant itself."""
+    source, globals_, line_entries = generate(
+        tape, name, params, returns, symbols, phase if probed else None
+    )
+    label = f"{tape.name} {name}" + (" probed" if probed else "")
+    code = compile_source(source, globals_, name, label, line_entries)
+    if not probed:
+        code.make_probed = functools.partial(
+            compile_tape, tape, name, params, returns, symbols, phase, probed=True
+        )
+    return code
 
 
-def compile_whole(tape: Tape, name: str) -> CompiledTape:
+def compile_whole(tape: Tape, name: str, phase="forward") -> CompiledTape:
     """`tape` as a function of its inputs returning its outputs (a body's tape, run by the op
     of its entry; a forward without a backward)."""
-    return compile_tape(tape, name, tape.inputs, tuple(tape.outputs))
+    return compile_tape(tape, name, tape.inputs, tuple(tape.outputs), phase=phase)
 
 
 def _fake_mode_of(tape: Tape):

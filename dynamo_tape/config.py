@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
+
+# an option's allowed value that is any callable (a probe)
+CALLABLE = "a callable"
 
 # name -> (allowed values, what it does); the defaults are the dataclass's.
 OPTIONS = {
@@ -11,31 +15,60 @@ OPTIONS = {
         "ops without a rule of ours: 'autograd' computes their VJP through torch.autograd "
         "(counted and reported); 'error' refuses to compile them, naming the op and source line",
     ),
+    "probe": (
+        (None, CALLABLE),
+        "probe(entry, inputs, outputs, phase), called after each tape entry runs, in the "
+        "forward and the backward, with the entry's input and output values (probes.py); the "
+        "code that runs then is the probed variant of the generated code",
+    ),
+    "detect_anomaly": (
+        (False, True),
+        "check every entry's outputs as under torch.autograd.set_detect_anomaly(True): the "
+        "first entry to make a NaN or infinity raises dynamo_tape.NonFiniteError naming it",
+    ),
+    "numerics": (
+        (None, "float64"),
+        "run each entry's op again on float64 shadow values, in lockstep, and record each "
+        "entry's relative error (dynamo_tape.last_numerics(), numerics.py)",
+    ),
 }
 
 
 @dataclass(frozen=True)
 class Config:
     fallback: str = "autograd"
+    probe: Callable | None = None
+    detect_anomaly: bool = False
+    numerics: str | None = None
 
     @classmethod
     def from_options(cls, options: dict | None) -> Config:
         options = dict(options or {})
         unknown = sorted(set(options) - set(OPTIONS))
         if unknown:
-            valid = ", ".join(f"{k!r} ({'|'.join(v[0])})" for k, v in OPTIONS.items())
+            valid = ", ".join(f"{k!r} ({'|'.join(map(_text, v[0]))})" for k, v in OPTIONS.items())
             raise ValueError(
                 f"unknown tape option(s) {', '.join(map(repr, unknown))}; valid: {valid}"
             )
         for key, value in options.items():
             allowed = OPTIONS[key][0]
-            if value not in allowed:
+            if not any(_fits(value, a) for a in allowed):
                 raise ValueError(f"tape option {key!r} must be one of {allowed}, got {value!r}")
         return cls(**options)
 
     @property
     def strict(self) -> bool:
         return self.fallback == "error"
+
+
+def _fits(value, allowed) -> bool:
+    if allowed is CALLABLE:
+        return callable(value)
+    return type(value) is type(allowed) and value == allowed
+
+
+def _text(allowed) -> str:
+    return allowed if isinstance(allowed, str) else repr(allowed)
 
 
 assert {f.name for f in fields(Config)} == set(OPTIONS)

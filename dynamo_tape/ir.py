@@ -128,6 +128,8 @@ class TapeEntry:
     kind: str = "rule"  # "rule" | "fallback" | "nondiff"
     source: str | None = None  # the user's `file:line in fn` that produced this entry
     module: str | None = None  # the path of the module it ran in: `layer1.0.conv1`
+    # for an entry of a backward: the forward entry whose rule recorded it (autodiff)
+    derivative_of: TapeEntry | None = field(default=None, repr=False)
 
     @property
     def code(self) -> str | None:

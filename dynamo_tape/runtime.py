@@ -45,6 +45,7 @@ from .passes import (
     reinplace,
     without_unread_statistics,
 )
+from .probes import Probes
 from .program import Program
 from .torch_private import version
 
@@ -78,9 +79,12 @@ class Recompute:
     random: bool  # it draws random numbers: replay the RNG state the forward started from
     graph: CompiledGraph | None = None  # compiled on the first double backward
 
-    def compiled(self, name: str) -> CompiledGraph:
-        if self.graph is None:
-            self.graph = CompiledGraph(self.lowered, f"double backward of {name}")
+    def compiled(self, of: CompiledGraph) -> CompiledGraph:
+        if self.graph is None:  # with the probes of the graph it differentiates
+            name = f"double backward of {of.name}"
+            self.graph = CompiledGraph(
+                self.lowered, name, probes=of.probes.of(name), phase="backward"
+            )
         return self.graph
 
 
@@ -115,8 +119,13 @@ def _is_random(entry) -> bool:
 class CompiledGraph:
     """What `tape(gm, example_inputs)` returns: callable with the graph's own signature."""
 
-    def __init__(self, lowered: Lowered, name: str, plain_inputs: bool = False):
+    def __init__(
+        self, lowered: Lowered, name: str, plain_inputs=False, probes=None, phase="forward"
+    ):
         self.name = name
+        # probes.py; `phase`: what the forward functions' probes are told (a double backward's
+        # graph runs in the backward)
+        self.probes, self.phase = probes or Probes(name), phase
         self.lowered = lowered
         self.tape: Tape = lowered.tape
         self.program = Program()
@@ -153,7 +162,7 @@ class CompiledGraph:
         tape = self._codegen_passes(
             "forward", self.program.then("forward", "re-inplaced", tape, self.tape)
         )
-        code = compile_whole(tape, "forward")
+        code = compile_whole(tape, "forward", phase=self.phase)
         self.program.code["forward"] = code
         return code, copy_back
 
@@ -191,10 +200,15 @@ class CompiledGraph:
         )
         forward = self._codegen_passes(forward_name, forward)
         returns = (tuple(forward.outputs[:n]), tuple(forward.outputs[n:]), tuple(self.symbols))
-        forward_code = compile_tape(forward, forward_name, tape.inputs, returns)
+        forward_code = compile_tape(forward, forward_name, tape.inputs, returns, phase=self.phase)
         backward = self._codegen_passes(backward_name, bw.tape, self.symbols)
         backward_code = compile_tape(
-            backward, backward_name, backward.inputs, tuple(backward.outputs), symbols=self.symbols
+            backward,
+            backward_name,
+            backward.inputs,
+            tuple(backward.outputs),
+            symbols=self.symbols,
+            phase="backward",
         )
         program.code.update({forward_name: forward_code, backward_name: backward_code})
         mutated = {tape.inputs[i] for i in lowered.mutations}
@@ -243,7 +257,7 @@ class CompiledGraph:
         else:
             self.calls["inference"] += 1
             code, copy_back = self.inference
-            outs = aliases.detached(run(code, args), self.detached_outputs)
+            outs = aliases.detached(run(code, args, self.probes.now()), self.detached_outputs)
         if copy_back:
             aliases.copy_back(args, self.lowered, outs, copy_back)
         outs = list(outs[self.n_mutations :])
@@ -274,8 +288,11 @@ def _apply(graph: CompiledGraph, plan: Plan, *args):
     return _TapeFunction.apply(graph, plan, *args)
 
 
-def run(code: CompiledTape, args):
-    """Run generated code; an error carries a note naming the tape entry and user line."""
+def run(code: CompiledTape, args, probe=None):
+    """Run generated code, its probed variant calling `probe` where there is one (probes.py);
+    an error carries a note naming the tape entry and user line."""
+    if probe is not None:
+        code, args = code.probed, (*args, probe)
     try:
         return code.fn(*args)
     except Exception as e:
@@ -292,7 +309,7 @@ class _TapeFunction(torch.autograd.Function):
         graph.calls["forward"] += 1
         recompute = plan.recompute
         ctx.rng = _rng_states(args) if recompute.random else None
-        outs, saved, syms = run(plan.forward_code, args)
+        outs, saved, syms = run(plan.forward_code, args, graph.probes.now())
         outs = aliases.detached(outs, graph.detached_outputs)
         if plan.copied:  # the copy-back after this Function would change them under us
             saved = list(saved)
@@ -340,7 +357,7 @@ class _TapeFunction(torch.autograd.Function):
             if ctx.others is not None:
                 tensors = iter(saved)
                 saved = [next(tensors) if o is None else o for o in ctx.others]
-            grads = run(plan.backward_code, (*saved, *cts, ctx.syms))
+            grads = run(plan.backward_code, (*saved, *cts, ctx.syms), graph.probes.now())
             # as autograd frees saved tensors after a backward, so that a later in-place
             # change of an input (`x += f(x)`) leaves no reference cycle through this node
             ctx.inputs = None
@@ -369,7 +386,7 @@ def _differentiable_backward(ctx, cotangents):
             )
     graph.calls["double_backward"] += 1
     with _replaying(ctx.rng):
-        return recompute.compiled(graph.name)(*ctx.inputs, *cotangents)
+        return recompute.compiled(graph)(*ctx.inputs, *cotangents)
 
 
 def _rng_states(args):

@@ -53,9 +53,9 @@ def _calls_of_a_step(monkeypatch, model, x):
     calls = []
     run = runtime.run
 
-    def spy(code, args):
+    def spy(code, args, probe=None):
         calls.append((code, list(args)))
-        return run(code, args)
+        return run(code, args, probe)
 
     monkeypatch.setattr(runtime, "run", spy)
     compiled = torch.compile(model, backend="tape")
