@@ -82,6 +82,14 @@ def last_numerics():
     return None if compiled is None else compiled.probes.shadow
 
 
+def last_profile():
+    """With `options={"profile": True}`: the profile of the last graph compiled (`Profile`:
+    `as_dict()`, time by op, module and line, forward and backward apart; `text()`), else
+    None."""
+    compiled = _last_compiled()
+    return None if compiled is None else compiled.probes.profile
+
+
 def _last_compiled():
     from .tracker import last_compiled
 
@@ -97,6 +105,7 @@ __all__ = [
     "explain",
     "last_code",
     "last_numerics",
+    "last_profile",
     "last_tapes",
     "last_traces",
     "track",

@@ -46,7 +46,7 @@ def compile_graph(gm, example_inputs, config: Config):
     lowered = lower(graph, inputs, fake_mode, strict=config.strict)
     plain = not any(map(tp.is_functorch_wrapped, inputs))
     name = gm.__class__.__name__
-    probes = Probes(name, config.probe, config.detect_anomaly, config.numerics)
+    probes = Probes(name, config.probe, config.detect_anomaly, config.numerics, config.profile)
     compiled = CompiledGraph(lowered, name=name, plain_inputs=plain, probes=probes)
     wrt = tuple(
         i
@@ -60,14 +60,22 @@ def compile_graph(gm, example_inputs, config: Config):
     else:  # the forward alone runs: generated now, so that what the tracker shows runs
         compiled.inference  # noqa: B018 - a cached property, computed here
     tracker.graph_compiled(gm, example_inputs, compiled, time.perf_counter() - start)
-    if not attributes:
-        return compiled
+    fn = compiled
+    if attributes:
 
-    def with_attributes(*args):
-        return compiled(*args, *attributes)
+        def fn(*args):
+            return compiled(*args, *attributes)
 
-    with_attributes.compiled = compiled
-    return with_attributes
+        fn.compiled = compiled
+    profile = probes.profile
+    if profile is None:
+        return fn
+
+    def timed(*args):  # the profile (profile.py) times the whole call
+        return profile.timed_call("forward", fn, *args)
+
+    timed.compiled = compiled
+    return timed
 
 
 class TapeCounter(tracker.Tracked):

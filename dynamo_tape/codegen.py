@@ -40,6 +40,8 @@ class CompiledTape:
     line_entries: dict[int, TapeEntry] = field(default_factory=dict)
     # makes the probed variant (the module docstring); None for code that has none
     make_probed: object = field(default=None, repr=False)
+    name: str = ""  # the function's name: forward_train, backward...
+    phase: str = "forward"  # what its probed variant tells its probe
 
     @functools.cached_property
     def probed(self) -> CompiledTape:
@@ -147,6 +149,7 @@ def compile_tape(
     )
     label = f"{tape.name} {name}" + (" probed" if probed else "")
     code = compile_source(source, globals_, name, label, line_entries)
+    code.name, code.phase = name, phase
     if not probed:
         code.make_probed = functools.partial(
             compile_tape, tape, name, params, returns, symbols, phase, probed=True

@@ -31,6 +31,11 @@ OPTIONS = {
         "run each entry's op again on float64 shadow values, in lockstep, and record each "
         "entry's relative error (dynamo_tape.last_numerics(), numerics.py)",
     ),
+    "profile": (
+        (False, True),
+        "time every entry of the forward and backward, and the tape's own overhead "
+        "(dynamo_tape.last_profile(), the report's Profile section; profile.py)",
+    ),
 }
 
 
@@ -40,6 +45,7 @@ class Config:
     probe: Callable | None = None
     detect_anomaly: bool = False
     numerics: str | None = None
+    profile: bool = False
 
     @classmethod
     def from_options(cls, options: dict | None) -> Config:

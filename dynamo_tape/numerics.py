@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .ir import TapeEntry, Variable, is_random
+from .ir import TapeEntry, Variable, is_random, op_name
+from .text import short_source
 from .torch_private import OpOverload, tree_map
 
 _LOW = (torch.float16, torch.bfloat16, torch.float32)
@@ -71,6 +72,16 @@ class Numerics:
 
     def ranked(self) -> list[EntryError]:
         return sorted(self.errors.values(), key=lambda e: (-e.introduced, -e.error))
+
+    def as_dict(self, top: int | None = 20) -> dict:
+        """Plain data: the graph, and its entries that lost most precision, first."""
+        rows = [
+            {"phase": e.phase, "op": op_name(e.entry.op), "module": e.entry.module or "",
+             "line": short_source(e.entry.source) or "", "entry": e.entry.text(),
+             "introduced": e.introduced, "error": e.error}
+            for e in self.ranked()[:top]
+        ]  # fmt: skip
+        return {"graph": self.graph, "entries": rows}
 
     def text(self, top: int = 10) -> str:
         head = f"# numerics of graph {self.graph}, relative errors against float64"

@@ -33,46 +33,91 @@ import math
 
 import torch
 
+from . import torch_private as tp
 from .ir import TapeEntry, Variable
+from .profile import Profile, Ranges
 from .text import short_source
 
 
 def combined(*probes):
-    """One probe calling each of `probes` (None ones left out) in order; None if none."""
+    """One probe calling each of `probes` (None ones left out) in order; None if none. Probes
+    with `begin(code)` and `end(code)` (profile.py) have them called as each generated function
+    starts and ends."""
     probes = [p for p in probes if p is not None]
     if len(probes) <= 1:
         return probes[0] if probes else None
+    return (_Hooked if any(hasattr(p, "begin") for p in probes) else _Combined)(probes)
 
-    def each(entry, inputs, outputs, phase):
-        for p in probes:
+
+class _Combined:
+    def __init__(self, probes):
+        self.probes = probes
+
+    def __call__(self, entry, inputs, outputs, phase):
+        for p in self.probes:
             p(entry, inputs, outputs, phase)
 
-    return each
+
+class _Hooked(_Combined):
+    """Combined probes of which some have `begin` and `end`."""
+
+    def begin(self, code):
+        for p in self.probes:
+            if hasattr(p, "begin"):
+                p.begin(code)
+
+    def end(self, code):
+        for p in self.probes:
+            if hasattr(p, "end"):
+                p.end(code)
 
 
 class Probes:
     """The probes of one compiled graph: the options' probe, the float64 shadow of `numerics`
     (numerics.py), and the anomaly check, which runs with the option and whenever torch's
-    anomaly mode is on."""
+    anomaly mode is on; all of them inside the `profile` (profile.py) where it is on, and
+    torch.profiler ranges around each entry while torch.profiler records."""
 
-    def __init__(self, graph: str, probe=None, detect_anomaly=False, numerics=None):
-        self.probe, self.detect_anomaly, self.numerics = probe, detect_anomaly, numerics
-        self.shadow = None
+    def __init__(self, graph: str, probe=None, detect_anomaly=False, numerics=None, profile=False):
+        self.graph, self.probe, self.detect_anomaly = graph, probe, detect_anomaly
+        self.numerics, self.profiling = numerics, profile
+        self.shadow = self.profile = None
         if numerics is not None:
             from .numerics import Numerics
 
             self.shadow = Numerics(graph)
-        anomaly = AnomalyCheck(graph)
-        self._off = combined(probe, self.shadow, anomaly if detect_anomaly else None)
-        self._on = combined(probe, self.shadow, anomaly)
+        if profile:
+            self.profile = Profile(graph)
+        self._anomaly, self._ranges = AnomalyCheck(graph), Ranges()
+        self._made = {}
+        self._off = self._make(False, False)
 
     def now(self):
         """The probe a call runs with, None for the plain code: looked at once per call."""
-        return self._on if torch.is_anomaly_enabled() else self._off
+        anomaly, profiler = torch.is_anomaly_enabled(), tp.profiler_enabled()
+        if not (anomaly or profiler):
+            probe = self._off
+        else:
+            key = anomaly, profiler
+            if key not in self._made:
+                self._made[key] = self._make(anomaly, profiler)
+            probe = self._made[key]
+        if self.profile is None:
+            return probe
+        self.profile.inner = probe  # the one Profile of the graph runs this call's probes
+        return self.profile
+
+    def _make(self, anomaly: bool, profiler: bool):
+        return combined(
+            self.probe,
+            self.shadow,
+            self._anomaly if anomaly or self.detect_anomaly else None,
+            self._ranges if profiler else None,
+        )
 
     def of(self, graph: str) -> Probes:
         """The same probes for another graph (a double backward's)."""
-        return Probes(graph, self.probe, self.detect_anomaly, self.numerics)
+        return Probes(graph, self.probe, self.detect_anomaly, self.numerics, self.profiling)
 
 
 class NonFiniteError(RuntimeError):

@@ -63,6 +63,35 @@ class GraphRecord:
         program = self.compiled.program
         return [program.final(function).text(sources=True) for function in program.code]
 
+    def probes(self) -> list:
+        """The probes (probes.py) of the graph and of its double backwards compiled so far."""
+        if self.compiled is None:
+            return []
+        found = [self.compiled.probes]
+        for plan in self.plans:
+            if plan.recompute.graph is not None:
+                found.append(plan.recompute.graph.probes)
+        return found
+
+    def profiles(self) -> list[dict]:
+        """With `options={"profile": True}`: what each graph's profile (profile.py) timed."""
+        label = {"compile_id": self.compile_id, "frame": self.frame, "function": self.function}
+        return [
+            {**label, **p.profile.as_dict(top=20)}
+            for p in self.probes()
+            if p.profile is not None and p.profile.functions
+        ]
+
+    def numerics(self) -> list[dict]:
+        """With `options={"numerics": "float64"}`: each graph's entries that lost most
+        precision (numerics.py), first."""
+        label = {"compile_id": self.compile_id, "frame": self.frame, "function": self.function}
+        return [
+            {**label, **p.shadow.as_dict()}
+            for p in self.probes()
+            if p.shadow is not None and p.shadow.errors
+        ]
+
     def as_dict(self, tapes: bool = True, timings: bool = True) -> dict:
         row = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "compiled"}
         row.update(function=self.function)

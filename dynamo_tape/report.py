@@ -57,6 +57,8 @@ def _sections(data: dict) -> list[str]:
         ("## Recompile limits hit", "recompile_limits", _limits),
         ("## Graphs compiled by other backends", "other_backends", _other_backends),
         ("## Options ignored", "options_ignored", _options),
+        ("## Numerics", "numerics", _numerics),
+        ("## Profile", "profiles", _profiles),
     ]
     for heading, key, render in optional:
         if data.get(key):
@@ -363,6 +365,64 @@ def _other_backends(graphs: list[dict]) -> str:
 def _options(options: list[dict]) -> str:
     rows = [(f"{o['option']}=", repr(o["value"]), o["count"], o["why"]) for o in options]
     return _table(options, rows, ["option", "value", "graphs", "why"])
+
+
+def _numerics(graphs: list[dict]) -> str:
+    """The entries that lost most precision against the float64 shadow, per graph."""
+    parts = []
+    for g in graphs:
+        rows = [
+            (e["phase"], f"`{e['op']}`", e["module"], _short_path(e["line"]),
+             f"{e['introduced']:.3g}", f"{e['error']:.3g}")
+            for e in g["entries"][:TOP]
+        ]  # fmt: skip
+        headers = ["phase", "op", "module", "line", "introduced", "error"]
+        parts += [f"### {g['compile_id']} `{_function(g)}` ({g['graph']})", table(rows, headers)]
+    legend = (
+        "Relative errors of each entry's outputs against a float64 run of the same ops in "
+        "lockstep (options={'numerics': 'float64'}): error, max |out - float64| / max |float64|; "
+        "introduced, that error less its inputs' largest: the precision this entry lost."
+    )
+    return "\n\n".join([*parts, _wrap(legend)])
+
+
+def _profiles(profiles: list[dict]) -> str:
+    """Where each graph's time went: totals per phase, then by op, module and line."""
+    parts = []
+    for g in profiles:
+        parts.append(f"### {g['compile_id']} `{_function(g)}` ({g['graph']})")
+        rows = []
+        for phase, t in g["totals"].items():
+            if not t["calls"]:
+                continue
+            graph = t.get("graph_seconds")
+            rows.append((phase, t["calls"], _ms(graph) if graph is not None else "",
+                         _ms(t["runtime_seconds"]) if graph is not None else "",
+                         _ms(t["overhead_seconds"]), _ms(t["entries_seconds"])))  # fmt: skip
+        headers = ["phase", "calls", "graph ms", "runtime ms", "tape overhead ms", "entries ms"]
+        parts.append(table(rows, headers))
+        for name in ("op", "module", "line"):
+            entries = {p: g["totals"][p]["entries_seconds"] for p in g["totals"]}
+            rows = [
+                (r["phase"], _cell(_short_path(r[name])), r["calls"], _ms(r["seconds"]),
+                 f"{100 * r['seconds'] / entries[r['phase']]:.1f}" if entries[r["phase"]] else "")
+                for r in g[f"by_{name}"][:TOP]
+            ]  # fmt: skip
+            parts += [f"By {name}:", table(rows, ["phase", name, "calls", "ms", "% of phase"])]
+    legend = (
+        "options={'profile': True}: graph ms, the graph's calls (Dynamo's call of the forward, "
+        "autograd's of the backward); runtime ms, what dynamo_tape's Python and autograd's "
+        "Function add around the generated code; tape overhead ms, the generated functions' "
+        "time outside their entries; entries ms, the entries' own. The probes' time is left out."
+    )
+    return "\n\n".join([*parts, _wrap(legend)])
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.3f}"
+
+
+TOP = 10  # rows of the numerics' and the profile's tables
 
 
 def _tapes(graphs: list[dict]) -> str:

@@ -293,14 +293,32 @@ def run(code: CompiledTape, args, probe=None):
     an error carries a note naming the tape entry and user line."""
     if probe is not None:
         code, args = code.probed, (*args, probe)
+        begin = getattr(probe, "begin", None)
+        if begin is not None:  # the profile (profile.py) times the whole call
+            return _run_timed(code, args, probe, begin)
     try:
         return code.fn(*args)
     except Exception as e:
-        entry = code.entry_at(e.__traceback__)
-        if entry is not None:
-            where = f", from {entry.source}" if entry.source else ""
-            e.add_note(f"dynamo_tape: while running tape entry `{entry.text()}`{where}")
+        _note_entry(code, e)
         raise
+
+
+def _run_timed(code: CompiledTape, args, probe, begin):
+    begin(code)
+    try:
+        return code.fn(*args)
+    except Exception as e:
+        _note_entry(code, e)
+        raise
+    finally:
+        probe.end(code)
+
+
+def _note_entry(code: CompiledTape, e: Exception) -> None:
+    entry = code.entry_at(e.__traceback__)
+    if entry is not None:
+        where = f", from {entry.source}" if entry.source else ""
+        e.add_note(f"dynamo_tape: while running tape entry `{entry.text()}`{where}")
 
 
 class _TapeFunction(torch.autograd.Function):
@@ -343,28 +361,35 @@ class _TapeFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, *cotangents):
-        graph, plan = ctx.graph, ctx.plan
-        cts = [cotangents[i] for i in plan.backward.cotangent_of]
-        for k, ct in enumerate(cts):
-            if ct is None:  # an output the loss does not read
-                shape, dtype, device = ctx.cotangent_specs[k]
-                cts[k] = torch.zeros(shape, dtype=dtype, device=device)
-        if torch.is_grad_enabled():
-            grads = _differentiable_backward(ctx, cts)
-        else:
-            graph.calls["backward"] += 1
-            saved = ctx.saved_tensors
-            if ctx.others is not None:
-                tensors = iter(saved)
-                saved = [next(tensors) if o is None else o for o in ctx.others]
-            grads = run(plan.backward_code, (*saved, *cts, ctx.syms), graph.probes.now())
-            # as autograd frees saved tensors after a backward, so that a later in-place
-            # change of an input (`x += f(x)`) leaves no reference cycle through this node
-            ctx.inputs = None
-        result = [None] * len(graph.tape.inputs)
-        for i, g in zip(plan.wrt, grads, strict=True):
-            result[i] = g
-        return (None, None, *result)
+        profile = ctx.graph.probes.profile
+        if profile is None:
+            return _backward(ctx, cotangents)
+        return profile.timed_call("backward", _backward, ctx, cotangents)
+
+
+def _backward(ctx, cotangents):
+    graph, plan = ctx.graph, ctx.plan
+    cts = [cotangents[i] for i in plan.backward.cotangent_of]
+    for k, ct in enumerate(cts):
+        if ct is None:  # an output the loss does not read
+            shape, dtype, device = ctx.cotangent_specs[k]
+            cts[k] = torch.zeros(shape, dtype=dtype, device=device)
+    if torch.is_grad_enabled():
+        grads = _differentiable_backward(ctx, cts)
+    else:
+        graph.calls["backward"] += 1
+        saved = ctx.saved_tensors
+        if ctx.others is not None:
+            tensors = iter(saved)
+            saved = [next(tensors) if o is None else o for o in ctx.others]
+        grads = run(plan.backward_code, (*saved, *cts, ctx.syms), graph.probes.now())
+        # as autograd frees saved tensors after a backward, so that a later in-place
+        # change of an input (`x += f(x)`) leaves no reference cycle through this node
+        ctx.inputs = None
+    result = [None] * len(graph.tape.inputs)
+    for i, g in zip(plan.wrt, grads, strict=True):
+        result[i] = g
+    return (None, None, *result)
 
 
 _c_apply = tp.c_apply(_TapeFunction)

@@ -215,7 +215,7 @@ class Tracked:
         which differ from run to run."""
         skipped, limits, others = self._from_compiles()
         splits = self._graph_splits() + self._fallback_splits() + skipped
-        return {
+        data = {
             "summary": self._summary(skipped, limits, others, timings),
             "graphs": [g.as_dict(tapes, timings) for g in self.graphs],
             "breaks": [b.as_dict() for b in self.breaks],
@@ -225,6 +225,14 @@ class Tracked:
             "other_backends": [g.as_dict() for g in others],
             "options_ignored": [o.as_dict() for o in self.options_ignored],
         }
+        # where a probe option was on: what it found (profiles are timings)
+        numerics = [n for g in self.graphs for n in g.numerics()]
+        if numerics:
+            data["numerics"] = numerics
+        profiles = [p for g in self.graphs for p in g.profiles()] if timings else []
+        if profiles:
+            data["profiles"] = profiles
+        return data
 
     def to_json(self) -> str:
         return json.dumps(self.as_dict(), indent=1)

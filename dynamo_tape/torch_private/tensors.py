@@ -3,7 +3,8 @@
 Relies on storages (`untyped_storage()._cdata`), aliasing (torch._C._is_alias_of), version
 counters (`_version`, none on an inference tensor), functorch's wrapped tensors and transforms
 (torch._C._functorch), autograd's C++ `_FunctionBase.apply`, torch._foreach_copy_, and
-torch._C's Python bindings of ATen ops. A wrapper subclass's storage is its first inner
+torch._C's Python bindings of ATen ops, and whether torch.profiler records
+(torch.autograd.profiler._is_profiler_enabled). A wrapper subclass's storage is its first inner
 tensor's (subclasses.py says which tensors are such subclasses).
 """
 
@@ -69,3 +70,8 @@ BINDINGS = (
     torch._C._fft,
     torch._C.TensorBase,  # methods: Tensor.expand(self, size)
 )
+
+
+def profiler_enabled() -> bool:
+    """torch.profiler (or the autograd profiler) is recording."""
+    return torch.autograd.profiler._is_profiler_enabled
