@@ -55,3 +55,25 @@ def test_processes_combine_as_the_median_of_their_own_ratios():
     assert abs(bench_report._first_call_ratio(runs, "tape") - 0.6) < 1e-12
     table = bench_report.targets_table({"m": runs})
     assert "yes (0.900;" in table and "no (0.600;" in table
+
+
+def test_probes_table_times_the_step_with_each_probe_option():
+    spec = bench_models.Model(
+        "tiny MLP",
+        lambda: bench_models.WideMLP((4, 8, 3)),
+        bench_models.classification_batch(2, 4, 3),
+    )
+    steps = bench_measure.bench_probes(spec, rounds=1, budget_s=0.001)
+    names = ["eager", *(f"tape {p}" for p in bench_measure.PROBES)]
+    assert list(steps) == names and all(s > 0 for s in steps.values())
+    table = bench_report.probes_table([steps, steps])
+    rows = [line for line in table.splitlines() if line.startswith("|")][2:]
+    assert [r.split("|")[1].strip() for r in rows] == names
+    assert rows[1].split("|")[-2].strip() == "1.00"  # tape off over tape off
+    run = bench_measure.summarize(
+        bench_measure.bench_model(spec, bench_measure.BACKENDS, rounds=1, budget_s=0.001)
+    )
+    text = bench_report.report(
+        {spec.name: [run]}, bench_measure.BACKENDS, 1, "test", (spec.name, [steps])
+    )
+    assert text.split("\n## ")[-1].startswith("Probes: the step with each probe option (tiny MLP)")

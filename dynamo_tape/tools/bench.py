@@ -26,9 +26,18 @@ from dataclasses import asdict
 import torch
 from tqdm import tqdm
 
-from .bench_measure import BACKENDS, DYNAMO_ALONE, Results, Summary, bench_model, summarize, warm_up
+from .bench_measure import (
+    BACKENDS,
+    DYNAMO_ALONE,
+    Results,
+    Summary,
+    bench_model,
+    bench_probes,
+    summarize,
+    warm_up,
+)
 from .bench_models import MODELS
-from .bench_report import report, steady_table
+from .bench_report import probes_table, report, steady_table
 
 
 def main(argv=None):
@@ -39,25 +48,33 @@ def main(argv=None):
     parser.add_argument("--processes", type=int, default=3, help="fresh processes to run in")
     parser.add_argument("--inductor", action="store_true", help="also run inductor (slow)")
     parser.add_argument("--models", help="comma-separated substrings of model names to run")
+    parser.add_argument(
+        "--probes",
+        action="store_true",
+        help="also time the step with each probe option on (one model: the deep MLP if chosen)",
+    )
     parser.add_argument("--json", help=argparse.SUPPRESS)  # a child process's results
     args = parser.parse_args(argv)
     backends = BACKENDS + (["inductor"] if args.inductor else [])
     if args.processes > 1:
-        results = _in_processes(args)
+        results, probes = _in_processes(args)
     else:
-        run = _in_this_process(backends, args)
+        run, probes = _in_this_process(backends, args)
         if args.json:  # a child of `_in_processes`: hand the numbers back
             numbers = {name: {b: asdict(s) for b, s in r.items()} for name, r in run.items()}
             with open(args.json, "w") as f:
-                json.dump(numbers, f)
+                json.dump({"models": numbers, "probes": probes}, f)
             return 0
         results = {name: [r] for name, r in run.items()}
+        probes = probes and (probes[0], [probes[1]])
     command = "python -m dynamo_tape.tools.bench" + (f" --out {args.out}" if args.out else "")
     if args.processes != 3:
         command += f" --processes {args.processes}"
     if args.inductor:
         command += " --inductor"
-    text = report(results, backends, args.rounds, command)
+    if args.probes:
+        command += " --probes"
+    text = report(results, backends, args.rounds, command, probes)
     if args.out:
         with open(args.out, "w") as f:
             f.write(text)
@@ -65,7 +82,9 @@ def main(argv=None):
     return 0
 
 
-def _in_this_process(backends, args) -> dict[str, dict[str, Summary]]:
+def _in_this_process(backends, args):
+    """Each chosen model's summaries per backend; with `--probes`, (model, the step with each
+    probe option) for one of them, else None."""
     chosen = [
         m
         for m in MODELS
@@ -80,26 +99,39 @@ def _in_this_process(backends, args) -> dict[str, dict[str, Summary]]:
         bar.set_postfix_str(spec.name)
         results[spec.name] = summarize(bench_model(spec, backends, args.rounds, args.budget))
         bar.write(steady_table({spec.name: [results[spec.name]]}, backends))
-    return results
+    probes = None
+    if args.probes and chosen:
+        spec = next((m for m in chosen if m.name.startswith("deep MLP")), chosen[0])
+        probes = (spec.name, bench_probes(spec, args.rounds, args.budget))
+        bar.write(probes_table([probes[1]]))
+    return results, probes
 
 
-def _in_processes(args) -> Results:
-    """The whole benchmark in `args.processes` fresh interpreters, one after the other."""
+def _in_processes(args):
+    """The whole benchmark in `args.processes` fresh interpreters, one after the other: the
+    results, and with `--probes` (model, each process's probe steps), else None."""
     results: Results = {}
+    probes = None
     child = [sys.executable, "-m", "dynamo_tape.tools.bench", "--processes", "1"]
     child += ["--rounds", str(args.rounds), "--budget", str(args.budget)]
     child += ["--inductor"] if args.inductor else []
     child += ["--models", args.models] if args.models else []
+    child += ["--probes"] if args.probes else []
     with tempfile.TemporaryDirectory() as folder:
         for i in range(args.processes):
             print(f"== process {i + 1} of {args.processes}", flush=True)
             path = os.path.join(folder, f"{i}.json")
             subprocess.run([*child, "--json", path], check=True)
             with open(path) as f:
-                for name, run in json.load(f).items():
-                    summaries = {b: Summary(**s) for b, s in run.items()}
-                    results.setdefault(name, []).append(summaries)
-    return results
+                numbers = json.load(f)
+            for name, run in numbers["models"].items():
+                summaries = {b: Summary(**s) for b, s in run.items()}
+                results.setdefault(name, []).append(summaries)
+            if numbers["probes"]:
+                model, steps = numbers["probes"]
+                probes = probes or (model, [])
+                probes[1].append(steps)
+    return results, probes
 
 
 if __name__ == "__main__":

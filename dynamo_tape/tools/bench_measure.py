@@ -149,6 +149,45 @@ def bench_model(spec: Model, backends, rounds: int, budget_s: float) -> dict[str
     return runners
 
 
+# the tape's probe options (dynamo_tape/probes.py) the `--probes` table times, each on its own
+PROBES = {
+    "off": {},
+    "detect_anomaly": {"detect_anomaly": True},
+    "numerics": {"numerics": "float64"},
+    "profile": {"profile": True},
+}
+
+
+def bench_probes(spec: Model, rounds: int, budget_s: float) -> dict[str, float]:
+    """The median training step of eager and of the tape with each of `PROBES` ("tape off",
+    "tape profile", ...), interleaved step by step as `bench_model`'s backends are."""
+    generator = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    batch = spec.batch(spec.make(), generator)
+    torch.compiler.reset()
+    runners = {"eager": _first_call(spec, "eager", batch)}
+    for name, options in PROBES.items():
+        torch.manual_seed(0)
+        model = spec.make()
+        runner = Runner(
+            f"tape {name}", model, torch.compile(model, backend="tape", options=options)
+        )
+        _step(runner, batch)
+        _step(runner, batch)
+        runners[runner.backend] = runner
+    repeat = min(_steps_per_round(r, batch, budget_s) for r in runners.values())
+    for _ in range(rounds):
+        gc.collect()
+        for _ in range(repeat):
+            for runner in runners.values():
+                runner.step_s.append(_timed(lambda r=runner: _step(r, batch)))
+    medians = {name: statistics.median(r.step_s) for name, r in runners.items()}
+    runners.clear()
+    torch.compiler.reset()
+    gc.collect()
+    return medians
+
+
 @dataclass
 class Summary:
     """One backend on one model in one process: the medians of that process's rounds."""

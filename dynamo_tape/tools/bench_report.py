@@ -126,6 +126,22 @@ def tables(results: Results, backends) -> str:
     )
 
 
+def probes_table(runs: list[dict[str, float]]) -> str:
+    """The step with each probe option (bench_measure.PROBES) over eager's and over the tape's
+    with none, each the median over processes of that process's own ratio."""
+    rows = []
+    for name in runs[0]:
+        if name == "eager":
+            continue
+        step = statistics.median(r[name] for r in runs)
+        over_eager = statistics.median(r[name] / r["eager"] for r in runs)
+        over_off = statistics.median(r[name] / r["tape off"] for r in runs)
+        rows.append([name, f"{step * 1e3:.3f}", f"{over_eager:.2f}", f"{over_off:.2f}"])
+    eager = statistics.median(r["eager"] for r in runs)
+    rows.insert(0, ["eager", f"{eager * 1e3:.3f}", "1.00", ""])
+    return _markdown(rows, ["step", "ms (median)", "over eager", "over tape off"])
+
+
 def _cpu() -> str:
     try:
         with open("/proc/cpuinfo") as f:
@@ -136,7 +152,19 @@ def _cpu() -> str:
     return f"{name}, {os.cpu_count()} logical CPUs"
 
 
-def report(results: Results, backends, rounds: int, command: str) -> str:
+def probes_section(model: str, runs: list[dict[str, float]]) -> str:
+    return f"""## Probes: the step with each probe option ({model})
+
+{probes_table(runs)}
+
+`tape off` runs the plain generated code (no probe call in it); each other row is the tape with
+one option: `detect_anomaly` (every entry's outputs checked for NaN and infinity),
+`numerics` (each entry run again on float64 shadows), `profile` (each entry timed)."""
+
+
+def report(
+    results: Results, backends, rounds: int, command: str, probes: tuple | None = None
+) -> str:
     n = len(next(iter(results.values())))
     processes = f"{n} fresh processes one after the other" if n > 1 else "one process"
     return f"""# Benchmarks
@@ -160,7 +188,11 @@ Machine: {_cpu()}; {platform.system()} {platform.release()}; Python
 {platform.python_version()}; torch {torch.__version__}.
 
 {tables(results, backends)}
-{_INDUCTOR_NOTE if "inductor" in backends else ""}"""
+{_INDUCTOR_NOTE if "inductor" in backends else ""}{_probes_part(probes)}"""
+
+
+def _probes_part(probes) -> str:
+    return "" if not probes else "\n" + probes_section(*probes) + "\n"
 
 
 _INDUCTOR_NOTE = """
