@@ -13,7 +13,11 @@ graph's forward runs and "backward" while autograd's backward does (a double bac
 recompute of the forward included). Its return value is ignored; it must not change the values
 it is shown (it observes). Pass one with `options={"probe": fn}`; it then sees every graph the
 compiled function runs, the backward (and double backward) of each, and a compiled optimizer
-step's. Several probes: one function calling each (`combined`).
+step's. Several probes: one function calling each (`combined`). A probe that also has
+`begin(code)` and `end(code)` has them called as each generated function starts and ends
+(`runtime.run`): the profile (profile.py, `options={"profile": True}`), which runs the other
+probes inside it to leave their time out, and the torch.profiler ranges, on while torch.profiler
+records (looked at on each call, as anomaly mode is).
 
 The code that runs with no probe is the plain generated code (`dynamo_tape.last_code()`):
 the probed variant (`CompiledTape.probed`) is generated the first time a probe is active, and

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import dynamo_tape
+from dynamo_tape import html_report
 from dynamo_tape.profile import range_name
 from dynamo_tape.tools.examples.models import GPT, gpt_batch
 from dynamo_tape.tracker import last_compiled, track
@@ -174,6 +175,9 @@ def test_the_tracker_reports_the_profile_and_the_numerics():
     for heading in ("By op:", "By module:", "By line:", "tape overhead ms"):
         assert heading in profile_section
     assert "| forward  | linear" in profile_section
+    page = html_report.page(data, "report")  # keys it has no section for, shown as they are
+    assert 'id="extra-profiles"' in page and 'id="extra-numerics"' in page
+    assert "sub.Tensor" in page
 
 
 def test_without_probes_the_report_has_neither_section():
