@@ -115,9 +115,8 @@ def generate(tape: Tape, name: str, params: list, returns, symbols=None, phase=N
         if phase is not None:
             ins = w.value(tuple(e.inputs))
             outs = w.value(tuple(v if v is not None and target != "_" else None for v in e.outputs))
-            w.globals[f"entry_{i}"] = (
-                e  # named apart, so that the other names stay the plain code's
-            )
+            # bound under a name of its own: every other name stays the plain code's
+            w.globals[f"entry_{i}"] = e
             lines.append(f"    probe(entry_{i}, {ins}, {outs}, {phase!r})")
         # sizes known only now (masked_select's u0): bound before later entries read them
         lines += [f"    {line}" for line in _bind_symbols([v for v in e.outputs if v], bound)]
