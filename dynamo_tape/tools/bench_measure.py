@@ -134,9 +134,7 @@ def bench_model(spec: Model, backends, rounds: int, budget_s: float) -> dict[str
     repeat = min(_steps_per_round(r, batch, budget_s) for r in runners.values())
     for _ in range(rounds):
         gc.collect()
-        for _ in range(repeat):
-            for runner in runners.values():
-                runner.step_s.append(_timed(lambda r=runner: _step(r, batch)))
+        _interleaved_steps(runners, batch, repeat)
         with torch.no_grad():
             for _ in range(repeat):
                 for runner in runners.values():
@@ -147,6 +145,13 @@ def bench_model(spec: Model, backends, rounds: int, budget_s: float) -> dict[str
     torch.compiler.reset()
     gc.collect()
     return runners
+
+
+def _interleaved_steps(runners: dict, batch, repeat: int) -> None:
+    """`repeat` training steps of each runner, one runner after the other, each timed."""
+    for _ in range(repeat):
+        for runner in runners.values():
+            runner.step_s.append(_timed(lambda r=runner: _step(r, batch)))
 
 
 # the tape's probe options (dynamo_tape/probes.py) the `--probes` table times, each on its own
@@ -178,9 +183,7 @@ def bench_probes(spec: Model, rounds: int, budget_s: float) -> dict[str, float]:
     repeat = min(_steps_per_round(r, batch, budget_s) for r in runners.values())
     for _ in range(rounds):
         gc.collect()
-        for _ in range(repeat):
-            for runner in runners.values():
-                runner.step_s.append(_timed(lambda r=runner: _step(r, batch)))
+        _interleaved_steps(runners, batch, repeat)
     medians = {name: statistics.median(r.step_s) for name, r in runners.items()}
     runners.clear()
     torch.compiler.reset()
