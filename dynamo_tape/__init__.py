@@ -4,6 +4,9 @@ f = torch.compile(fn, backend="tape")      # found through the torch_dynamo_back
 print(dynamo_tape.last_tapes())            # the tapes that run for the last graph
 dynamo_tape.last_traces()                  # every trace on the way there, pass by pass
 print(dynamo_tape.explain(fn)(x))          # compile, run forward and backward: the report
+with dynamo_tape.profile_step() as step:   # with options={"profile": True}: where a step's
+    f(x).sum().backward()                  # time goes, inside and outside the graphs
+print(step.text())
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ _EXPORTS = {
     "Variable": "ir",
     "TapeCounter": "backend",
     "track": "tracker",
+    "profile_step": "tracker",
     "explain": "explanation",
     "NonFiniteError": "probes",
 }
@@ -108,5 +112,6 @@ __all__ = [
     "last_profile",
     "last_tapes",
     "last_traces",
+    "profile_step",
     "track",
 ]

@@ -16,6 +16,7 @@ from .config import Config
 from .dynamo_graph import lift_attributes
 from .lower import lower
 from .probes import Probes
+from .records import function_label
 from .runtime import CompiledGraph
 
 
@@ -70,6 +71,12 @@ def compile_graph(gm, example_inputs, config: Config):
     profile = probes.profile
     if profile is None:
         return fn
+    code = tp.compiled_code()
+    frame = function_label(code.co_name) if code is not None else name
+    profile.label = f"{tp.current_compile_id()} {frame}"  # as the report names the graph
+    for generated in compiled.program.code.values():  # now, not in the first profiled call
+        if generated.make_probed is not None:
+            generated.probed  # noqa: B018 - a cached property, computed here
 
     def timed(*args):  # the profile (profile.py) times the whole call
         return profile.timed_call("forward", fn, *args)

@@ -8,7 +8,15 @@ anomaly, the user's), and takes the time again last, so that what the probes cos
 of every entry's time and of the function's. `end` (run() again) closes each call of a
 generated function: its time, less the probes', less its entries' is the tape's own overhead
 (binding sizes, unpacking, dropping values, the return). `as_dict()` sums each by op, by module
-and by source line, forward and backward apart; `text()` is its table.
+and by source line, forward and backward apart; `text()` is its table. An entry's time includes
+the generated code's dropping of the values the previous entry was the last to read.
+
+A graph's profile sees its own calls only. `profile_step()` (tracker.py) times a whole block (a
+training step) and splits it into the graph calls of profiled graphs (their entries, tape
+overhead and runtime) and the time between and around them, outside every graph: calling the
+compiled function (Dynamo's guards and its code gathering the graph's inputs), the Python
+between graph calls, autograd's engine after the last backward (gradient accumulation). Every
+profile adds its probes' time to one process-wide clock (`_clock`), which the step leaves out.
 
 Under torch.profiler (`torch.profiler.profile()`), whatever the options, each entry runs
 inside a `record_function` range named `op outputs [module]`, so a Chrome trace shows the tape's
@@ -29,11 +37,26 @@ from .text import short_source
 PHASES = ("forward", "backward")
 
 
+class _Clock:
+    """Sums over every profile of the process: probes' time, entries' time, and the time of
+    generated functions that no other generated function runs inside (`functions_s`), so that
+    a step can take differences around each graph call; `steps`, the `Step`s recording."""
+
+    def __init__(self):
+        self.probes_s = self.entries_s = self.functions_s = 0.0
+        self.depth = 0  # generated functions in flight
+        self.steps: list = []
+
+
+_clock = _Clock()
+
+
 class Profile:
     """The profile of one compiled graph; `inner`: the probe it runs (the others), or None."""
 
     def __init__(self, graph: str, inner=None):
         self.graph, self.inner = graph, inner
+        self.label = graph  # in a step's parts: the backend sets "compile id function"
         # entry -> [phase, seconds, calls]; function name -> [phase, calls, seconds, probes']
         self.entries: dict = {}
         self.functions: dict = {}
@@ -46,20 +69,24 @@ class Profile:
 
     def __call__(self, entry, inputs, outputs, phase: str) -> None:
         now = time.perf_counter()
+        seconds = now - self._last
         seen = self.entries.get(entry)
         if seen is None:
-            self.entries[entry] = [phase, now - self._last, 1]
+            self.entries[entry] = [phase, seconds, 1]
         else:
-            seen[1] += now - self._last
+            seen[1] += seconds
             seen[2] += 1
+        _clock.entries_s += seconds
         if self.inner is not None:
             self.inner(entry, inputs, outputs, phase)
         self._last = time.perf_counter()
         self._probes_s += self._last - now
+        _clock.probes_s += self._last - now
 
     def begin(self, code) -> None:
         if self.inner is not None and hasattr(self.inner, "begin"):
             self.inner.begin(code)
+        _clock.depth += 1
         self._started.append((time.perf_counter(), self._probes_s))
         self._last = time.perf_counter()
 
@@ -69,20 +96,34 @@ class Profile:
         if self.inner is not None and hasattr(self.inner, "end"):
             self.inner.end(code)
         row = self.functions.setdefault(code.name, [code.phase, 0, 0.0, 0.0])
+        probes = self._probes_s - probes_before
         row[1] += 1
         row[2] += end - start
-        row[3] += self._probes_s - probes_before
+        row[3] += probes
+        _clock.depth -= 1
+        if not _clock.depth:
+            _clock.functions_s += end - start - probes
 
     def timed_call(self, phase: str, fn, *args):
-        """`fn(*args)`, its time (less the probes') counted as a graph call of `phase`."""
-        start, probes_before = time.perf_counter(), self._probes_s
+        """`fn(*args)`, its time (less the probes') counted as a graph call of `phase`, and
+        by the innermost `Step` recording."""
+        step = _clock.steps[-1] if _clock.steps else None
+        outer = step is not None and step.enter()
+        before = _clock.probes_s, _clock.entries_s, _clock.functions_s
+        start = time.perf_counter()
         try:
             return fn(*args)
         finally:
-            seconds = time.perf_counter() - start - (self._probes_s - probes_before)
+            end = time.perf_counter()
+            seconds = end - start - (_clock.probes_s - before[0])
             row = self.graph_calls.setdefault(phase, [0, 0.0])
             row[0] += 1
             row[1] += seconds
+            if outer:
+                entries, functions = _clock.entries_s - before[1], _clock.functions_s - before[2]
+                step.leave(self.label, phase, start, end, seconds, entries, functions)
+            elif step is not None:
+                step.leave_inner()
 
     def clear(self) -> None:
         """Forget what was timed (after a warm-up, say)."""
@@ -154,6 +195,115 @@ class Profile:
                 for r in data[f"by_{name}"][:top]
             ]
         return "\n".join(lines)
+
+
+class Step:
+    """The time of a block (`profile_step()`), less every probe's, split into parts in order:
+    each call of a profiled graph (`graph`: entries, tape overhead, runtime) and the time
+    outside graph calls before, between and after them (`outside`). Graph calls made inside
+    another (a double backward's recompute) are part of the outer call."""
+
+    def __init__(self):
+        self.calls: list[dict] = []
+        self.start = self.end = None
+        self.probes_seconds = 0.0
+        self._depth = 0
+
+    def enter(self) -> bool:
+        self._depth += 1
+        return self._depth == 1
+
+    def leave_inner(self) -> None:
+        self._depth -= 1
+
+    def leave(self, graph, phase, start, end, seconds, entries, functions) -> None:
+        self._depth -= 1
+        self.calls.append(
+            {"graph": graph, "phase": phase, "start": start, "end": end, "seconds": seconds,
+             "entries_seconds": entries, "overhead_seconds": functions - entries,
+             "runtime_seconds": seconds - functions}
+        )  # fmt: skip
+
+    @property
+    def seconds(self) -> float:
+        """The block's time less the probes'."""
+        return self.end - self.start - self.probes_seconds
+
+    def parts(self) -> list[dict]:
+        """Graph calls and the outside time around them, in order; their seconds add up to
+        `seconds`. Outside parts: the wall time between graph calls, less the probes' (which
+        run only inside graph calls)."""
+        parts, last = [], self.start
+        for k, call in enumerate(self.calls):
+            parts.append(_outside("before" if k == 0 else "between", call["start"] - last))
+            parts.append({"part": "graph", **{k: v for k, v in call.items() if k not in
+                                                ("start", "end")}})  # fmt: skip
+            last = call["end"]
+        parts.append(_outside("after" if self.calls else "no graph call", self.end - last))
+        return parts
+
+    def as_dict(self) -> dict:
+        parts = self.parts()
+        graph = [p for p in parts if p["part"] == "graph"]
+        inside = sum(p["seconds"] for p in graph)
+        return {
+            "seconds": self.seconds,
+            "probes_seconds": self.probes_seconds,
+            "graph_seconds": inside,
+            "outside_seconds": self.seconds - inside,
+            **{
+                f"{k}_seconds": sum(p[f"{k}_seconds"] for p in graph)
+                for k in ("entries", "overhead", "runtime")
+            },  # fmt: skip
+            "parts": parts,
+        }
+
+    def text(self) -> str:
+        d = self.as_dict()
+        lines = [
+            f"# step: {_ms(d['seconds'])} ms, the probes' own {_ms(d['probes_seconds'])} ms left "
+            f"out; graph calls {_ms(d['graph_seconds'])} ms, outside them "
+            f"{_ms(d['outside_seconds'])} ms",
+            f"{'ms':>9} {'share':>6}  part",
+        ]
+        for p in d["parts"]:
+            share = f"{100 * p['seconds'] / d['seconds']:5.1f}%" if d["seconds"] else ""
+            lines.append(f"{_ms(p['seconds']):>9} {share:>6}  {part_label(p)}")
+        return "\n".join(lines)
+
+
+OUTSIDE = {
+    "before": "outside: before the first graph call (Dynamo's guards, gathering the inputs)",
+    "between": "outside: between graph calls (the caller's Python, `.backward()` into autograd)",
+    "after": "outside: after the last graph call (autograd's engine: accumulating gradients)",
+    "no graph call": "outside: no graph compiled with options={'profile': True} ran",
+}
+
+
+def part_label(part: dict) -> str:
+    if part["part"] != "graph":
+        return OUTSIDE[part["where"]]
+    return (
+        f"{part['phase']} of graph {part['graph']}: entries {_ms(part['entries_seconds'])}, tape "
+        f"overhead {_ms(part['overhead_seconds'])}, runtime {_ms(part['runtime_seconds'])}"
+    )
+
+
+def _outside(where: str, seconds: float) -> dict:
+    return {"part": "outside", "where": where, "seconds": seconds}
+
+
+def recording(step: Step):
+    """Make `step` record the graph calls until `stopped(step)`."""
+    _clock.steps.append(step)
+    step.probes_seconds = -_clock.probes_s
+    step.start = time.perf_counter()
+
+
+def stopped(step: Step) -> None:
+    step.end = time.perf_counter()
+    step.probes_seconds += _clock.probes_s
+    _clock.steps.remove(step)
 
 
 class Ranges:

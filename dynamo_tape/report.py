@@ -16,6 +16,7 @@ import textwrap
 from tabulate import tabulate
 
 from .html_report import write_html
+from .profile import part_label
 
 WIDTH = 120  # the widest line of a table
 PROSE = 100  # explanations and hints are wrapped at this width
@@ -59,6 +60,7 @@ def _sections(data: dict) -> list[str]:
         ("## Options ignored", "options_ignored", _options),
         ("## Numerics", "numerics", _numerics),
         ("## Profile", "profiles", _profiles),
+        ("## Steps", "steps", _steps),
     ]
     for heading, key, render in optional:
         if data.get(key):
@@ -414,6 +416,28 @@ def _profiles(profiles: list[dict]) -> str:
         "autograd's of the backward); runtime ms, what dynamo_tape's Python and autograd's "
         "Function add around the generated code; tape overhead ms, the generated functions' "
         "time outside their entries; entries ms, the entries' own. The probes' time is left out."
+    )
+    return "\n\n".join([*parts, _wrap(legend)])
+
+
+def _steps(steps: list[dict]) -> str:
+    """Each `profile_step()` block: its parts in order, inside and outside the graph calls."""
+    parts = []
+    for k, step in enumerate(steps):
+        parts.append(
+            f"### Step {k + 1}: {_ms(step['seconds'])} ms, graph calls "
+            f"{_ms(step['graph_seconds'])} ms, outside them {_ms(step['outside_seconds'])} ms"
+        )
+        rows = [
+            (_ms(p["seconds"]), f"{100 * p['seconds'] / step['seconds']:.1f}"
+             if step["seconds"] else "", _cell(part_label(p)))
+            for p in step["parts"]
+        ]  # fmt: skip
+        parts.append(table(rows, ["ms", "%", "part"]))
+    legend = (
+        "dynamo_tape.profile_step(): a block's time less the probes', in order: each call of a "
+        "graph compiled with options={'profile': True} (its entries, the tape's overhead between "
+        "them, the runtime around the generated code) and the time outside graph calls."
     )
     return "\n\n".join([*parts, _wrap(legend)])
 

@@ -38,6 +38,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass
 
+from . import profile
 from . import torch_private as tp
 from .ir import op_name
 from .records import (
@@ -72,6 +73,7 @@ class Tracked:
         self._user_lines: set[tuple[str, int]] = set()  # every user frame a break passed through
         self.recompiles: list[Recompile] = []
         self._options: dict[tuple[str, str], IgnoredOption] = {}
+        self.steps: list[profile.Step] = []  # profile_step() blocks that ended in the session
 
     # CompileCounter's meaning: one frame per backend call, op_count sums its graphs' call nodes
     @property
@@ -232,6 +234,8 @@ class Tracked:
         profiles = [p for g in self.graphs for p in g.profiles()] if timings else []
         if profiles:
             data["profiles"] = profiles
+        if timings and self.steps:
+            data["steps"] = [s.as_dict() for s in self.steps]
         return data
 
     def to_json(self) -> str:
@@ -262,6 +266,21 @@ def track():
             yield tracked
     finally:
         tracked._until_us = time.time_ns() // 1000
+
+
+@contextlib.contextmanager
+def profile_step():
+    """Time the block and split it into the calls of graphs compiled with
+    `options={"profile": True}` and the time outside them (profile.py's `Step`: `text()`,
+    `as_dict()`); every tracker active at the end records it (the report's Steps section)."""
+    step = profile.Step()
+    profile.recording(step)
+    try:
+        yield step
+    finally:
+        profile.stopped(step)
+        for tracked in _active:
+            tracked.steps.append(step)
 
 
 # ---- hooks called by the backend ---------------------------------------------------------

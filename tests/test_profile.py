@@ -118,36 +118,72 @@ def test_the_profile_option_must_be_a_bool():
 
 
 def test_a_profiled_gpt2_step_adds_up_to_the_measured_step_time():
-    """The graph calls the profile times (its entries, the tape's overhead, the runtime's)
-    account for the step timed around forward and backward, within 10%, less the probes' own
-    time. What lies outside any graph call, Dynamo's guards and autograd's engine, is about
-    0.4 ms a step here, so the batch makes a step of some 10 ms."""
+    """A training step timed around `profile_step()` (less the probes' own time) is the step's
+    time within 10%, and its parts, the graph calls (entries, tape overhead, runtime) and the
+    time outside them, add up to it. The graph calls alone are the profiles' graph calls. At
+    batch 4 the time outside the graphs (Dynamo's guards, autograd's engine) is a large part."""
     torch.manual_seed(0)
     model = GPT()
     f = torch.compile(model, backend="tape", options={"profile": True})
-    tokens, targets = gpt_batch(model, torch.Generator().manual_seed(0), torch.float32, 128)
+    tokens, targets = gpt_batch(model, torch.Generator().manual_seed(0), torch.float32, 4)
     for _ in range(3):
         f(tokens, targets).backward()
     profile = dynamo_tape.last_profile()
     fractions = []
-    for _ in range(7):
+    for _ in range(9):
         model.zero_grad(set_to_none=True)  # gradients accumulate in autograd, outside the tape
         profile.clear()
         start = time.perf_counter()
-        f(tokens, targets).backward()
-        step = time.perf_counter() - start
-        data = profile.as_dict()
-        probes = sum(f["probes_seconds"] for f in data["functions"])
-        totals = data["totals"]
-        timed = sum(totals[p]["graph_seconds"] for p in ("forward", "backward"))
-        parts = sum(
-            totals[p][k]
-            for p in ("forward", "backward")
-            for k in ("entries_seconds", "overhead_seconds", "runtime_seconds")
-        )
-        assert parts == pytest.approx(timed)
-        fractions.append(timed / (step - probes))
+        with dynamo_tape.profile_step() as step:
+            f(tokens, targets).backward()
+        measured = time.perf_counter() - start - step.probes_seconds
+        data = step.as_dict()
+        parts = data["parts"]
+        assert [(p["part"], p.get("phase", p.get("where"))) for p in parts] == [
+            ("outside", "before"),
+            ("graph", "forward"),
+            ("outside", "between"),
+            ("graph", "backward"),
+            ("outside", "after"),
+        ]
+        assert all(p["seconds"] > 0 for p in parts)
+        assert sum(p["seconds"] for p in parts) == pytest.approx(data["seconds"])
+        for p in parts[1::2]:
+            assert p["graph"] == "0/0 forward"
+            assert p["entries_seconds"] + p["overhead_seconds"] + p["runtime_seconds"] == (
+                pytest.approx(p["seconds"])
+            )
+        totals = profile.as_dict()["totals"]
+        for p in parts[1::2]:
+            assert p["seconds"] == pytest.approx(totals[p["phase"]]["graph_seconds"])
+            assert p["entries_seconds"] == pytest.approx(totals[p["phase"]]["entries_seconds"])
+        fractions.append(data["seconds"] / measured)
     assert 0.9 <= statistics.median(fractions) <= 1.0, fractions
+    text = step.text()
+    assert text.startswith("# step: ") and "outside: before the first graph call" in text
+
+
+def test_a_step_without_a_profiled_graph_is_all_outside():
+    f = torch.compile(_mlp(), backend="tape")
+    x = torch.randn(4, 8)
+    _steps(f, x, n=1)
+    with dynamo_tape.profile_step() as step:
+        f(x).sum().backward()
+    [part] = step.parts()
+    assert part["part"] == "outside" and part["where"] == "no graph call"
+    assert part["seconds"] == pytest.approx(step.seconds)
+
+
+def test_a_double_backward_s_recompute_is_part_of_the_backward_call():
+    f = torch.compile(_mlp(), backend="tape", options={"profile": True})
+    x = torch.randn(4, 8, requires_grad=True)
+    for _ in range(2):
+        with dynamo_tape.profile_step() as step:
+            (g,) = torch.autograd.grad(f(x).sum(), x, create_graph=True)
+            g.sum().backward()
+    phases = [p.get("phase") for p in step.parts() if p["part"] == "graph"]
+    assert phases == ["forward", "backward", "backward"]  # the double backward: the last
+    assert sum(p["seconds"] for p in step.parts()) == pytest.approx(step.seconds)
 
 
 def test_the_tracker_reports_the_profile_and_the_numerics():
@@ -159,24 +195,32 @@ def test_the_tracker_reports_the_profile_and_the_numerics():
         _steps(f, torch.randn(4, 8), n=2)
         g = torch.compile(cancel, backend="tape", options={"numerics": "float64"})
         g(torch.rand(8, dtype=torch.float16))
+        with dynamo_tape.profile_step():
+            _steps(f, torch.randn(4, 8), n=1)
     data = tracked.as_dict()
     [profile] = data["profiles"]
-    assert profile["compile_id"] == "0/0" and profile["totals"]["backward"]["calls"] == 2
+    assert profile["compile_id"] == "0/0" and profile["totals"]["backward"]["calls"] == 3
     [numerics] = data["numerics"]
     assert numerics["function"] == "cancel"
     first = numerics["entries"][0]
     assert first["op"] == "sub.Tensor" and first["introduced"] > 0.1
     assert "test_profile.py" in first["line"] and first["phase"] == "forward"
-    assert "profiles" not in tracked.as_dict(timings=False)  # timings differ run to run
+    [step] = data["steps"]
+    assert [p["part"] for p in step["parts"]] == ["outside", "graph"] * 2 + ["outside"]
+    untimed = tracked.as_dict(timings=False)  # timings differ run to run
+    assert "profiles" not in untimed and "steps" not in untimed
     report = tracked.report()
     numerics_section = report[report.index("## Numerics") : report.index("## Profile")]
     assert "`sub.Tensor`" in numerics_section.splitlines()[6]  # the first row
-    profile_section = report[report.index("## Profile") : report.index("## Tapes")]
+    profile_section = report[report.index("## Profile") : report.index("## Steps")]
+    steps_section = report[report.index("## Steps") : report.index("## Tapes")]
+    assert "### Step 1:" in steps_section and "outside: after the last graph call" in steps_section
     for heading in ("By op:", "By module:", "By line:", "tape overhead ms"):
         assert heading in profile_section
     assert "| forward  | linear" in profile_section
     page = html_report.page(data, "report")  # keys it has no section for, shown as they are
     assert 'id="extra-profiles"' in page and 'id="extra-numerics"' in page
+    assert 'id="extra-steps"' in page
     assert "sub.Tensor" in page
 
 
