@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
+from . import torch_private as tp
 from .ir import TapeEntry, Variable, is_random, op_name
 from .text import short_source
 from .torch_private import OpOverload, tree_map
@@ -122,10 +123,14 @@ def _floating(x) -> bool:
 
 
 def _key(x: torch.Tensor):
+    x = tp.local_tensor(x)
     return x.untyped_storage().data_ptr(), x.storage_offset(), x._version, tuple(x.shape)
 
 
 def _relative_error(x: torch.Tensor, shadow: torch.Tensor) -> float:
+    """max |x - shadow| / max |shadow| over the elements where both are finite; for a DTensor,
+    over this rank's shard (no collective)."""
+    x, shadow = tp.local_tensor(x), tp.local_tensor(shadow)
     if x.numel() == 0:
         return 0.0
     diff = (x.detach().to(torch.float64) - shadow).abs()

@@ -222,13 +222,20 @@ def _values(variables, values) -> str:
 
 
 def _extremes(x) -> str:
+    """dtype, shape, finite extremes and NaN/inf counts; of a DTensor, its shard on this rank
+    (no collective)."""
     if isinstance(x, torch.Tensor):
         if not (x.is_floating_point() or x.is_complex()) or x.numel() == 0:
             return f"{str(x.dtype).removeprefix('torch.')}{list(x.shape)}"
+        text = f"{str(x.dtype).removeprefix('torch.')}{list(x.shape)}"
         x = x.detach()
+        if hasattr(x, "placements"):  # a DTensor
+            x = tp.local_tensor(x)
+            text += f", this rank's shard {list(x.shape)}:"
+        else:
+            x = tp.local_tensor(x)  # an AsyncCollectiveTensor's value
         nan, inf = x.isnan(), x.isinf()
         finite = x[~(nan | inf)] if x.is_floating_point() else x.new_empty(0)
-        text = f"{str(x.dtype).removeprefix('torch.')}{list(x.shape)}"
         if finite.numel():
             text += f" min {finite.min().item():.4g} max {finite.max().item():.4g}"
         if nan.any():

@@ -1,4 +1,5 @@
-"""Tensor parallelism (DTensor) and FSDP2 on two gloo processes, compiled on the tape.
+"""Tensor parallelism (DTensor) and FSDP2 on two gloo processes, compiled on the tape, and the
+probes on DTensor programs.
 
 Each case trains a few steps uncompiled, on the tape and (for tensor parallelism) under
 `aot_eager`, every rank with its own data, and compares losses and gradients (the full
@@ -23,8 +24,10 @@ from torch.distributed.tensor.parallel import (
     parallelize_module,
 )
 
+import dynamo_tape
 from dynamo_tape.backend import TapeCounter
 from dynamo_tape.subclasses import Boundary
+from dynamo_tape.tracker import last_compiled
 
 DEADLINE_S = 90  # a guard against hangs
 STEPS = 3
@@ -152,7 +155,45 @@ def fully_sharded(rank):
     assert all(g.compiled.calls["backward"] == STEPS for g in counter.graphs)
 
 
-CASES = {"tensor_parallel": tensor_parallel, "fully_sharded": fully_sharded}
+def probed(rank):
+    """The probes on DTensor programs: a user's probe, the float64 shadow and the anomaly check
+    see DTensor values (the shadow's errors and the messages' extremes from this rank's
+    shard, without collectives); training is unchanged; a NaN raises on every rank."""
+    mesh = init_device_mesh("cpu", (WORLD,))
+    plan = {"0": ColwiseParallel(), "2": RowwiseParallel()}
+    eager = train(parallelize_module(mlp(), mesh, plan), rank, (4, 8))
+    seen = []
+
+    def probe(entry, inputs, outputs, phase):
+        seen.append((phase, entry))
+
+    model = parallelize_module(mlp(), mesh, plan)
+    options = {"probe": probe, "numerics": "float64", "detect_anomaly": True}
+    f = torch.compile(model, backend="tape", options=options)
+    assert_same_training(train(f, rank, (4, 8)), eager, f"rank {rank} probed")
+    compiled = last_compiled()
+    program = compiled.program
+    entries = {*program.final("forward_train").entries, *program.final("backward").entries}
+    assert {e for _, e in seen} == entries
+    assert {p for p, _ in seen} == {"forward", "backward"}
+    shadowed = dynamo_tape.last_numerics().ranked()
+    assert any(isinstance(e.entry.op, Boundary) for e in shadowed)
+    assert all(e.error < 1e-12 for e in shadowed)  # float64 against float64
+    x = torch.randn(4, 8, dtype=torch.float64)
+    x[0, 0] = float("nan")
+    with pytest.raises(dynamo_tape.NonFiniteError, match=r"input v0 \(args\[0\]\) .* already nan"):
+        f(x)
+
+    def root(x):
+        return torch.sqrt(model(x) - 10).sum()
+
+    with pytest.raises(dynamo_tape.NonFiniteError, match="made a NaN") as raised:
+        torch.compile(root, backend="tape", options={"detect_anomaly": True})(x.nan_to_num())
+    assert "return torch.sqrt(model(x) - 10).sum()" in str(raised.value)
+    assert raised.value.entry.op is torch.ops.aten.sqrt.default
+
+
+CASES = {"tensor_parallel": tensor_parallel, "fully_sharded": fully_sharded, "probed": probed}
 
 
 def worker(rank, port, case):

@@ -87,6 +87,7 @@ from .schemas import (
 from .subclasses import (
     dtensor_call_kind,
     is_traceable_wrapper_subclass,
+    local_tensor,
     real_object,
 )
 from .tensors import (
@@ -143,6 +144,7 @@ __all__ = [
     "is_once_differentiable",
     "is_register_hook",
     "is_traceable_wrapper_subclass",
+    "local_tensor",
     "kernel",
     "make_fx",
     "map_impl",

@@ -8,11 +8,25 @@ calls in its graph (torch/_dynamo/variables/), which changed at 2.13.
 
 from __future__ import annotations
 
+import torch
 import torch.utils._python_dispatch
 
 # A subclass Dynamo traces through: it has __tensor_flatten__ / __tensor_unflatten__
 # (torch.utils._python_dispatch.is_traceable_wrapper_subclass).
 is_traceable_wrapper_subclass = torch.utils._python_dispatch.is_traceable_wrapper_subclass
+
+
+def local_tensor(x):
+    """The one plain tensor a wrapper subclass holds (`__tensor_flatten__`): a DTensor's local
+    shard, an AsyncCollectiveTensor's value; any other value as it is."""
+    while is_traceable_wrapper_subclass(x):
+        names, _ = x.__tensor_flatten__()  # from 2.13 a DTensor's lists its mesh too
+        inner = [getattr(x, n) for n in names]
+        inner = [t for t in inner if isinstance(t, torch.Tensor)]
+        if len(inner) != 1:
+            break
+        (x,) = inner
+    return x
 
 
 def real_object(x):
