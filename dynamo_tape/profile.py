@@ -68,10 +68,15 @@ class Profile:
         start, probes_before = self._started.pop()
         if self.inner is not None and hasattr(self.inner, "end"):
             self.inner.end(code)
+        seconds, probes = end - start, self._probes_s - probes_before
         row = self.functions.setdefault(code.name, [code.phase, 0, 0.0, 0.0])
         row[1] += 1
-        row[2] += end - start
-        row[3] += self._probes_s - probes_before
+        row[2] += seconds
+        row[3] += probes
+        if self._started:  # a body's code, run by an entry of the call in flight: not its time
+            outer, outer_probes = self._started[-1]
+            self._started[-1] = (outer + seconds, outer_probes + probes)
+            self._last = time.perf_counter()  # that entry's time goes on from here
 
     def timed_call(self, phase: str, fn, *args):
         """`fn(*args)`, its time (less the probes') counted as a graph call of `phase`."""
