@@ -10,7 +10,10 @@ symbolic (dynamic shapes) are bound once from the inputs and written as Python e
 A probed variant (`CompiledTape.probed`, built on first use, only when a probe is active:
 probes.py) is the same code with a trailing `probe` parameter called right after each entry's
 line, before its inputs are dropped: `probe(entry_3, (v1, v2), (v4,), 'forward')`. The plain
-code has no such call; the probed one runs the same lines, the calls only observe.
+code has no such call; the probed one runs the same lines, the calls only observe. An entry
+whose op runs bodies of its own (a checkpointed region, torch.cond...: bodies.py) calls, in the
+probed variant, the op's `probed_call` under the same name: it runs its bodies' probed variants
+with the probe of the code calling it (`runtime.run_body`), so the probe sees their entries too.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import functools
 import itertools
 import linecache
 import math
+import re
 import weakref
 from dataclasses import dataclass, field
 
@@ -38,17 +42,25 @@ class CompiledTape:
     source: str
     filename: str
     line_entries: dict[int, TapeEntry] = field(default_factory=dict)
-    # makes the probed variant (the module docstring); None for code that has none
+    # makes the probed variant for a phase (the module docstring); None for code that has none
     make_probed: object = field(default=None, repr=False)
     name: str = ""  # the function's name: forward_train, backward...
     phase: str = "forward"  # what its probed variant tells its probe
+    _variants: dict = field(default_factory=dict, repr=False)  # phase -> probed variant
 
     @functools.cached_property
     def probed(self) -> CompiledTape:
         """The same code calling its trailing `probe` argument after each entry."""
-        if self.make_probed is None:
-            raise ValueError(f"{self.filename} has no probed variant")
-        return self.make_probed()
+        return self.probed_in(self.phase)
+
+    def probed_in(self, phase: str) -> CompiledTape:
+        """The probed variant telling its probe `phase`: a body's code runs in the forward, or in
+        a backward (its op on a backward tape, or in a double backward's recompute)."""
+        if phase not in self._variants:
+            if self.make_probed is None:
+                raise ValueError(f"{self.filename} has no probed variant")
+            self._variants[phase] = self.make_probed(phase=phase)
+        return self._variants[phase]
 
     def entry_at(self, tb) -> TapeEntry | None:
         """The tape entry whose generated line raised, from a traceback."""
@@ -82,7 +94,7 @@ def generate(tape: Tape, name: str, params: list, returns, symbols=None, phase=N
     given, from a trailing `syms` parameter holding their values in that order. `phase`
     ("forward" or "backward"): the probed variant, with a trailing `probe` parameter called
     after each entry with the entry, its input and output values and the phase."""
-    w = _Writer(_fake_mode_of(tape))
+    w = _Writer(_fake_mode_of(tape), probed=phase is not None)
     names = [p.name for p in params]
     if symbols is not None:
         names.append("syms")
@@ -142,7 +154,7 @@ def compile_tape(
     tape: Tape, name: str, params: list, returns, symbols=None, phase="forward", probed=False
 ) -> CompiledTape:
     """The plain code of `tape`, able to make its probed variant (`CompiledTape.probed`) for
-    `phase`; `probed`: that variant itself."""
+    `phase` (or another: `probed_in`); `probed`: that variant itself."""
     source, globals_, line_entries = generate(
         tape, name, params, returns, symbols, phase if probed else None
     )
@@ -151,7 +163,7 @@ def compile_tape(
     code.name, code.phase = name, phase
     if not probed:
         code.make_probed = functools.partial(
-            compile_tape, tape, name, params, returns, symbols, phase, probed=True
+            compile_tape, tape, name, params, returns, symbols, probed=True
         )
     return code
 
@@ -160,6 +172,12 @@ def compile_whole(tape: Tape, name: str, phase="forward") -> CompiledTape:
     """`tape` as a function of its inputs returning its outputs (a body's tape, run by the op
     of its entry; a forward without a backward)."""
     return compile_tape(tape, name, tape.inputs, tuple(tape.outputs), phase=phase)
+
+
+def compile_body(tape: Tape) -> CompiledTape:
+    """A body's tape (run by the op of its entry) as a function named after it: `cond.true`
+    runs as `cond_true`, and the profile tells one body's function from another's."""
+    return compile_whole(tape, re.sub(r"\W", "_", tape.name))
 
 
 def _fake_mode_of(tape: Tape):
@@ -196,8 +214,9 @@ class _Writer:
     """Writes calls and constants as Python text; anything without a literal form becomes a
     named global."""
 
-    def __init__(self, fake_mode=None):
+    def __init__(self, fake_mode=None, probed=False):
         self.fake_mode = fake_mode  # checks that a Python binding matches an overload
+        self.probed = probed  # writing a probed variant: ops running bodies probe them too
         self.globals = {"torch": torch, "math": math}
         self._names = {}
         self._printer = PythonPrinter()
@@ -224,6 +243,8 @@ class _Writer:
                 fn = self.bind(kernel(e.op), op_name(e.op).replace(".", "_"))
         else:
             fn = self.bind(e.op, getattr(e.op, "__name__", "fn"))
+            if self.probed and hasattr(e.op, "probed_call"):  # the same name, its bodies probed
+                self.globals[fn] = e.op.probed_call
         parts = [self.value(a) for a in args]
         parts += [f"{k}={self.value(a)}" for k, a in kwargs.items()]
         return f"{fn}({', '.join(parts)})"
