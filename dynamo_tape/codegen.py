@@ -42,6 +42,8 @@ class CompiledTape:
     source: str
     filename: str
     line_entries: dict[int, TapeEntry] = field(default_factory=dict)
+    # in a probed variant: the line of each probe call -> the entry it shows
+    probe_lines: dict[int, TapeEntry] = field(default_factory=dict)
     # makes the probed variant for a phase (the module docstring); None for code that has none
     make_probed: object = field(default=None, repr=False)
     name: str = ""  # the function's name: forward_train, backward...
@@ -62,11 +64,16 @@ class CompiledTape:
             self._variants[phase] = self.make_probed(phase=phase)
         return self._variants[phase]
 
-    def entry_at(self, tb) -> TapeEntry | None:
-        """The tape entry whose generated line raised, from a traceback."""
+    def entry_at(self, tb) -> tuple[TapeEntry, bool] | None:
+        """The tape entry whose generated line raised, from a traceback, and whether that line
+        is its probe's call."""
         while tb is not None:
             if tb.tb_frame.f_code.co_filename == self.filename:
-                return self.line_entries.get(tb.tb_lineno)
+                line = tb.tb_lineno
+                if line in self.probe_lines:
+                    return self.probe_lines[line], True
+                entry = self.line_entries.get(line)
+                return None if entry is None else (entry, False)
             tb = tb.tb_next
         return None
 
@@ -93,7 +100,8 @@ def generate(tape: Tape, name: str, params: list, returns, symbols=None, phase=N
     and constants. Symbols are bound from the params' sizes, or when `symbols` (a list) is
     given, from a trailing `syms` parameter holding their values in that order. `phase`
     ("forward" or "backward"): the probed variant, with a trailing `probe` parameter called
-    after each entry with the entry, its input and output values and the phase."""
+    after each entry with the entry, its input and output values and the phase. Returns the
+    source, its globals, and the entry of each line: the entries' lines, then the probe calls'."""
     w = _Writer(_fake_mode_of(tape), probed=phase is not None)
     names = [p.name for p in params]
     if symbols is not None:
@@ -113,7 +121,7 @@ def generate(tape: Tape, name: str, params: list, returns, symbols=None, phase=N
         for v in e.inputs:
             last_use[v] = i
     kept = {v for v in _flat(returns) if isinstance(v, Variable)}
-    line_entries = {}
+    line_entries, probe_lines = {}, {}
     for i, e in enumerate(tape.entries):
         outs = [v.name if v is not None else "_" for v in e.outputs]
         if e.single_output or (len(outs) == 1 and _returns_one(e.op)):
@@ -130,6 +138,7 @@ def generate(tape: Tape, name: str, params: list, returns, symbols=None, phase=N
             # bound under a name of its own: every other name stays the plain code's
             w.globals[f"entry_{i}"] = e
             lines.append(f"    probe(entry_{i}, {ins}, {outs}, {phase!r})")
+            probe_lines[len(lines)] = e
         # sizes known only now (masked_select's u0): bound before later entries read them
         lines += [f"    {line}" for line in _bind_symbols([v for v in e.outputs if v], bound)]
         dead = [v.name for v in e.inputs if last_use.get(v) == i and v not in kept]
@@ -137,17 +146,18 @@ def generate(tape: Tape, name: str, params: list, returns, symbols=None, phase=N
         if dead:
             lines.append(f"    del {', '.join(dict.fromkeys(dead))}")
     lines.append(f"    return {w.value(returns)}")
-    return "\n".join(lines) + "\n", w.globals, line_entries
+    return "\n".join(lines) + "\n", w.globals, (line_entries, probe_lines)
 
 
-def compile_source(source: str, globals_: dict, name: str, label: str, line_entries=None):
+def compile_source(source: str, globals_: dict, name: str, label: str, lines: tuple):
+    """`lines`: the entry of each line, then of each probe call (`generate`'s)."""
     filename = f"<dynamo_tape {label} #{next(_file_ids)}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     namespace = dict(globals_)
     exec(compile(source, filename, "exec"), namespace)
     # the source stays readable for as long as the function lives, and no longer
     weakref.finalize(namespace[name], linecache.cache.pop, filename, None)
-    return CompiledTape(namespace[name], source, filename, line_entries or {})
+    return CompiledTape(namespace[name], source, filename, *lines)
 
 
 def compile_tape(
@@ -155,11 +165,11 @@ def compile_tape(
 ) -> CompiledTape:
     """The plain code of `tape`, able to make its probed variant (`CompiledTape.probed`) for
     `phase` (or another: `probed_in`); `probed`: that variant itself."""
-    source, globals_, line_entries = generate(
+    source, globals_, lines = generate(
         tape, name, params, returns, symbols, phase if probed else None
     )
     label = f"{tape.name} {name}" + (" probed" if probed else "")
-    code = compile_source(source, globals_, name, label, line_entries)
+    code = compile_source(source, globals_, name, label, lines)
     code.name, code.phase = name, phase
     if not probed:
         code.make_probed = functools.partial(

@@ -17,7 +17,9 @@ step's. Several probes: one function calling each (`combined`). A probe that als
 `begin(code)` and `end(code)` has them called as each generated function starts and ends
 (`runtime.run`): the profile (profile.py, `options={"profile": True}`), which runs the other
 probes inside it to leave their time out, and the torch.profiler ranges, on while torch.profiler
-records (looked at on each call, as anomaly mode is).
+records (looked at on each call, as anomaly mode is). An error a probe raises carries a note
+naming the entry it was shown, the phase and the user's line (`dynamo_tape: while probing tape
+entry ...`), so that it reads as the probe's error, not the op's.
 
 The bodies of higher-order ops are probed too: the entries of a checkpointed region, of the
 branch torch.cond takes, of map's and while_loop's bodies (each slice, each iteration), of a

@@ -46,7 +46,7 @@ from .passes import (
     reinplace,
     without_unread_statistics,
 )
-from .probes import Probes
+from .probes import NonFiniteError, Probes
 from .program import Program
 from .torch_private import version
 
@@ -335,10 +335,15 @@ def _run_probed(code: CompiledTape, args, probe):
 
 
 def _note_entry(code: CompiledTape, e: Exception) -> None:
-    entry = code.entry_at(e.__traceback__)
-    if entry is not None:
-        where = f", from {entry.source}" if entry.source else ""
+    found = code.entry_at(e.__traceback__)
+    if found is None:
+        return
+    entry, probing = found
+    where = f", from {entry.source}" if entry.source else ""
+    if not probing:
         e.add_note(f"dynamo_tape: while running tape entry `{entry.text()}`{where}")
+    elif not isinstance(e, NonFiniteError):  # the anomaly check's own error names the entry
+        e.add_note(f"dynamo_tape: while probing tape entry `{entry.text()}` ({code.phase}){where}")
 
 
 class _TapeFunction(torch.autograd.Function):

@@ -296,6 +296,7 @@ def test_a_forward_nan_inside_a_body_is_named_at_its_line(fn):
     assert error.phase == "forward" and error.entry.op is torch.ops.aten.sqrt.default
     assert error.entry.code == _SQRT[fn]
     assert _SQRT[fn] in str(error) and _BODY[fn] in str(error)
+    assert not any("while probing" in note for note in getattr(error, "__notes__", []))
 
 
 @pytest.mark.parametrize("fn", [_checkpointed_nan, _cond_nan], ids=["checkpoint", "cond"])
@@ -368,3 +369,23 @@ def test_under_torch_profiler_a_bodys_entries_are_ranges_too():
     names = {e.name for e in prof.events()}
     (region,) = [e.op for e in last_compiled().tape.entries if isinstance(e.op, Checkpointed)]
     assert all(range_name(entry) in names for entry in region.body.entries)
+
+
+# ---- an error a probe raises is noted as the probe's ------------------------------------------
+
+
+def test_an_error_a_probe_raises_inside_a_body_is_noted_as_the_probes():
+    def probe(entry, inputs, outputs, phase):
+        if entry.op is torch.ops.aten.tanh.default:
+            raise ValueError("the user's probe")
+
+    compiled = _compiled(_checkpointed, probe=probe)
+    with pytest.raises(ValueError, match="the user's probe") as caught:
+        compiled(*_args((3, 4), (4, 4)))
+    graph = last_compiled()
+    (region,) = [e for e in graph.tape.entries if isinstance(e.op, Checkpointed)]
+    (tanh,) = [e for e in region.op.body.entries if e.op is torch.ops.aten.tanh.default]
+    assert caught.value.__notes__ == [
+        f"dynamo_tape: while probing tape entry `{tanh.text()}` (forward), from {tanh.source}",
+        f"dynamo_tape: while running tape entry `{region.text()}`, from {region.source}",
+    ]
