@@ -5,7 +5,9 @@ map, while_loop, invoke_subgraph, flex_attention, a tensor hook) with the ATen g
 bodies. Lowering its graph to a tape, the lowering asks the op for them (`op.bodies_to_lower()`,
 none once it has taken them: every call of one invoke_subgraph region shares its op), makes
 each into a tape with the graph's namer (no name repeats), lowering the ops nested in them in
-turn, and hands the tapes back, in that order (`op.take_bodies(tapes)`).
+turn, and hands the tapes back, in that order (`op.take_bodies(tapes)`). An op that runs its
+bodies' code also has `probed_call`, which probed code calls instead (codegen.py): the same,
+running the bodies' probed code (`runtime.run_body`, probes.py).
 """
 
 from __future__ import annotations

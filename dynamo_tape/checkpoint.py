@@ -45,11 +45,19 @@ class Checkpointed:
         self.kept = list(self.body.outputs[self.n_outputs :])
 
     def __call__(self, *operands):
-        if self._code is None:
-            from .codegen import compile_whole
+        return list((self._code or self._compile()).fn(*operands))
 
-            self._code = compile_whole(self.body, "checkpoint")
-        return list(self._code.fn(*operands))
+    def probed_call(self, *operands):
+        """As probed code calls it (codegen.py): the body's probed code."""
+        from .runtime import run_body
+
+        return list(run_body(self._code or self._compile(), *operands))
+
+    def _compile(self):
+        from .codegen import compile_body
+
+        self._code = compile_body(self.body)
+        return self._code
 
     def text(self) -> str:
         return f"# a torch.utils.checkpoint region, recomputed in the backward\n{self.body.text()}"

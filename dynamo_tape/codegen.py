@@ -10,7 +10,10 @@ symbolic (dynamic shapes) are bound once from the inputs and written as Python e
 A probed variant (`CompiledTape.probed`, built on first use, only when a probe is active:
 probes.py) is the same code with a trailing `probe` parameter called right after each entry's
 line, before its inputs are dropped: `probe(entry_3, (v1, v2), (v4,), 'forward')`. The plain
-code has no such call; the probed one runs the same lines, the calls only observe.
+code has no such call; the probed one runs the same lines, the calls only observe. An entry
+whose op runs bodies of its own (a checkpointed region, torch.cond...: bodies.py) calls, in the
+probed variant, the op's `probed_call` under the same name: it runs its bodies' probed variants
+with the probe of the code calling it (`runtime.run_body`), so the probe sees their entries too.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import functools
 import itertools
 import linecache
 import math
+import re
 import weakref
 from dataclasses import dataclass, field
 
@@ -38,23 +42,38 @@ class CompiledTape:
     source: str
     filename: str
     line_entries: dict[int, TapeEntry] = field(default_factory=dict)
-    # makes the probed variant (the module docstring); None for code that has none
+    # in a probed variant: the line of each probe call -> the entry it shows
+    probe_lines: dict[int, TapeEntry] = field(default_factory=dict)
+    # makes the probed variant for a phase (the module docstring); None for code that has none
     make_probed: object = field(default=None, repr=False)
     name: str = ""  # the function's name: forward_train, backward...
     phase: str = "forward"  # what its probed variant tells its probe
+    _variants: dict = field(default_factory=dict, repr=False)  # phase -> probed variant
 
     @functools.cached_property
     def probed(self) -> CompiledTape:
         """The same code calling its trailing `probe` argument after each entry."""
-        if self.make_probed is None:
-            raise ValueError(f"{self.filename} has no probed variant")
-        return self.make_probed()
+        return self.probed_in(self.phase)
 
-    def entry_at(self, tb) -> TapeEntry | None:
-        """The tape entry whose generated line raised, from a traceback."""
+    def probed_in(self, phase: str) -> CompiledTape:
+        """The probed variant telling its probe `phase`: a body's code runs in the forward, or in
+        a backward (its op on a backward tape, or in a double backward's recompute)."""
+        if phase not in self._variants:
+            if self.make_probed is None:
+                raise ValueError(f"{self.filename} has no probed variant")
+            self._variants[phase] = self.make_probed(phase=phase)
+        return self._variants[phase]
+
+    def entry_at(self, tb) -> tuple[TapeEntry, bool] | None:
+        """The tape entry whose generated line raised, from a traceback, and whether that line
+        is its probe's call."""
         while tb is not None:
             if tb.tb_frame.f_code.co_filename == self.filename:
-                return self.line_entries.get(tb.tb_lineno)
+                line = tb.tb_lineno
+                if line in self.probe_lines:
+                    return self.probe_lines[line], True
+                entry = self.line_entries.get(line)
+                return None if entry is None else (entry, False)
             tb = tb.tb_next
         return None
 
@@ -81,8 +100,9 @@ def generate(tape: Tape, name: str, params: list, returns, symbols=None, phase=N
     and constants. Symbols are bound from the params' sizes, or when `symbols` (a list) is
     given, from a trailing `syms` parameter holding their values in that order. `phase`
     ("forward" or "backward"): the probed variant, with a trailing `probe` parameter called
-    after each entry with the entry, its input and output values and the phase."""
-    w = _Writer(_fake_mode_of(tape))
+    after each entry with the entry, its input and output values and the phase. Returns the
+    source, its globals, and the entry of each line: the entries' lines, then the probe calls'."""
+    w = _Writer(_fake_mode_of(tape), probed=phase is not None)
     names = [p.name for p in params]
     if symbols is not None:
         names.append("syms")
@@ -101,7 +121,7 @@ def generate(tape: Tape, name: str, params: list, returns, symbols=None, phase=N
         for v in e.inputs:
             last_use[v] = i
     kept = {v for v in _flat(returns) if isinstance(v, Variable)}
-    line_entries = {}
+    line_entries, probe_lines = {}, {}
     for i, e in enumerate(tape.entries):
         outs = [v.name if v is not None else "_" for v in e.outputs]
         if e.single_output or (len(outs) == 1 and _returns_one(e.op)):
@@ -118,6 +138,7 @@ def generate(tape: Tape, name: str, params: list, returns, symbols=None, phase=N
             # bound under a name of its own: every other name stays the plain code's
             w.globals[f"entry_{i}"] = e
             lines.append(f"    probe(entry_{i}, {ins}, {outs}, {phase!r})")
+            probe_lines[len(lines)] = e
         # sizes known only now (masked_select's u0): bound before later entries read them
         lines += [f"    {line}" for line in _bind_symbols([v for v in e.outputs if v], bound)]
         dead = [v.name for v in e.inputs if last_use.get(v) == i and v not in kept]
@@ -125,33 +146,34 @@ def generate(tape: Tape, name: str, params: list, returns, symbols=None, phase=N
         if dead:
             lines.append(f"    del {', '.join(dict.fromkeys(dead))}")
     lines.append(f"    return {w.value(returns)}")
-    return "\n".join(lines) + "\n", w.globals, line_entries
+    return "\n".join(lines) + "\n", w.globals, (line_entries, probe_lines)
 
 
-def compile_source(source: str, globals_: dict, name: str, label: str, line_entries=None):
+def compile_source(source: str, globals_: dict, name: str, label: str, lines: tuple):
+    """`lines`: the entry of each line, then of each probe call (`generate`'s)."""
     filename = f"<dynamo_tape {label} #{next(_file_ids)}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     namespace = dict(globals_)
     exec(compile(source, filename, "exec"), namespace)
     # the source stays readable for as long as the function lives, and no longer
     weakref.finalize(namespace[name], linecache.cache.pop, filename, None)
-    return CompiledTape(namespace[name], source, filename, line_entries or {})
+    return CompiledTape(namespace[name], source, filename, *lines)
 
 
 def compile_tape(
     tape: Tape, name: str, params: list, returns, symbols=None, phase="forward", probed=False
 ) -> CompiledTape:
     """The plain code of `tape`, able to make its probed variant (`CompiledTape.probed`) for
-    `phase`; `probed`: that variant itself."""
-    source, globals_, line_entries = generate(
+    `phase` (or another: `probed_in`); `probed`: that variant itself."""
+    source, globals_, lines = generate(
         tape, name, params, returns, symbols, phase if probed else None
     )
     label = f"{tape.name} {name}" + (" probed" if probed else "")
-    code = compile_source(source, globals_, name, label, line_entries)
+    code = compile_source(source, globals_, name, label, lines)
     code.name, code.phase = name, phase
     if not probed:
         code.make_probed = functools.partial(
-            compile_tape, tape, name, params, returns, symbols, phase, probed=True
+            compile_tape, tape, name, params, returns, symbols, probed=True
         )
     return code
 
@@ -160,6 +182,12 @@ def compile_whole(tape: Tape, name: str, phase="forward") -> CompiledTape:
     """`tape` as a function of its inputs returning its outputs (a body's tape, run by the op
     of its entry; a forward without a backward)."""
     return compile_tape(tape, name, tape.inputs, tuple(tape.outputs), phase=phase)
+
+
+def compile_body(tape: Tape) -> CompiledTape:
+    """A body's tape (run by the op of its entry) as a function named after it: `cond.true`
+    runs as `cond_true`, and the profile tells one body's function from another's."""
+    return compile_whole(tape, re.sub(r"\W", "_", tape.name))
 
 
 def _fake_mode_of(tape: Tape):
@@ -196,8 +224,9 @@ class _Writer:
     """Writes calls and constants as Python text; anything without a literal form becomes a
     named global."""
 
-    def __init__(self, fake_mode=None):
+    def __init__(self, fake_mode=None, probed=False):
         self.fake_mode = fake_mode  # checks that a Python binding matches an overload
+        self.probed = probed  # writing a probed variant: ops running bodies probe them too
         self.globals = {"torch": torch, "math": math}
         self._names = {}
         self._printer = PythonPrinter()
@@ -224,6 +253,8 @@ class _Writer:
                 fn = self.bind(kernel(e.op), op_name(e.op).replace(".", "_"))
         else:
             fn = self.bind(e.op, getattr(e.op, "__name__", "fn"))
+            if self.probed and hasattr(e.op, "probed_call"):  # the same name, its bodies probed
+                self.globals[fn] = e.op.probed_call
         parts = [self.value(a) for a in args]
         parts += [f"{k}={self.value(a)}" for k, a in kwargs.items()]
         return f"{fn}({', '.join(parts)})"

@@ -14,6 +14,8 @@ none), so the backward takes the branch the forward took, and is itself differen
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from . import record
@@ -51,13 +53,23 @@ class Cond:
         self.branches = tuple(tapes)
 
     def __call__(self, pred, *operands):
-        if self._codes is None:
-            from .codegen import compile_whole
-
-            self._codes = [compile_whole(t, "branch") for t in self.branches]
+        codes = self._codes or self._compile()
         if isinstance(pred, FakeTensor):  # recording: either branch gives the outputs' metadata
-            return list(self._codes[0].fn(*operands))
-        return list(self._codes[0 if bool(pred) else 1].fn(*operands))
+            return list(codes[0].fn(*operands))
+        return list(codes[0 if bool(pred) else 1].fn(*operands))
+
+    def probed_call(self, pred, *operands):
+        """As probed code calls it (codegen.py): the branch's probed code."""
+        from .runtime import run_body
+
+        codes = self._codes or self._compile()
+        return list(run_body(codes[0 if bool(pred) else 1], *operands))
+
+    def _compile(self):
+        from .codegen import compile_body
+
+        self._codes = [compile_body(t) for t in self.branches]
+        return self._codes
 
     def text(self) -> str:
         head = f"# {self.label}: the branch its first argument picks runs"
@@ -151,13 +163,22 @@ class Map:
         (self.body,) = tapes
 
     def __call__(self, *operands):
-        if self._code is None:
-            from .codegen import compile_whole
+        return self._mapped((self._code or self._compile()).fn, operands)
 
-            self._code = compile_whole(self.body, "body")
+    def probed_call(self, *operands):
+        """As probed code calls it (codegen.py): the body's probed code on each slice."""
+        return self._mapped(_probed(self._code or self._compile()), operands)
+
+    def _mapped(self, body, operands):
         mapped, whole = operands[: self.n_mapped], operands[self.n_mapped :]
-        results = [self._code.fn(*(x[i] for x in mapped), *whole) for i in range(len(mapped[0]))]
+        results = [body(*(x[i] for x in mapped), *whole) for i in range(len(mapped[0]))]
         return [torch.stack(outs) for outs in zip(*results)]
+
+    def _compile(self):
+        from .codegen import compile_body
+
+        self._code = compile_body(self.body)
+        return self._code
 
     def text(self) -> str:
         head = f"# {self.label}: runs on each slice of its first {self.n_mapped} argument(s)"
@@ -212,13 +233,11 @@ class While:
     def take_bodies(self, tapes: list[Tape]) -> None:
         self.cond, self.body = tapes
 
-    def iterations(self, operands) -> list[list]:
-        """The carried values each iteration of the loop starts from, then the last ones."""
-        if self._codes is None:
-            from .codegen import compile_whole
-
-            self._codes = (compile_whole(self.cond, "cond"), compile_whole(self.body, "body"))
-        cond, body = (code.fn for code in self._codes)
+    def iterations(self, operands, probed=False) -> list[list]:
+        """The carried values each iteration of the loop starts from, then the last ones;
+        `probed`: its tapes' probed code runs (called from probed code: codegen.py)."""
+        codes = self._codes or self._compile()
+        cond, body = (_probed(code) if probed else code.fn for code in codes)
         carried, additional = list(operands[: self.n_carried]), operands[self.n_carried :]
         seen = [carried]
         while bool(cond(*carried, *additional)[0]):
@@ -226,10 +245,20 @@ class While:
             seen.append(carried)
         return seen
 
-    def __call__(self, *operands):
-        seen = self.iterations(operands)
+    def __call__(self, *operands, probed=False):
+        seen = self.iterations(operands, probed)
         # no iteration: new tensors all the same, as eager's (never an input handed back)
         return [x.clone() for x in seen[0]] if len(seen) == 1 else seen[-1]
+
+    def probed_call(self, *operands):
+        """As probed code calls it (codegen.py): the cond and body tapes' probed code."""
+        return self(*operands, probed=True)
+
+    def _compile(self):
+        from .codegen import compile_body
+
+        self._codes = (compile_body(self.cond), compile_body(self.body))
+        return self._codes
 
     def text(self) -> str:
         head = f"# {self.label}: the body runs while the cond tape returns True"
@@ -271,20 +300,21 @@ class WhileBackward:
         self.wrt = wrt
         self._code = None
 
-    def __call__(self, *args):
+    def __call__(self, *args, probed=False):
         n_operands = len(self.loop.body.inputs)
         operands, cotangents = args[:n_operands], list(args[n_operands:])
         if isinstance(operands[0], FakeTensor):  # recording: the gradients' metadata
             return [torch.empty_like(operands[k]) for k in self.wrt]
         if self._code is None:
-            from .codegen import compile_whole
+            from .codegen import compile_body
 
-            self._code = compile_whole(self.joint, "joint")
+            self._code = compile_body(self.joint)
+        joint = _probed(self._code) if probed else self._code.fn
         n = self.loop.n_carried
         additional = operands[n:]
         totals = {}
-        for carried in reversed(self.loop.iterations(operands)[:-1]):
-            grads = dict(zip(self.wrt, self._code.fn(*carried, *additional, *cotangents)))
+        for carried in reversed(self.loop.iterations(operands, probed)[:-1]):
+            grads = dict(zip(self.wrt, joint(*carried, *additional, *cotangents)))
             cotangents = [grads.get(k, torch.zeros_like(c)) for k, c in enumerate(cotangents)]
             for k, gk in grads.items():
                 if k >= n:
@@ -293,6 +323,10 @@ class WhileBackward:
             cotangents[k] if k < n else totals.get(k, torch.zeros_like(operands[k]))
             for k in self.wrt
         ]
+
+    def probed_call(self, *args):
+        """As probed code calls it (codegen.py): the loop's and the joint tape's probed code."""
+        return self(*args, probed=True)
 
     def text(self) -> str:
         head = f"# {self.name}: the loop again, then this tape on each iteration, last first"
@@ -324,3 +358,10 @@ class _SecondOrderRefused:
 
 
 _SECOND_ORDER_REFUSED = _SecondOrderRefused()
+
+
+def _probed(code):
+    """`code` as a function running its probed variant, for an op called from probed code."""
+    from .runtime import run_body
+
+    return functools.partial(run_body, code)

@@ -87,11 +87,19 @@ class CustomFunction:
         self.forward, self.backward = tapes
 
     def __call__(self, *operands):
-        if self._code is None:
-            from .codegen import compile_whole
+        return (self._code or self._compile()).fn(*operands)
 
-            self._code = compile_whole(self.forward, self.__name__)
-        return self._code.fn(*operands)
+    def probed_call(self, *operands):
+        """As probed code calls it (codegen.py): the forward body's probed code."""
+        from .runtime import run_body
+
+        return run_body(self._code or self._compile(), *operands)
+
+    def _compile(self):
+        from .codegen import compile_body
+
+        self._code = compile_body(self.forward)
+        return self._code
 
     def text(self) -> str:
         """The forward body's tape, headed by what the Function is."""

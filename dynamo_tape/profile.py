@@ -38,13 +38,12 @@ PHASES = ("forward", "backward")
 
 
 class _Clock:
-    """Sums over every profile of the process: probes' time, entries' time, and the time of
-    generated functions that no other generated function runs inside (`functions_s`), so that
-    a step can take differences around each graph call; `steps`, the `Step`s recording."""
+    """Sums over every profile of the process: probes' time, entries' time, generated
+    functions' time less the probes' (a body's code's time is its own, not its caller's), so
+    that a step can take differences around each graph call; `steps`, the `Step`s recording."""
 
     def __init__(self):
         self.probes_s = self.entries_s = self.functions_s = 0.0
-        self.depth = 0  # generated functions in flight
         self.steps: list = []
 
 
@@ -86,7 +85,6 @@ class Profile:
     def begin(self, code) -> None:
         if self.inner is not None and hasattr(self.inner, "begin"):
             self.inner.begin(code)
-        _clock.depth += 1
         self._started.append((time.perf_counter(), self._probes_s))
         self._last = time.perf_counter()
 
@@ -95,14 +93,16 @@ class Profile:
         start, probes_before = self._started.pop()
         if self.inner is not None and hasattr(self.inner, "end"):
             self.inner.end(code)
+        seconds, probes = end - start, self._probes_s - probes_before
         row = self.functions.setdefault(code.name, [code.phase, 0, 0.0, 0.0])
-        probes = self._probes_s - probes_before
         row[1] += 1
-        row[2] += end - start
+        row[2] += seconds
         row[3] += probes
-        _clock.depth -= 1
-        if not _clock.depth:
-            _clock.functions_s += end - start - probes
+        _clock.functions_s += seconds - probes
+        if self._started:  # a body's code, run by an entry of the call in flight: not its time
+            outer, outer_probes = self._started[-1]
+            self._started[-1] = (outer + seconds, outer_probes + probes)
+            self._last = time.perf_counter()  # that entry's time goes on from here
 
     def timed_call(self, phase: str, fn, *args):
         """`fn(*args)`, its time (less the probes') counted as a graph call of `phase`, and

@@ -136,6 +136,23 @@ def test_probes_see_a_compiled_optimizer_step():
         torch.testing.assert_close(a, b)
 
 
+@pytest.mark.parametrize("phase", ["forward", "backward"])
+def test_an_error_a_probe_raises_is_noted_as_the_probes_not_the_ops(phase):
+    def probe(entry, inputs, outputs, seen):
+        if seen == phase:
+            raise ValueError("the user's probe")
+
+    x, w = torch.randn(3, 4), torch.randn(4, 5, requires_grad=True)
+    compiled = torch.compile(_mlp, backend="tape", options={"probe": probe})
+    with pytest.raises(ValueError, match="the user's probe") as caught:
+        compiled(x, w).backward()
+    function = "forward_train" if phase == "forward" else "backward"
+    first = last_compiled().program.final(function).entries[0]  # the first entry it saw
+    assert caught.value.__notes__ == [
+        f"dynamo_tape: while probing tape entry `{first.text()}` ({phase}), from {first.source}"
+    ]
+
+
 def test_a_probe_option_must_be_callable():
     with pytest.raises(BackendCompilerFailed, match="'probe' must be one of"):
         torch.compile(_mlp, backend="tape", options={"probe": "yes"})(
