@@ -43,7 +43,9 @@ each call) or with `options={"detect_anomaly": True}`, every entry's outputs are
 first entry to make a NaN from inputs holding none, or an infinity from finite inputs (not where
 a constant argument is one: `masked_fill(mask, -inf)`), raises `NonFiniteError` naming it, its
 user line, and for a backward entry the forward entry it differentiates. A NaN that a graph's
-input already holds is named as such where an entry first passes it on.
+input already holds is named as such where an entry first passes it on. In a DTensor program
+the NaN test is DTensor's own (its collectives run on every rank, so every rank raises); the
+message's extremes are those of this rank's shard.
 """
 
 from __future__ import annotations
