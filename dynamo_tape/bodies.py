@@ -7,7 +7,7 @@ none once it has taken them: every call of one invoke_subgraph region shares its
 each into a tape with the graph's namer (no name repeats), lowering the ops nested in them in
 turn, and hands the tapes back, in that order (`op.take_bodies(tapes)`). An op that runs its
 bodies' code also has `probed_call`, which probed code calls instead (codegen.py): the same,
-running the bodies' probed code (`runtime.run_body`, probes.py).
+running the bodies' probed code (`execution.run_body`, probes.py).
 """
 
 from __future__ import annotations

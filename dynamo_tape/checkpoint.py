@@ -49,7 +49,7 @@ class Checkpointed:
 
     def probed_call(self, *operands):
         """As probed code calls it (codegen.py): the body's probed code."""
-        from .runtime import run_body
+        from .execution import run_body
 
         return list(run_body(self._code or self._compile(), *operands))
 

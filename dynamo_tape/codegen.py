@@ -13,7 +13,7 @@ line, before its inputs are dropped: `probe(entry_3, (v1, v2), (v4,), 'forward')
 code has no such call; the probed one runs the same lines, the calls only observe. An entry
 whose op runs bodies of its own (a checkpointed region, torch.cond...: bodies.py) calls, in the
 probed variant, the op's `probed_call` under the same name: it runs its bodies' probed variants
-with the probe of the code calling it (`runtime.run_body`), so the probe sees their entries too.
+with the probe of the code calling it (`execution.run_body`), so the probe sees their entries too.
 """
 
 from __future__ import annotations

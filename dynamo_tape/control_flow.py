@@ -60,7 +60,7 @@ class Cond:
 
     def probed_call(self, pred, *operands):
         """As probed code calls it (codegen.py): the branch's probed code."""
-        from .runtime import run_body
+        from .execution import run_body
 
         codes = self._codes or self._compile()
         return list(run_body(codes[0 if bool(pred) else 1], *operands))
@@ -362,6 +362,6 @@ _SECOND_ORDER_REFUSED = _SecondOrderRefused()
 
 def _probed(code):
     """`code` as a function running its probed variant, for an op called from probed code."""
-    from .runtime import run_body
+    from .execution import run_body
 
     return functools.partial(run_body, code)

@@ -91,7 +91,7 @@ class CustomFunction:
 
     def probed_call(self, *operands):
         """As probed code calls it (codegen.py): the forward body's probed code."""
-        from .runtime import run_body
+        from .execution import run_body
 
         return run_body(self._code or self._compile(), *operands)
 

@@ -15,7 +15,7 @@ it is shown (it observes). Pass one with `options={"probe": fn}`; it then sees e
 compiled function runs, the backward (and double backward) of each, and a compiled optimizer
 step's. Several probes: one function calling each (`combined`). A probe that also has
 `begin(code)` and `end(code)` has them called as each generated function starts and ends
-(`runtime.run`): the profile (profile.py, `options={"profile": True}`), which runs the other
+(`execution.run`): the profile (profile.py, `options={"profile": True}`), which runs the other
 probes inside it to leave their time out, and the torch.profiler ranges, on while torch.profiler
 records (looked at on each call, as anomaly mode is). An error a probe raises carries a note
 naming the entry it was shown, the phase and the user's line (`dynamo_tape: while probing tape
@@ -26,9 +26,9 @@ branch torch.cond takes, of map's and while_loop's bodies (each slice, each iter
 custom autograd.Function's forward and of an invoke_subgraph region are shown as they run,
 before the entry of the op that runs them, each with its own source line and module, in the
 phase of the code that runs the op (a cond's backward runs its branch's joint tape in the
-backward). How: `runtime.run` makes the probe current while the probed code runs, and that
+backward). How: `execution.run` makes the probe current while the probed code runs, and that
 code calls such an op's `probed_call` (codegen.py), which runs the bodies' own probed code with
-it (`runtime.run_body`), `begin` and `end` called around each (the profile times a body's
+it (`execution.run_body`), `begin` and `end` called around each (the profile times a body's
 function apart from the one calling it). Backward bodies that are replayed onto the backward
 tape (a region's recompute, a Function's backward) are entries of that tape. Not probed:
 flex_attention's score_mod and mask_mod, which torch's op runs batched over every score.

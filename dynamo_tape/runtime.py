@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import threading
 from dataclasses import dataclass
 
 import torch
@@ -37,6 +36,7 @@ from . import aliases
 from . import torch_private as tp
 from .autodiff import Backward, eliminate_dead_entries, grad, rematerialize
 from .codegen import CompiledTape, compile_tape, compile_whole, symbols_of
+from .execution import run
 from .ir import Tape, Variable, is_differentiable, is_random
 from .lower import Lowered
 from .passes import (
@@ -46,7 +46,7 @@ from .passes import (
     reinplace,
     without_unread_statistics,
 )
-from .probes import NonFiniteError, Probes
+from .probes import Probes
 from .program import Program
 from .torch_private import version
 
@@ -287,63 +287,6 @@ def _apply(graph: CompiledGraph, plan: Plan, *args):
     if graph.plain_inputs and not tp.functorch_transforms_active():
         return _c_apply(graph, plan, *args)
     return _TapeFunction.apply(graph, plan, *args)
-
-
-def run(code: CompiledTape, args, probe=None):
-    """Run generated code, its probed variant calling `probe` where there is one (probes.py);
-    an error carries a note naming the tape entry and user line."""
-    if probe is not None:
-        return _run_probed(code.probed, args, probe)
-    try:
-        return code.fn(*args)
-    except Exception as e:
-        _note_entry(code, e)
-        raise
-
-
-def run_body(code: CompiledTape, *args):
-    """Run a body's code from the op of an entry of probed code (its `probed_call`: codegen.py):
-    its probed variant, with the probe of the code calling it, in that code's phase."""
-    probe, phase = _probing.stack[-1]
-    return _run_probed(code.probed_in(phase), args, probe)
-
-
-class _Probing(threading.local):
-    """Per thread: (probe, phase) of each probed code running, the innermost last."""
-
-    def __init__(self):
-        self.stack = []
-
-
-_probing = _Probing()
-
-
-def _run_probed(code: CompiledTape, args, probe):
-    begin = getattr(probe, "begin", None)
-    if begin is not None:  # the profile (profile.py) times the whole call
-        begin(code)
-    _probing.stack.append((probe, code.phase))
-    try:
-        return code.fn(*args, probe)
-    except Exception as e:
-        _note_entry(code, e)
-        raise
-    finally:
-        _probing.stack.pop()
-        if begin is not None:
-            probe.end(code)
-
-
-def _note_entry(code: CompiledTape, e: Exception) -> None:
-    found = code.entry_at(e.__traceback__)
-    if found is None:
-        return
-    entry, probing = found
-    where = f", from {entry.source}" if entry.source else ""
-    if not probing:
-        e.add_note(f"dynamo_tape: while running tape entry `{entry.text()}`{where}")
-    elif not isinstance(e, NonFiniteError):  # the anomaly check's own error names the entry
-        e.add_note(f"dynamo_tape: while probing tape entry `{entry.text()}` ({code.phase}){where}")
 
 
 class _TapeFunction(torch.autograd.Function):
