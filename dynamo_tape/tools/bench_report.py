@@ -1,6 +1,6 @@
 """The benchmark's report, in markdown: per model, the steady-state step and no_grad time over
-eager's, the first call (against aot_eager's, with Dynamo alone as the floor), the bytes saved
-for backward, and whether issue 6's targets are met. Numbers from several processes combine as
+eager's, the first call (the tape's own cost: its first call less Dynamo alone's), the bytes saved
+for backward, and whether the targets are met (`TARGETS`). Numbers from several processes combine as
 the median over the processes of each process's own ratios."""
 
 from __future__ import annotations
@@ -53,11 +53,11 @@ def steady_table(results: Results, backends) -> str:
 def first_call_table(results: Results, backends) -> str:
     measured = _measured(backends)
     headers = ["model", *(f"{b} (s)" for b in measured)]
-    headers += ["tape/aot_eager", f"floor: {DYNAMO_ALONE}/aot_eager"]
+    headers += ["tape/aot_eager", f"tape's own cost/{DYNAMO_ALONE}"]
     rows = [
         [name]
         + [f"{_median(runs, b, 'first_call_s'):.2f}" for b in measured]
-        + [f"{_first_call_ratio(runs, b):.2f}" for b in ("tape", DYNAMO_ALONE)]
+        + [f"{_first_call_ratio(runs, 'tape'):.2f}", f"{_compile_cost(runs):.2f}"]
         for name, runs in results.items()
     ]
     return _markdown(rows, headers)
@@ -71,44 +71,47 @@ def saved_table(results: Results, backends) -> str:
     return _markdown(rows, ["model", *backends])
 
 
+def _compile_cost(runs: list[dict[str, Summary]]) -> float:
+    """The tape's own compile cost: its first call less Dynamo alone's, over Dynamo alone's,
+    within each process, then the median over processes."""
+    return statistics.median(
+        (r["tape"].first_call_s - r[DYNAMO_ALONE].first_call_s) / r[DYNAMO_ALONE].first_call_s
+        for r in runs
+    )
+
+
+# (column, limit): the targets the table checks, model by model
+TARGETS = {
+    "step": ("step tape/eager <= 1.00", 1.00),
+    "step_dynamo": (f"step tape/{DYNAMO_ALONE} <= 1.02", 1.02),
+    "compile": (f"tape compile cost/{DYNAMO_ALONE} first call <= 0.10 median, 0.25 worst", 0.25),
+    "saved": ("saved tape/aot_eager <= 1.00", 1.00),
+}
+
+
 def targets_table(results: Results) -> str:
-    """Issue 6's targets, model by model: met or not, with the ratio to three places (the
-    tables above round to two), and Dynamo alone's beside it (for the first call, a floor no
-    backend can go below)."""
+    """The targets, model by model: met or not, with the number to three places (the tables
+    above round to two); the compile cost's median over the models is checked on its own row."""
 
-    def verdict(value, limit, dynamo_alone):
-        met = "yes" if value <= limit else "no"
-        return f"{met} ({value:.3f}; {DYNAMO_ALONE} {dynamo_alone:.3f})"
+    def verdict(value, limit, extra=""):
+        return f"{'yes' if value <= limit else 'no'} ({value:.3f}{extra})"
 
-    rows = []
+    rows, costs = [], []
     for name, runs in results.items():
+        step, alone = _ratio(runs, "tape", "step_s"), _ratio(runs, DYNAMO_ALONE, "step_s")
+        costs.append(_compile_cost(runs))
         saved = _median(runs, "tape", "saved_bytes")
-        limit = min(_median(runs, b, "saved_bytes") for b in ("aot_eager", "eager"))
-        rows.append(
-            [
-                name,
-                verdict(_ratio(runs, "tape", "step_s"), 1.0, _ratio(runs, DYNAMO_ALONE, "step_s")),
-                verdict(
-                    _ratio(runs, "tape", "inference_s"),
-                    1.0,
-                    _ratio(runs, DYNAMO_ALONE, "inference_s"),
-                ),
-                verdict(
-                    _first_call_ratio(runs, "tape"),
-                    0.5,
-                    _first_call_ratio(runs, DYNAMO_ALONE),
-                ),
-                f"{'yes' if saved <= limit else 'no'} ({saved / 1024:.1f} KiB)",
-            ]
-        )
-    headers = [
-        "model",
-        "step tape/eager <= 1.00",
-        "no_grad tape/eager <= 1.00",
-        "first call tape/aot_eager <= 0.50",
-        "saved tape <= aot_eager, eager",
-    ]
-    return _markdown(rows, headers)
+        reference = _median(runs, "aot_eager", "saved_bytes")
+        rows.append([
+            name,
+            verdict(step, TARGETS["step"][1], f"; {DYNAMO_ALONE} {alone:.3f}"),
+            verdict(step / alone, TARGETS["step_dynamo"][1]),
+            verdict(costs[-1], TARGETS["compile"][1]),
+            verdict(saved / reference if reference else 1.0, TARGETS["saved"][1]),
+        ])  # fmt: skip
+    if costs:
+        rows.append(["median over the models", "", "", verdict(statistics.median(costs), 0.10), ""])
+    return _markdown(rows, ["model", *(column for column, _ in TARGETS.values())])
 
 
 def tables(results: Results, backends) -> str:
@@ -120,7 +123,7 @@ def tables(results: Results, backends) -> str:
             first_call_table(results, backends),
             "## Saved for backward (KiB)",
             saved_table(results, backends),
-            "## Issue 6's targets",
+            "## Targets",
             targets_table(results),
         ]
     )
@@ -181,8 +184,9 @@ backward (seen by `torch.autograd.graph.saved_tensors_hooks`), parameters and ba
 
 "{DYNAMO_ALONE}" is `torch.compile` with Dynamo's own `eager` backend, which runs the captured
 graph as it is. Its first call is Dynamo's tracing and guards plus the kernels, which every
-backend's first call includes: no backend's first call can be below it. Its step and no_grad
-show what Dynamo's frame and guards cost per call on top of eager's kernels.
+backend's first call includes: the tape's own compile cost is its first call less Dynamo
+alone's, stated over Dynamo alone's. Its step and no_grad show what Dynamo's frame and guards
+cost per call on top of eager's kernels.
 
 Machine: {_cpu()}; {platform.system()} {platform.release()}; Python
 {platform.python_version()}; torch {torch.__version__}.
