@@ -10,7 +10,7 @@ save.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from . import record
 from .ir import Namer, Tape, TapeEntry, Variable, is_differentiable
@@ -24,6 +24,8 @@ class Backward:
     tape: Tape  # inputs: saved forward values, then one cotangent per entry of `cotangent_of`
     saved: list[Variable]  # forward Variables the backward reads
     cotangent_of: list[int]  # forward output positions that receive a cotangent
+    # forward Variables the backward makes again (rematerialize, memory.py) -> its names for them
+    remade: dict[Variable, Variable] = field(default_factory=dict)
 
 
 def grad(forward: Tape, wrt: list[Variable], namer: Namer, fake_mode) -> Backward:
@@ -200,7 +202,7 @@ def rematerialize(forward: Tape, bw: Backward, namer: Namer) -> Backward:
         if isinstance(v, Variable) and v not in defined and v not in cotangents
     ))  # fmt: skip
     tape = Tape(bw.tape.name, [*saved, *cotangents], entries, outputs)
-    return Backward(tape, saved, bw.cotangent_of)
+    return Backward(tape, saved, bw.cotangent_of, {**bw.remade, **renamed})
 
 
 def _renamed(e: TapeEntry, renamed: dict, outputs=None) -> TapeEntry:

@@ -48,7 +48,9 @@ def compile_graph(gm, example_inputs, config: Config):
     plain = not any(map(tp.is_functorch_wrapped, inputs))
     name = gm.__class__.__name__
     probes = Probes(name, config.probe, config.detect_anomaly, config.numerics, config.profile)
-    compiled = CompiledGraph(lowered, name=name, plain_inputs=plain, probes=probes)
+    compiled = CompiledGraph(
+        lowered, name=name, plain_inputs=plain, probes=probes, memory_budget=config.memory_budget
+    )
     wrt = tuple(
         i
         for i in compiled.differentiable_inputs

@@ -7,6 +7,8 @@ from dataclasses import dataclass, fields
 
 # an option's allowed value that is any callable (a probe)
 CALLABLE = "a callable"
+# an option's allowed value that is any number from 0 to 1 (not a bool)
+FRACTION = "a number from 0 to 1"
 
 # name -> (allowed values, what it does); the defaults are the dataclass's.
 OPTIONS = {
@@ -36,6 +38,14 @@ OPTIONS = {
         "time every entry of the forward and backward, and the tape's own overhead "
         "(dynamo_tape.last_profile(), the report's Profile section; profile.py)",
     ),
+    "memory_budget": (
+        (None, FRACTION),
+        "make saved values again in the backward, by chains of cheap entries (views, pointwise "
+        "ops and activations, LayerNorm, BatchNorm, max pooling; never a matmul, a convolution "
+        "or a random op) from other saved values, until the bytes saved for backward are at "
+        "most this fraction of the default's (memory.py); None or 1: save what the backward "
+        "reads; 0: make again all that can be",
+    ),
 }
 
 
@@ -46,6 +56,7 @@ class Config:
     detect_anomaly: bool = False
     numerics: str | None = None
     profile: bool = False
+    memory_budget: float | None = None
 
     @classmethod
     def from_options(cls, options: dict | None) -> Config:
@@ -70,6 +81,8 @@ class Config:
 def _fits(value, allowed) -> bool:
     if allowed is CALLABLE:
         return callable(value)
+    if allowed is FRACTION:
+        return isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 1
     return type(value) is type(allowed) and value == allowed
 
 

@@ -39,6 +39,7 @@ from .codegen import CompiledTape, compile_tape, compile_whole, symbols_of
 from .execution import run
 from .ir import Tape, Variable, is_differentiable, is_random
 from .lower import Lowered
+from .memory import budget_memory
 from .passes import (
     drop_unbound_asserts,
     drop_unchanging_views,
@@ -121,9 +122,16 @@ class CompiledGraph:
     """What `tape(gm, example_inputs)` returns: callable with the graph's own signature."""
 
     def __init__(
-        self, lowered: Lowered, name: str, plain_inputs=False, probes=None, phase="forward"
+        self,
+        lowered: Lowered,
+        name: str,
+        plain_inputs=False,
+        probes=None,
+        phase="forward",
+        memory_budget=None,
     ):
         self.name = name
+        self.memory_budget = memory_budget  # the option: memory.py
         # probes.py; `phase`: what the forward functions' probes are told (a double backward's
         # graph runs in the backward)
         self.probes, self.phase = probes or Probes(name), phase
@@ -187,6 +195,11 @@ class CompiledGraph:
         remade = rematerialize(tape, bw, lowered.namer)
         program.then(backward_name, "rematerialized", remade.tape, bw.tape)
         bw = remade
+        if self.memory_budget is not None:
+            mutated = {tape.inputs[i] for i in lowered.mutations}
+            budgeted = budget_memory(tape, bw, lowered.namer, self.memory_budget, mutated)
+            program.then(backward_name, "memory budget", budgeted.tape, bw.tape)
+            bw = budgeted
         recompute = _recompute(lowered, bw)
         read_later = {*bw.saved, *(tape.inputs[i] for i in recompute.checked + recompute.copied)}
         forward, copy_back = reinplace(

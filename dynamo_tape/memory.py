@@ -1,0 +1,296 @@
+"""The memory budget (`options={"memory_budget": x}`, in the spirit of AOTAutograd's
+`activation_memory_budget`): saved values the backward makes again, from other saved values
+or the forward's inputs, by chains of cheap entries, instead of the forward keeping them.
+
+Bytes are counted as the project measures them (tools/bench_measure.py `saved_bytes`): once
+per storage, so a view costs what its base costs and is freed only with every other saved
+view of that base; the forward's inputs cost nothing (the parameters and the batch live
+anyway), except those the graph mutates, which the runtime saves as copies. Sizes are the
+Variables' metas, symbolic ones by their hints; a value of unknown size is never chosen.
+
+Cheap: views (free), pointwise ops and activations (one pass over memory), LayerNorm,
+BatchNorm and max pooling (a few passes: measured at a few percent of the step on the
+project's GPT and ResNet). Never a matmul or convolution, a random op (it would draw new
+numbers), an op that writes an argument, or an op without a rule of ours (the generic
+fallback). The forward tape is functional, so a value is never changed after it is made:
+any saved value, or any input, is a safe start of a chain; the chains' starts join the saved
+values, which re-inplacing then leaves alone.
+
+The choice is greedy: each round takes the saved storage whose chain frees the most bytes
+per byte the chain's entries read and write (entries already made again for an earlier
+choice cost nothing), until the saved bytes are at most `budget` times those of the default,
+or nothing more can be freed. Each entry made again runs in the backward just before the
+first entry that reads it.
+"""
+
+from __future__ import annotations
+
+import heapq
+
+import torch
+
+from .autodiff import Backward, _renamed
+from .forms import BATCH_NORM_FUNCTIONAL, batch_only, mutates_unsaid
+from .ir import Namer, Tape, TapeEntry, Variable, is_random
+from .ops import aten, present
+from .rules import lookup
+from .torch_private import OpOverload, schema, size_hint
+
+# passes over memory, per byte read and written, relative to a pointwise op
+_NORMS = present({
+    aten.native_layer_norm.default: 3.0,
+    BATCH_NORM_FUNCTIONAL: 3.0,  # made again in its batch-only form: no running statistics
+    aten._native_batch_norm_legit_no_training.default: 2.0,
+})  # fmt: skip
+_POOLS = present({aten.max_pool2d_with_indices.default: 2.0})
+# cheap ops ATen does not tag pointwise
+_ELEMENTWISE = present({
+    aten._to_copy.default, aten.hardswish.default, aten.hardsigmoid.default,
+    aten.fill.Scalar, aten.zeros_like.default, aten.ones_like.default,
+    aten.full_like.default,
+})  # fmt: skip
+# views whose schemas do not say so (they share their input's storage all the same)
+_UNSAID_VIEWS = present({aten._unsafe_view.default})
+_MAX_CHAIN = 24  # new entries one choice may make again
+
+
+def cost_factor(entry: TapeEntry) -> float | None:
+    """What running the entry again costs per byte it reads and writes (0 for a view), or None
+    where it may not run again in the backward."""
+    op = entry.op
+    if entry.kind == "fallback" or not isinstance(op, OpOverload) or op.namespace != "aten":
+        return None
+    if is_random(op) or schema(op).is_mutable or mutates_unsaid(op):
+        return None
+    if op in _NORMS:
+        return None if op is BATCH_NORM_FUNCTIONAL and batch_only(entry) is None else _NORMS[op]
+    if op in _POOLS:
+        return _POOLS[op]
+    if _is_view(op):
+        return 0.0
+    if torch.Tag.pointwise in op.tags or op in _ELEMENTWISE:
+        return 1.0
+    return None
+
+
+def _is_view(op) -> bool:
+    if op in _UNSAID_VIEWS:
+        return True
+    returns = schema(op).returns
+    return bool(returns) and all(
+        r.alias_info is not None and not r.alias_info.is_write for r in returns
+    )
+
+
+def _made_again(e: TapeEntry) -> list:
+    """The outputs the entry makes when run again: BatchNorm's batch-only form makes no new
+    running statistics."""
+    return e.outputs[:3] if batch_only(e) is not None else e.outputs
+
+
+def nbytes(v) -> int | None:
+    """A tensor Variable's bytes (its shape's hints where symbolic), 0 for a scalar, None where
+    a size has no hint."""
+    if not isinstance(v, Variable) or not v.is_tensor:
+        return 0
+    numel = v.meta.numel()
+    if isinstance(numel, torch.SymInt):
+        numel = size_hint(numel)
+        if numel is None:
+            return None
+    return int(numel) * v.meta.element_size()
+
+
+class _Storages:
+    """The storage each forward Variable lives in (a view's is its base's) and its bytes."""
+
+    def __init__(self, forward: Tape, mutated: set):
+        self.made_by = {v: e for e in forward.entries for v in e.outputs if v is not None}
+        self.inputs = set(forward.inputs)
+        self.mutated = mutated
+        self._roots: dict[Variable, Variable] = {}
+
+    def root(self, v: Variable) -> Variable:
+        if v not in self._roots:
+            e = self.made_by.get(v)
+            base = e.args[0] if e is not None and isinstance(e.op, OpOverload) else None
+            is_view = isinstance(base, Variable) and base.is_tensor and _is_view(e.op)
+            self._roots[v] = self.root(base) if is_view else v
+        return self._roots[v]
+
+    def bytes(self, root: Variable) -> int | None:
+        """What keeping the storage costs: nothing for an input the graph does not write."""
+        if root in self.inputs and root not in self.mutated:
+            return 0
+        return nbytes(root)
+
+
+def budget_memory(
+    forward: Tape, bw: Backward, namer: Namer, budget: float, mutated: set
+) -> Backward:
+    """`bw` with saved values made again in the backward until the saved bytes are at most
+    `budget` times `bw`'s (see the module docstring). `mutated`: the inputs the graph writes."""
+    if budget >= 1:
+        return bw
+    storages = _Storages(forward, mutated)
+    returned = {v for v in forward.outputs if isinstance(v, Variable)}
+    held: dict[Variable, set[Variable]] = {}  # root -> the saved values in it
+    for v in bw.saved:
+        if v.is_tensor:
+            held.setdefault(storages.root(v), set()).add(v)
+    sizes = {r: storages.bytes(r) or 0 for r in held}
+    total = sum(sizes.values())
+    target = budget * total
+    remade_by: dict[TapeEntry, None] = {}  # entries made again, in the order they were chosen
+    available = set(bw.remade)  # forward values the backward has without their being saved
+    kept = set(bw.saved)
+
+    def choice(root):
+        """(bytes freed, cost, entries, new saved values) of no longer saving storage `root`,
+        or None where it cannot be made again or frees nothing."""
+        group = held.get(root)
+        if not group or sizes.get(root, 0) <= 0 or root in storages.inputs:
+            return None
+        if group & returned or root in returned:  # the caller holds it anyway
+            return None
+        entries: dict[TapeEntry, None] = {}
+        starts: set[Variable] = set()
+
+        def reach(v) -> bool:
+            if v in storages.inputs or (v in kept and v not in group) or v in available:
+                return True
+            e = storages.made_by.get(v)
+            if e is None:
+                return False
+            if e in entries or e in remade_by:
+                return True
+            if cost_factor(e) is None or v not in _made_again(e):
+                if v in group:
+                    return False
+                starts.add(v)  # saved in its place
+                return True
+            if len(entries) >= _MAX_CHAIN:
+                return False
+            if not all(reach(i) for i in e.inputs):
+                return False
+            entries[e] = None
+            return True
+
+        if not all(reach(v) for v in group):
+            return None
+        start_roots = {storages.root(s) for s in starts}
+        if root in start_roots:  # its base saved in its place: nothing freed
+            return None
+        # starts sharing a storage not saved yet cost it once
+        added = 0
+        for r in start_roots - set(held):
+            b = storages.bytes(r)
+            if b is None:
+                return None
+            added += b
+        freed = sizes[root] - added
+        if freed <= 0:
+            return None
+        cost = 0.0
+        for e in entries:
+            read_written = [nbytes(v) for v in (*e.inputs, *_made_again(e)) if v is not None]
+            if any(b is None for b in read_written):
+                return None
+            cost += cost_factor(e) * sum(read_written)
+        return freed, cost, list(entries), starts
+
+    def score(found) -> float:
+        freed, cost, _, _ = found
+        return freed / (cost + 1.0)
+
+    heap = []
+    for k, root in enumerate(held):
+        found = choice(root)
+        if found is not None:
+            heap.append((-score(found), k, root))
+    heapq.heapify(heap)
+    while heap and total > target:
+        _, k, root = heapq.heappop(heap)
+        found = choice(root)  # again: earlier choices change what it frees and costs
+        if found is None:
+            continue
+        if heap and score(found) < -heap[0][0] - 1e-12:
+            heapq.heappush(heap, (-score(found), k, root))
+            continue
+        freed, _, entries, starts = found
+        kept -= held.pop(root)
+        total -= sizes.pop(root)
+        for s in starts:
+            kept.add(s)
+            r = storages.root(s)
+            if r not in held:
+                sizes[r] = storages.bytes(r) or 0
+                total += sizes[r]
+            held.setdefault(r, set()).add(s)
+        remade_by.update(dict.fromkeys(entries))
+        for e in entries:
+            available.update(v for v in _made_again(e) if v is not None)
+    if not remade_by:
+        return bw
+    return _remade(bw, remade_by, kept, storages, namer)
+
+
+def _remade(bw: Backward, again: dict, kept: set, storages: _Storages, namer: Namer) -> Backward:
+    """The backward tape with the entries `again` run just before the first entry that reads
+    what they make, reading the saved values `kept`."""
+    renamed = dict(bw.remade)  # forward Variable -> the backward's
+    made_again = {v: e for e in again for v in _made_again(e) if v is not None}
+    done: set[TapeEntry] = set()
+    entries: list[TapeEntry] = []
+
+    def need(values):
+        for v in values:
+            e = made_again.get(v)
+            if isinstance(v, Variable) and v not in kept and v not in renamed and e is not None:
+                run_again(e)
+
+    def run_again(e: TapeEntry):
+        if e in done:
+            return
+        done.add(e)
+        need(e.inputs)
+        outputs = [
+            None if v is None else renamed.setdefault(v, namer(v.meta)) for v in _made_again(e)
+        ]
+        entries.append(_again(e, renamed, outputs))
+
+    for e in bw.tape.entries:
+        need(e.inputs)
+        entries.append(_renamed(e, renamed))
+    need(bw.tape.outputs)
+    outputs = [renamed.get(v, v) if isinstance(v, Variable) else v for v in bw.tape.outputs]
+    defined = {v for e in entries for v in e.outputs}
+    cotangents = bw.tape.inputs[len(bw.saved) :]
+    saved = list(dict.fromkeys(
+        v for v in [*(i for e in entries for i in e.inputs), *outputs]
+        if isinstance(v, Variable) and v not in defined and v not in cotangents
+    ))  # fmt: skip
+    tape = Tape(bw.tape.name, [*saved, *cotangents], entries, outputs)
+    return Backward(tape, saved, bw.cotangent_of, renamed)
+
+
+def _again(e: TapeEntry, renamed: dict, outputs: list) -> TapeEntry:
+    """A forward entry made again in the backward, from where the forward's came from; a
+    training BatchNorm in the form that reads and writes no running statistics."""
+    form = batch_only(e)
+    if form is None:
+        return _renamed(e, renamed, outputs)
+    op, args = form
+    again = TapeEntry(
+        op, [renamed.get(a, a) if isinstance(a, Variable) else a for a in args], {},
+        outputs, source=e.source, module=e.module,
+    )  # fmt: skip
+    again.propagate, again.kind = lookup(again, strict=False)  # the double backward's
+    return again
+
+
+def saved_bytes(forward: Tape, bw: Backward, mutated: set = frozenset()) -> int:
+    """The bytes of the distinct storages `bw` saves, as the budget counts them."""
+    storages = _Storages(forward, mutated)
+    roots = {storages.root(v) for v in bw.saved if v.is_tensor}
+    return sum(storages.bytes(r) or 0 for r in roots)
