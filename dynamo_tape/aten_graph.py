@@ -32,6 +32,10 @@ KEEP_WHOLE = (
     aten.mse_loss.default,
     aten.multilabel_margin_loss_forward.default,  # its decomposition computes another loss
     aten.silu.default,
+    # eager runs one kernel each way; decomposed, hardswish ran 5 entries forward, 12 backward
+    # (mobilenet_v3's and lcnet's step 1.1 to 1.4 of eager's)
+    aten.hardswish.default,
+    aten.hardsigmoid.default,
     aten.masked_fill.Scalar,
     aten.masked_fill.Tensor,
     # their decompositions give gradients eager does not (NaN through where, fully masked rows)
