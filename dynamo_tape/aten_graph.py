@@ -73,6 +73,8 @@ def _decompositions():
             table.pop(op, None)
             table.pop(in_place_variant(op), None)
     table.update(present(attention.WITH_LOGSUMEXP))  # fused attention keeps what its backward reads
+    if attention.CPU_FLASH in table:  # SDPA's CPU kernel, whole where it has no mask
+        table[attention.CPU_FLASH] = attention.unmasked_whole(table[attention.CPU_FLASH])
     # `x.detach()` stays a detach (no gradient through it), not the alias it decomposes to:
     # the tape is differentiated by its rules, not traced under autograd as aot_eager's is
     table.pop(aten.detach.default, None)
