@@ -32,6 +32,10 @@ KEEP_WHOLE = (
     aten.mse_loss.default,
     aten.multilabel_margin_loss_forward.default,  # its decomposition computes another loss
     aten.silu.default,
+    # eager runs one kernel each way; decomposed, hardswish ran 5 entries forward, 12 backward
+    # (mobilenet_v3's and lcnet's step 1.1 to 1.4 of eager's)
+    aten.hardswish.default,
+    aten.hardsigmoid.default,
     aten.masked_fill.Scalar,
     aten.masked_fill.Tensor,
     # their decompositions give gradients eager does not (NaN through where, fully masked rows)
@@ -69,6 +73,8 @@ def _decompositions():
             table.pop(op, None)
             table.pop(in_place_variant(op), None)
     table.update(present(attention.WITH_LOGSUMEXP))  # fused attention keeps what its backward reads
+    if attention.CPU_FLASH in table:  # SDPA's CPU kernel, whole where it has no mask
+        table[attention.CPU_FLASH] = attention.unmasked_whole(table[attention.CPU_FLASH])
     # `x.detach()` stays a detach (no gradient through it), not the alias it decomposes to:
     # the tape is differentiated by its rules, not traced under autograd as aot_eager's is
     table.pop(aten.detach.default, None)

@@ -6,6 +6,10 @@ read the code (`CompiledTape.source`). Each entry of the tape is one line callin
 overload's C++ callable, in order, none left out or merged (the passes that change what runs
 made the tape: passes.py); each value is dropped right after its last use; sizes that are
 symbolic (dynamic shapes) are bound once from the inputs and written as Python expressions.
+A backward takes its arguments boxed, in one list that it empties as it unpacks it
+(`def backward(args): v3, v5, syms, = args; args.clear()`): its saved tensors are then held by
+its own names only, and each is freed after its last use, as eager's autograd frees a node's
+saved tensors once the node ran, rather than all at the end.
 
 A probed variant (`CompiledTape.probed`, built on first use, only when a probe is active:
 probes.py) is the same code with a trailing `probe` parameter called right after each entry's
@@ -49,6 +53,7 @@ class CompiledTape:
     name: str = ""  # the function's name: forward_train, backward...
     phase: str = "forward"  # what its probed variant tells its probe
     _variants: dict = field(default_factory=dict, repr=False)  # phase -> probed variant
+    boxed: bool = False  # takes its arguments in one list, which it empties
 
     @functools.cached_property
     def probed(self) -> CompiledTape:
@@ -95,20 +100,25 @@ def _sym_sizes(v: Variable):
         yield from (s for s in v.meta.shape if isinstance(s, torch.SymInt))
 
 
-def generate(tape: Tape, name: str, params: list, returns, symbols=None, phase=None):
+def generate(tape: Tape, name: str, params: list, returns, symbols=None, phase=None, boxed=False):
     """Source of `def name(*params)` running `tape`; `returns` is a nested tuple of Variables
     and constants. Symbols are bound from the params' sizes, or when `symbols` (a list) is
     given, from a trailing `syms` parameter holding their values in that order. `phase`
     ("forward" or "backward"): the probed variant, with a trailing `probe` parameter called
-    after each entry with the entry, its input and output values and the phase. Returns the
-    source, its globals, and the entry of each line: the entries' lines, then the probe calls'."""
+    after each entry with the entry, its input and output values and the phase. `boxed`:
+    `def name(args)` instead, unpacking and emptying the list `args` of those parameters. Returns
+    the source, its globals, and the entry of each line: the entries' lines, then the probe
+    calls'."""
     w = _Writer(_fake_mode_of(tape), probed=phase is not None)
     names = [p.name for p in params]
     if symbols is not None:
         names.append("syms")
+    header = ["args"] if boxed else list(names)
     if phase is not None:
-        names.append("probe")
-    lines = [f"def {name}({', '.join(names)}):"]
+        header.append("probe")
+    lines = [f"def {name}({', '.join(header)}):"]
+    if boxed and names:
+        lines += [f"    {', '.join(names)}, = args", "    args.clear()"]
     bound = set()
     if symbols is not None:
         if symbols:
@@ -161,19 +171,27 @@ def compile_source(source: str, globals_: dict, name: str, label: str, lines: tu
 
 
 def compile_tape(
-    tape: Tape, name: str, params: list, returns, symbols=None, phase="forward", probed=False
+    tape: Tape,
+    name: str,
+    params: list,
+    returns,
+    symbols=None,
+    phase="forward",
+    probed=False,
+    boxed=False,
 ) -> CompiledTape:
     """The plain code of `tape`, able to make its probed variant (`CompiledTape.probed`) for
-    `phase` (or another: `probed_in`); `probed`: that variant itself."""
+    `phase` (or another: `probed_in`); `probed`: that variant itself; `boxed`: taking its
+    arguments in one list."""
     source, globals_, lines = generate(
-        tape, name, params, returns, symbols, phase if probed else None
+        tape, name, params, returns, symbols, phase if probed else None, boxed
     )
     label = f"{tape.name} {name}" + (" probed" if probed else "")
     code = compile_source(source, globals_, name, label, lines)
-    code.name, code.phase = name, phase
+    code.name, code.phase, code.boxed = name, phase, boxed
     if not probed:
         code.make_probed = functools.partial(
-            compile_tape, tape, name, params, returns, symbols, probed=True
+            compile_tape, tape, name, params, returns, symbols, probed=True, boxed=boxed
         )
     return code
 

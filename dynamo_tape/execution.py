@@ -16,7 +16,10 @@ from .probes import NonFiniteError
 
 def run(code: CompiledTape, args, probe=None):
     """Run generated code, its probed variant calling `probe` where there is one (probes.py);
-    an error carries a note naming the tape entry and user line."""
+    an error carries a note naming the tape entry and user line. Boxed code takes `args`, a
+    list, as its one argument (and empties it)."""
+    if code.boxed:
+        args = (args,)
     if probe is not None:
         return _run_probed(code.probed, args, probe)
     try:

@@ -223,6 +223,7 @@ class CompiledGraph:
             tuple(backward.outputs),
             symbols=self.symbols,
             phase="backward",
+            boxed=True,  # frees each saved tensor after its last use (codegen.py)
         )
         program.code.update({forward_name: forward_code, backward_name: backward_code})
         mutated = {tape.inputs[i] for i in lowered.mutations}
@@ -363,7 +364,11 @@ def _backward(ctx, cotangents):
         if ctx.others is not None:
             tensors = iter(saved)
             saved = [next(tensors) if o is None else o for o in ctx.others]
-        grads = run(plan.backward_code, (*saved, *cts, ctx.syms), graph.probes.now())
+        args = [*saved, *cts, ctx.syms]  # the boxed backward empties it
+        del saved, cts
+        # autograd's own references go now, not after the backward (unless retain_graph)
+        tp.clear_saved_tensors(ctx)
+        grads = run(plan.backward_code, args, graph.probes.now())
         # as autograd frees saved tensors after a backward, so that a later in-place
         # change of an input (`x += f(x)`) leaves no reference cycle through this node
         ctx.inputs = None

@@ -20,6 +20,8 @@ from dynamo_tape.ops import aten
 # amax/amin split the cotangent evenly between tied extremes
 TIES = torch.tensor([[1.0, 3.0, 3.0], [2.0, 2.0, -1.0]], dtype=torch.float64)
 ZEROS = torch.zeros(3, 4, dtype=torch.float64)
+# below, inside and above hardswish's and hardsigmoid's (-3, 3), none at a kink
+WIDE = torch.linspace(-5, 5, 12, dtype=torch.float64).reshape(3, 4)
 
 
 def _complex_matrices():
@@ -106,6 +108,7 @@ CASES = [
     case(aten.sigmoid_backward.default, T(3, 4), T(3, 4)),
     case(aten.threshold_backward.default, T(3, 4), A(3, 4), 0.0),
     case(aten.hardtanh_backward.default, T(3, 4), A(3, 4), -0.5, 0.5),
+    case(aten.hardswish_backward.default, T(3, 4), WIDE),
     # reductions
     case(aten.sum.default, T(3, 4)),
     case(aten.sum.default, T()),
@@ -477,6 +480,8 @@ NN_CASES = [
     case(aten.gelu.default, T(3, 4)),
     case(aten.gelu.default, T(3, 4), approximate="tanh"),
     case(aten.silu.default, T(3, 4)),
+    case(aten.hardswish.default, WIDE),
+    case(aten.hardsigmoid.default, WIDE),
     # embedding, pooling, dropout in eval
     case(aten.embedding.default, T(10, 4), Index(10, 3, 5)),
     case(aten.embedding.default, T(10, 4), Index(10, 20), 2),
@@ -611,4 +616,8 @@ CASES_COMPLEX_ORACLE = [
     # copy's x is overwritten (a zero gradient, as copy_'s in derivatives.yaml)
     (aten.copy.default, [C(3, 4), C(3, 4)], lambda x, src, non_blocking=False: x * 0 + src),
     (aten.copy.default, [T(3, 4), T(4)], lambda x, src, non_blocking=False: x * 0 + src),
+    # real values too: eager has no derivative for hardsigmoid_backward, its kernel written out
+    # (whose 1/6 is a float32 constant, in every dtype)
+    (aten.hardsigmoid_backward.default, [T(3, 4), WIDE],
+     lambda go, x: go * ((x > -3) & (x < 3)) * float(torch.tensor(1 / 6, dtype=torch.float32))),
 ]  # fmt: skip

@@ -3,6 +3,7 @@ left out, readable source; and the choices made for speed (layouts, folded permu
 saved) keep gradients equal to eager's."""
 
 import linecache
+import weakref
 
 import pytest
 import torch
@@ -248,3 +249,36 @@ def test_values_made_cheaply_from_inputs_are_made_again_in_the_backward(fn):
     h = 4 * 6 * 8 * 8  # bytes of one float64 (4, 6, 8)
     copy = 6 * 8 * 8 if fn is _embedded_then_positions_written else 0  # of the written input
     assert tape_bytes <= eager_bytes - h + copy, (tape_bytes, eager_bytes)  # h is not kept
+
+
+def test_the_backward_frees_each_saved_tensor_after_its_last_use():
+    # as eager's autograd frees a node's saved tensors once the node ran, not all at the end
+    # (lcnet_050's step: 1.08 of eager's with them all held to the end, 0.98 freed as they go)
+    saved = []
+
+    def pack(t):
+        saved.append(weakref.ref(t))
+        return t
+
+    alive = []
+
+    def probe(entry, inputs, outputs, phase):
+        if phase == "backward":
+            alive.append(sum(ref() is not None for ref in saved))
+
+    def chain(x, w):
+        for _ in range(4):
+            x = (x * w).sin()
+        return x.sum()
+
+    x, w = torch.randn(64), torch.randn(64, requires_grad=True)
+    compiled = torch.compile(chain, backend="tape", options={"probe": probe})
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = compiled(x, w)
+    loss.backward()
+    # at the backward's last entry the seven intermediates it saved (each product, each sine
+    # but the last) are gone; x and w, which the caller holds, are not
+    assert alive[0] - alive[-1] == 7
+    expected = w.detach().clone().requires_grad_()
+    chain(x, expected).backward()
+    torch.testing.assert_close(w.grad, expected.grad)

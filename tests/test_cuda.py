@@ -173,6 +173,45 @@ def test_cpu_flash_attention_check_catches_swapped_gradients():
     assert not check_rule(op, [query, key, value], rule=swapped).ok
 
 
+def _cpu_sdpa_step(fn, *args):
+    ours_in = [a.detach().clone().requires_grad_(a.requires_grad) for a in args]
+    theirs_in = [a.detach().clone().requires_grad_(a.requires_grad) for a in args]
+    ours, theirs = torch.compile(fn, backend="tape")(*ours_in), fn(*theirs_in)
+    cotangent = torch.randn(ours.shape, generator=torch.Generator().manual_seed(1))
+    wrt = [i for i, a in enumerate(args) if a.requires_grad]
+    ours_grads = torch.autograd.grad(ours, [ours_in[i] for i in wrt], cotangent)
+    theirs_grads = torch.autograd.grad(theirs, [theirs_in[i] for i in wrt], cotangent)
+    torch.testing.assert_close(ours, theirs, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(ours_grads, theirs_grads, rtol=1e-6, atol=1e-6)
+    compiled = tracker.last_compiled()
+    (plan,) = compiled.plans.values()
+    return [e.op for e in compiled.tape.entries], [e.op for e in plan.backward.tape.entries]
+
+
+@pytest.mark.parametrize("is_causal", [False, True])
+def test_cpu_sdpa_without_a_mask_runs_eagers_fused_kernel_each_way(is_causal):
+    # as eager's SDPA on CPU, instead of a dozen entries of its math decomposition
+    generator = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 5, 4, generator=generator, requires_grad=True) for _ in "qkv")
+    forward, backward = _cpu_sdpa_step(
+        lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=is_causal), q, k, v
+    )
+    assert forward == [aten._scaled_dot_product_flash_attention_for_cpu.default]
+    assert backward == [aten._scaled_dot_product_flash_attention_for_cpu_backward.default]
+
+
+def test_cpu_sdpa_with_a_learned_mask_takes_the_math_and_its_gradient():
+    generator = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 5, 4, generator=generator, requires_grad=True) for _ in "qkv")
+    bias = torch.randn(5, 5, generator=generator, requires_grad=True)  # a learned additive mask
+
+    def attend(q, k, v, bias):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias * 2)
+
+    forward, _ = _cpu_sdpa_step(attend, q, k, v, bias)
+    assert aten._scaled_dot_product_flash_attention_for_cpu.default not in forward
+
+
 # ---- on a GPU only ------------------------------------------------------------------------------
 
 

@@ -270,6 +270,9 @@ SECOND_ORDER_CASES = {
     "gelu": F.gelu,
     "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"),
     "elu": F.elu,
+    # x * 2 reaches past their kinks at -3 and 3
+    "hardswish": lambda x: F.hardswish(x * 2),
+    "hardswish_inplace": lambda x: F.hardswish(x * 2, inplace=True),
     "softplus": F.softplus,
     "logsigmoid": F.logsigmoid,
     "log_softmax": lambda x: F.log_softmax(x, -1) * x,
@@ -298,6 +301,21 @@ def test_second_order_through_common_ops(name):
 
     fn = SECOND_ORDER_CASES[name]
     assert_all_close(run(compiled(fn)), run(fn))
+
+
+def test_second_order_through_hardsigmoid():
+    # eager has no derivative for hardsigmoid_backward ("not implemented"); the tape's rule
+    # (linear in go, flat in x) gives what eager gives for hardsigmoid written out
+    def run(fn):
+        x = (randn(4, 6, seed=0) * 2).requires_grad_()  # past the kinks at -3 and 3
+        out = fn(x) * x
+        (g,) = torch.autograd.grad(out, x, random_cotangents([out], 1)[0], create_graph=True)
+        return [g, *torch.autograd.grad((g * randn(4, 6, seed=2)).sum(), x)]
+
+    def written_out(x):
+        return torch.clamp(x + 3, 0, 6) / 6
+
+    assert_all_close(run(compiled(F.hardsigmoid)), run(written_out))
 
 
 @pytest.mark.parametrize("norm", [torch.nn.LayerNorm, torch.nn.BatchNorm1d])

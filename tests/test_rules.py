@@ -60,7 +60,7 @@ CHECKED_ELSEWHERE = {
     aten.bernoulli.p: "test_bernoulli_p_requires_grad_with_a_zero_gradient",
     aten.silu_backward.default: "second-order gradients of silu, tests/test_robustness.py",
     aten.embedding_renorm.default: "tests/test_rules_nn.py, refused as eager refuses",
-    # fused attention kernels of CUDA (the CPU one runs only where it is called directly)
+    # fused attention kernels (the CPU one: test_cpu_flash_attention_rule_matches_autograd)
     aten._scaled_dot_product_flash_attention.default: "tests/test_cuda.py",
     aten._scaled_dot_product_efficient_attention.default: "tests/test_cuda.py",
     aten._scaled_dot_product_cudnn_attention.default: "tests/test_cuda.py",

@@ -128,3 +128,34 @@ def test_embedding_renorm_refuses_a_gradient_as_eager_does():
         f(w, indices).backward()
     with pytest.raises(RuntimeError, match="embedding_renorm"):
         torch.compile(f, backend="tape")(w, indices).backward()
+
+
+@pytest.mark.parametrize("inplace", [False, True], ids=["out_of_place", "in_place"])
+@pytest.mark.parametrize(
+    "activation, backward",
+    [
+        (F.hardswish, aten.hardswish_backward.default),
+        (F.hardsigmoid, aten.hardsigmoid_backward.default),
+    ],
+    ids=["hardswish", "hardsigmoid"],
+)
+def test_hard_activations_stay_one_entry_each_way(activation, backward, inplace):
+    # eager runs one kernel forward and one backward; their decompositions ran five and twelve
+    from dynamo_tape.tracker import last_compiled
+
+    def f(x):
+        return activation(x * 1, inplace=inplace)
+
+    x = torch.linspace(-5, 5, 24).reshape(4, 6).requires_grad_()  # float32, as the models
+    cotangent = torch.randn(4, 6, generator=torch.Generator().manual_seed(0))
+    compiled = torch.compile(f, backend="tape", options={"fallback": "error"})
+    ours = compiled(x)
+    theirs = f(x)
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
+    ours_grad, theirs_grad = (torch.autograd.grad(out, x, cotangent) for out in (ours, theirs))
+    torch.testing.assert_close(ours_grad, theirs_grad, rtol=0, atol=0)  # eager's kernels
+    compiled_graph = last_compiled()
+    (plan,) = compiled_graph.plans.values()
+    forward = [e.op for e in compiled_graph.tape.entries if e.op is not aten.mul.Tensor]
+    assert forward == [getattr(aten, activation.__name__).default]
+    assert [e.op for e in plan.backward.tape.entries if e.op is not aten.mul.Tensor] == [backward]

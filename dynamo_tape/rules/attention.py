@@ -145,7 +145,7 @@ def flash_attention_cpu(
 ):
     if g[0] is None:
         return ()
-    # Reached only when called directly: our decomposition table expands this op into math.
+    # Lowering keeps this op only without a mask (unmasked_whole): here when called directly
     if _differentiable(attn_mask):  # keyword-only, so no cotangent can be returned for it
         raise NotImplementedError(
             "dynamo_tape: aten._scaled_dot_product_flash_attention_for_cpu with a floating-point "
@@ -196,3 +196,23 @@ WITH_LOGSUMEXP = {
         aten._scaled_dot_product_cudnn_attention.default,
     )
 }
+
+
+def unmasked_whole(decomposition):
+    # Eager's SDPA on CPU runs this fused kernel, one each way, where the math decomposition
+    # records a dozen entries forward and more backward (wav2vec2's step 1.12 of eager's, 1.08
+    # kept whole). With a mask it stays math: a floating-point mask may need a gradient (a
+    # learned bias), which lowering, tracing under no_grad, cannot tell, and which the rule
+    # cannot give this keyword-only argument. Double backward stops here, as eager's does.
+    def decompose(query, key, value, dropout_p=0.0, is_causal=False, *, attn_mask=None,
+                  scale=None):  # fmt: skip
+        if attn_mask is None:
+            return NotImplemented  # recorded whole
+        return decomposition(
+            query, key, value, dropout_p, is_causal, attn_mask=attn_mask, scale=scale
+        )
+
+    return decompose
+
+
+CPU_FLASH = aten._scaled_dot_product_flash_attention_for_cpu.default

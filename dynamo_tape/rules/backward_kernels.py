@@ -4,7 +4,7 @@ the same algorithm applied to it. g: cotangent of the kernel's output; return on
 per argument. Each kernel is linear in its first argument `go`, the cotangent it was given."""
 
 from ..ops import aten
-from ..record import call, reshape, zeros_like
+from ..record import both, call, reshape, where, zeros_like
 from .conjugate import conj
 from .helpers import self_adjoint
 
@@ -12,6 +12,12 @@ from .helpers import self_adjoint
 def silu_backward_rule(g, y, go, x):  # y = go s (1 + x (1 - s)), s = sigmoid(x)
     s = x.sigmoid()
     return (call(aten.silu_backward.default, g, x), g * go * s * (1 - s) * (2 + x * (1 - s * 2)))
+
+
+def hardswish_backward_rule(g, y, go, x):  # y = go (x / 3 + 1/2) where -3 < x < 3, go above
+    # derivatives.yaml: d/dx is g go / 3 strictly inside (-3, 3), 0 elsewhere
+    inside = both(x > -3, x < 3)
+    return (call(aten.hardswish_backward.default, g, x), where(inside, g * go / 3, 0))
 
 
 def max_pool2d_backward_rule(g, y, go, x, kernel, stride, padding, dilation, ceil_mode, indices):
@@ -42,6 +48,8 @@ RULES = {
     # scale): their own transposes
     aten.threshold_backward.default: self_adjoint(aten.threshold_backward.default),
     aten.hardtanh_backward.default: self_adjoint(aten.hardtanh_backward.default),
+    aten.hardsigmoid_backward.default: self_adjoint(aten.hardsigmoid_backward.default),
+    aten.hardswish_backward.default: hardswish_backward_rule,
     # a backward kernel torch.autograd cannot differentiate (eager's create_graph formula is a
     # composite): its own rule, so that double backward goes through it
     aten.silu_backward.default: silu_backward_rule,

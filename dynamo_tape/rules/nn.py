@@ -148,6 +148,8 @@ RULES = {
     # activations: torch's own backward kernels
     aten.gelu.default: kernel(aten.gelu_backward.default),
     aten.silu.default: kernel(aten.silu_backward.default),
+    aten.hardswish.default: kernel(aten.hardswish_backward.default),
+    aten.hardsigmoid.default: kernel(aten.hardsigmoid_backward.default),
     aten.elu.default: lambda g, y, x, alpha=1, scale=1, input_scale=1: (
         call(aten.elu_backward.default, g, alpha, scale, input_scale, False, x),
     ),

@@ -93,6 +93,7 @@ from .subclasses import (
 from .tensors import (
     BINDINGS,
     c_apply,
+    clear_saved_tensors,
     foreach_copy_,
     functorch_transforms_active,
     is_alias_of,
@@ -120,6 +121,7 @@ __all__ = [
     "attribute_sources",
     "autograd_function_apply",
     "c_apply",
+    "clear_saved_tensors",
     "compile_subgraph_reason",
     "compiled_code",
     "compiles_between",

@@ -2,7 +2,8 @@
 
 Relies on storages (`untyped_storage()._cdata`), aliasing (torch._C._is_alias_of), version
 counters (`_version`, none on an inference tensor), functorch's wrapped tensors and transforms
-(torch._C._functorch), autograd's C++ `_FunctionBase.apply`, torch._foreach_copy_, and
+(torch._C._functorch), autograd's C++ `_FunctionBase.apply` and a Function context's
+`maybe_clear_saved_tensors`, torch._foreach_copy_, and
 torch._C's Python bindings of ATen ops, and whether torch.profiler records
 (torch.autograd.profiler._is_profiler_enabled). A wrapper subclass's storage is its first inner
 tensor's (subclasses.py says which tensors are such subclasses).
@@ -58,6 +59,13 @@ def c_apply(function_class):
     """`function_class.apply` without `Function.apply`'s Python wrapper, which checks every
     argument for a dead functorch wrapper (autograd's C++ `_FunctionBase.apply`)."""
     return torch._C._FunctionBase.__dict__["apply"].__get__(None, function_class)
+
+
+def clear_saved_tensors(ctx) -> None:
+    """In a Function's backward, after reading `ctx.saved_tensors`: autograd drops its references
+    to them now rather than when the backward returns, unless the graph is retained
+    (`retain_graph=True`), as AOTAutograd's compiled backward does."""
+    ctx.maybe_clear_saved_tensors()
 
 
 # The Python bindings where an ATen op may have a cheaper entry point than `op._op`
