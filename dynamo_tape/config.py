@@ -36,6 +36,11 @@ OPTIONS = {
         "time every entry of the forward and backward, and the tape's own overhead "
         "(dynamo_tape.last_profile(), the report's Profile section; profile.py)",
     ),
+    "cache": (
+        (True, False),
+        "look the graph up in the persistent compile cache, and store it there (cache.py; "
+        "DYNAMO_TAPE_CACHE=0 turns it off for every graph)",
+    ),
 }
 
 
@@ -46,6 +51,7 @@ class Config:
     detect_anomaly: bool = False
     numerics: str | None = None
     profile: bool = False
+    cache: bool = True
 
     @classmethod
     def from_options(cls, options: dict | None) -> Config:

@@ -34,6 +34,8 @@ class GraphRecord:
     not_on_tape: str | None = None  # why the tape could not compile it (then Dynamo's fallback)
     frame_file: str = ""  # the compiled frame's file
     ended_at: str = ""  # file:line of the graph break that ended it, if one did
+    # the persistent compile cache (cache.py): hit, miss, off, or "not cacheable: <why>"
+    cache: str = ""
     compiled: object = field(default=None, repr=False, compare=False)  # the CompiledGraph
 
     @property
