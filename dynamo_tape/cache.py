@@ -3,28 +3,33 @@
 lowering, the backward tape's construction, the passes and the code generation.
 
 An entry holds the `CompiledGraph` as it was right after compiling: its program (every trace,
-so `last_traces()`, `last_tapes()` and the reports show what runs), its plans and the generated
-sources, which are exec'd again on load. Variables' fake tensors are stored as plain specs
-(shape, strides, offset, dtype, device, requires_grad, which storage) and become fake tensors
-again only when something reads them (printing a tape, building another plan): running the
-loaded code reads none.
+so `last_traces()`, `last_tapes()` and the reports show what runs), its plans, and the generated
+sources with their compiled code objects (marshalled), exec'd again on load. Variables' fake
+tensors are stored as plain specs (shape, strides, offset, dtype, device, requires_grad, which
+storage) and become fake tensors again, in a fake mode of the loaded graph's own, only when
+something reads them (printing a tape, building a plan for other inputs, a double backward):
+running the loaded code reads none.
 
-The key is a hash of everything the compile reads: torch's version, Python's, the project's
-version and a hash of its source files (an edited checkout never hits), the options, grad mode,
-the default dtype and autocast state, and Dynamo's graph (each node as FX prints it, with its
-stack trace and module path; each input's shape, strides, dtype, device, requires_grad, whether
-it is a leaf, where Dynamo says it comes from, and which inputs share a storage). Graphs the
-cache cannot key or store exactly are compiled as before, with the reason in `last_outcome`:
-symbolic sizes, tensor subclasses (DTensor), higher-order ops and their bodies, calls of
-functions other than torch's, constants without a plain form, probe options.
+The key is a hash of everything the compile reads: torch's version, Python's, pyproject.toml
+(the project's version) and a hash of the package's source files (an edited checkout never
+hits), the options, grad mode, the default dtype, autocast, the attention-kernel switches and
+deterministic mode, and Dynamo's graph (each node as FX prints it, with its stack trace and
+module path; each input's shape, strides, dtype, device, requires_grad, whether it is a leaf,
+where Dynamo says it comes from, and which inputs share a storage). Graphs the cache cannot key
+or store exactly are compiled as before, with the reason in `last_outcome` (and the tracker's
+GraphRecord.cache): symbolic sizes, tensor subclasses (DTensor), functorch-wrapped inputs,
+higher-order ops (their bodies), calls of functions that are not torch's own, attributes that
+are no parameter or buffer, constants without a plain form, probe options.
+`DYNAMO_TAPE_CACHE_KEYS=FILE` appends what each key hashes to FILE (to find why a graph missed).
 
 `DYNAMO_TAPE_CACHE_DIR` says where (default `$XDG_CACHE_HOME/dynamo_tape`, else
 `~/.cache/dynamo_tape`); `DYNAMO_TAPE_CACHE=0`, or `options={"cache": False}`, turns it off;
-`python -m dynamo_tape.cache --clear` empties it. Entries are written to a temporary file and
-renamed into place; one that fails to load for any reason (truncated, garbage, another key or
-format, a checksum that does not match, an error while unpickling) is ignored and compiled
-again, and the new entry replaces it. Entries are pickles: the cache directory must be the
-user's own, as torch's inductor cache is.
+`python -m dynamo_tape.cache --clear` empties it (of its entries, `*.dtc`, only). Entries are
+written to a temporary file and renamed into place; one that fails to load for any reason
+(truncated, garbage, another key or format, a checksum that does not match, an error while
+unpickling) is ignored and compiled again, and the new entry replaces it. Nothing evicts
+entries. They are pickles: the cache directory must be the user's own, as torch's inductor
+cache is.
 """
 
 from __future__ import annotations
@@ -244,6 +249,7 @@ def graph_key(graph: torch.fx.GraphModule, inputs: list, config: Config) -> str:
             raise NotCacheable(f"higher-order op {node.target.__name__} (its bodies)")
     parts = [_environment(), f"options {config.fallback} grad {torch.is_grad_enabled()}"]
     parts.append(f"default dtype {torch.get_default_dtype()} autocast {_autocast()}")
+    parts.append(_global_flags())
     root = module_root()
     parts.append(f"root {root}")
     placeholders = list(graph.graph.find_nodes(op="placeholder"))
@@ -268,6 +274,18 @@ def _autocast() -> str:
     return " ".join(
         f"{d}:{torch.is_autocast_enabled(d)}:{torch.get_autocast_dtype(d)}" for d in ("cpu", "cuda")
     )
+
+
+_SDP_FLAGS = ("flash_sdp_enabled", "mem_efficient_sdp_enabled", "math_sdp_enabled",
+              "cudnn_sdp_enabled")  # fmt: skip
+
+
+def _global_flags() -> str:
+    """Switches tracing reads: which attention kernel the ATen graph records, and whether
+    deterministic algorithms are asked for."""
+    cuda = torch.backends.cuda
+    sdp = [getattr(cuda, name)() for name in _SDP_FLAGS if hasattr(cuda, name)]
+    return f"sdp {sdp} deterministic {torch.are_deterministic_algorithms_enabled()}"
 
 
 def _value(x) -> str:

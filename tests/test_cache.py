@@ -298,3 +298,40 @@ def test_gpt_in_process_hit_matches(cache_dir):
     again = torch.compile(model, backend="tape")(*batch)
     assert cache.last_outcome == "hit"
     assert torch.equal(first, again)
+
+
+def adam_steps():
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2).double()
+    for p in model.parameters():
+        p.grad = torch.ones_like(p)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.1)
+    step = torch.compile(optimizer.step, backend="tape")
+    step()
+    step()
+    return [p.detach().clone() for p in model.parameters()]
+
+
+def test_a_compiled_optimizer_step_hits_and_updates_alike(cache_dir):
+    # its parameters and state are attributes of Dynamo's graph, made inputs (lift_attributes)
+    first = adam_steps()
+    assert cache.last_outcome == "miss"
+    torch._dynamo.reset()
+    again = adam_steps()
+    assert cache.last_outcome == "hit"
+    for a, b in zip(again, first, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_a_graph_compiled_without_grad_hits(cache_dir):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.BatchNorm1d(8)).double()
+    x = torch.randn(5, 4, dtype=torch.float64)
+    with torch.no_grad():
+        first = torch.compile(model, backend="tape")(x)
+        assert cache.last_outcome == "miss"
+        tapes = dynamo_tape.last_tapes()
+        torch._dynamo.reset()
+        again = torch.compile(model, backend="tape")(x)
+    assert cache.last_outcome == "hit" and dynamo_tape.last_tapes() == tapes
+    assert torch.equal(first, again)
