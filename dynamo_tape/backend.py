@@ -10,8 +10,8 @@ import time
 
 import torch
 
+from . import cache, tracker
 from . import torch_private as tp
-from . import tracker
 from .config import Config
 from .dynamo_graph import lift_attributes
 from .lower import lower
@@ -44,24 +44,15 @@ def compile_graph(gm, example_inputs, config: Config):
         fake_mode = tp.FakeTensorMode()
     graph, attributes = lift_attributes(gm)
     inputs = [*example_inputs, *attributes]
-    lowered = lower(graph, inputs, fake_mode, strict=config.strict)
-    plain = not any(map(tp.is_functorch_wrapped, inputs))
     name = gm.__class__.__name__
-    probes = Probes(name, config.probe, config.detect_anomaly, config.numerics, config.profile)
-    compiled = CompiledGraph(
-        lowered, name=name, plain_inputs=plain, probes=probes, memory_budget=config.memory_budget
-    )
-    wrt = tuple(
-        i
-        for i in compiled.differentiable_inputs
-        if isinstance(inputs[i], torch.Tensor) and inputs[i].requires_grad
-    )
-    # the backward tape is built at compile time; Dynamo compiles a graph under no_grad again
-    # for grad mode (it guards on it), so that graph never needs one
-    if wrt and torch.is_grad_enabled():
-        compiled.plan(wrt)
-    else:  # the forward alone runs: generated now, so that what the tracker shows runs
-        compiled.inference  # noqa: B018 - a cached property, computed here
+    # a graph another process compiled already is loaded (cache.py), else compiled and stored
+    cached = cache.Entry.of(graph, inputs, config)
+    compiled = cached.load()
+    if compiled is None:
+        compiled = _compiled(graph, inputs, fake_mode, config, name)
+        cached.store(compiled)
+    compiled.cache = cached.outcome
+    probes = compiled.probes
     tracker.graph_compiled(gm, example_inputs, compiled, time.perf_counter() - start)
     fn = compiled
     if attributes:
@@ -85,6 +76,27 @@ def compile_graph(gm, example_inputs, config: Config):
 
     timed.compiled = compiled
     return timed
+
+
+def _compiled(graph, inputs, fake_mode, config: Config, name: str) -> CompiledGraph:
+    lowered = lower(graph, inputs, fake_mode, strict=config.strict)
+    plain = not any(map(tp.is_functorch_wrapped, inputs))
+    probes = Probes(name, config.probe, config.detect_anomaly, config.numerics, config.profile)
+    compiled = CompiledGraph(
+        lowered, name=name, plain_inputs=plain, probes=probes, memory_budget=config.memory_budget
+    )
+    wrt = tuple(
+        i
+        for i in compiled.differentiable_inputs
+        if isinstance(inputs[i], torch.Tensor) and inputs[i].requires_grad
+    )
+    # the backward tape is built at compile time; Dynamo compiles a graph under no_grad again
+    # for grad mode (it guards on it), so that graph never needs one
+    if wrt and torch.is_grad_enabled():
+        compiled.plan(wrt)
+    else:  # the forward alone runs: generated now, so that what the tracker shows runs
+        compiled.inference  # noqa: B018 - a cached property, computed here
+    return compiled
 
 
 class TapeCounter(tracker.Tracked):

@@ -27,6 +27,7 @@ import itertools
 import linecache
 import math
 import re
+import types
 import weakref
 from dataclasses import dataclass, field
 
@@ -159,15 +160,27 @@ def generate(tape: Tape, name: str, params: list, returns, symbols=None, phase=N
     return "\n".join(lines) + "\n", w.globals, (line_entries, probe_lines)
 
 
-def compile_source(source: str, globals_: dict, name: str, label: str, lines: tuple):
-    """`lines`: the entry of each line, then of each probe call (`generate`'s)."""
+def compile_source(source: str, globals_: dict, name: str, label: str, lines: tuple, code=None):
+    """`lines`: the entry of each line, then of each probe call (`generate`'s). `code`: the
+    source compiled already, under another file name (the compile cache's: cache.py)."""
     filename = f"<dynamo_tape {label} #{next(_file_ids)}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     namespace = dict(globals_)
-    exec(compile(source, filename, "exec"), namespace)
+    if code is None:
+        code = compile(source, filename, "exec")
+    else:
+        code = _renamed(code, filename)
+    exec(code, namespace)
     # the source stays readable for as long as the function lives, and no longer
     weakref.finalize(namespace[name], linecache.cache.pop, filename, None)
     return CompiledTape(namespace[name], source, filename, *lines)
+
+
+def _renamed(code: types.CodeType, filename: str) -> types.CodeType:
+    consts = tuple(
+        _renamed(c, filename) if isinstance(c, types.CodeType) else c for c in code.co_consts
+    )
+    return code.replace(co_filename=filename, co_consts=consts)
 
 
 def compile_tape(

@@ -46,6 +46,11 @@ OPTIONS = {
         "most this fraction of the default's (memory.py); None or 1: save what the backward "
         "reads; 0: make again all that can be",
     ),
+    "cache": (
+        (True, False),
+        "look the graph up in the persistent compile cache, and store it there (cache.py; "
+        "DYNAMO_TAPE_CACHE=0 turns it off for every graph)",
+    ),
 }
 
 
@@ -57,6 +62,7 @@ class Config:
     numerics: str | None = None
     profile: bool = False
     memory_budget: float | None = None
+    cache: bool = True
 
     @classmethod
     def from_options(cls, options: dict | None) -> Config:

@@ -34,6 +34,8 @@ class GraphRecord:
     not_on_tape: str | None = None  # why the tape could not compile it (then Dynamo's fallback)
     frame_file: str = ""  # the compiled frame's file
     ended_at: str = ""  # file:line of the graph break that ended it, if one did
+    # the persistent compile cache (cache.py): hit, miss, off, or "not cacheable: <why>"
+    cache: str = ""
     compiled: object = field(default=None, repr=False, compare=False)  # the CompiledGraph
 
     @property
@@ -96,8 +98,8 @@ class GraphRecord:
         row = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "compiled"}
         row.update(function=self.function)
         row.update(backward_entries=self.backward_entries, saved_bytes=self.saved_bytes)
-        if not timings:
-            del row["compile_seconds"]
+        if not timings:  # what differs from run to run: the time, whether the cache had it
+            del row["compile_seconds"], row["cache"]
         if tapes:
             row["tapes"] = self.tapes()
         return row

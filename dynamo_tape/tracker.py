@@ -299,6 +299,7 @@ def graph_compiled(gm, example_inputs, compiled, seconds: float) -> None:
     ]
     record = _record(gm, compile_id, seconds, len(compiled.forward_tape.entries), fallbacks)
     record.compiled = compiled
+    record.cache = getattr(compiled, "cache", "")
     _add(gm, record, compile_id)
 
 

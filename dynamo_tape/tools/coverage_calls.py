@@ -51,7 +51,8 @@ def recording_tape_backend(calls: list):
     """The tape backend, plus: every run also records the ATen calls of its graph."""
 
     def backend(gm, example_inputs):
-        compiled = tape(gm, example_inputs)
+        # compiled here, never loaded from the compile cache: a loaded graph has no ATen graph
+        compiled = tape(gm, example_inputs, options={"cache": False})
 
         def run(*args):
             with torch.random.fork_rng(devices=[]), torch.no_grad():

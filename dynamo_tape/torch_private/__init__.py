@@ -55,6 +55,7 @@ from .dynamo_inputs import (
     input_source,
 )
 from .lowering import (
+    HigherOrderOperator,
     LazyGraphModule,
     NotSelective,
     PythonPrinter,
@@ -164,6 +165,7 @@ __all__ = [
     "size_hint",
     "statically_known_true",
     "tag_activation_checkpoint",
+    "HigherOrderOperator",
     "checkpoint_policy",
     "checkpoint_policy_says_save",
     "NotSelective",

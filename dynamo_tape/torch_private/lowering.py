@@ -63,6 +63,8 @@ def is_once_differentiable(backward_body) -> bool:
 # A torch.utils.checkpoint region: tag_activation_checkpoint(body, *operands, use_reentrant=...);
 # the body is a submodule.
 tag_activation_checkpoint = torch.ops.higher_order.tag_activation_checkpoint
+# the class of every op in torch.ops.higher_order (the cache refuses graphs that call one)
+HigherOrderOperator = torch._ops.HigherOrderOperator
 
 
 class NotSelective(Exception):
