@@ -17,6 +17,7 @@ def test_report_has_each_table_with_a_row_per_model():
     )
     assert set(run) == {*backends, bench_measure.DYNAMO_ALONE}
     assert all(s.step_s > 0 and s.inference_s > 0 and s.first_call_s > 0 for s in run.values())
+    assert run["tape"].hit_first_call_s > 0  # the tape again, its graphs from the cache
     # the model is the same and the tape saves what eager saves for it
     assert run["tape"].saved_bytes == run["eager"].saved_bytes > 0
 

@@ -12,7 +12,7 @@ import statistics
 import torch
 from tabulate import tabulate
 
-from .bench_measure import DYNAMO_ALONE, Results, Summary
+from .bench_measure import CACHE_HIT, DYNAMO_ALONE, Results, Summary
 
 
 def _ratio(runs: list[dict[str, Summary]], backend: str, attr: str) -> float:
@@ -53,11 +53,14 @@ def steady_table(results: Results, backends) -> str:
 def first_call_table(results: Results, backends) -> str:
     measured = _measured(backends)
     headers = ["model", *(f"{b} (s)" for b in measured)]
-    headers += ["tape/aot_eager", f"tape's own cost/{DYNAMO_ALONE}"]
+    headers += [f"{CACHE_HIT} (s)", "tape/aot_eager", f"tape's own cost/{DYNAMO_ALONE}",
+                "on a cache hit"]  # fmt: skip
     rows = [
         [name]
         + [f"{_median(runs, b, 'first_call_s'):.2f}" for b in measured]
+        + [f"{_median(runs, 'tape', 'hit_first_call_s'):.2f}"]
         + [f"{_first_call_ratio(runs, 'tape'):.2f}", f"{_compile_cost(runs):.2f}"]
+        + [f"{_compile_cost(runs, 'hit_first_call_s'):.3f}"]
         for name, runs in results.items()
     ]
     return _markdown(rows, headers)
@@ -71,11 +74,12 @@ def saved_table(results: Results, backends) -> str:
     return _markdown(rows, ["model", *backends])
 
 
-def _compile_cost(runs: list[dict[str, Summary]]) -> float:
-    """The tape's own compile cost: its first call less Dynamo alone's, over Dynamo alone's,
-    within each process, then the median over processes."""
+def _compile_cost(runs: list[dict[str, Summary]], attr: str = "first_call_s") -> float:
+    """The tape's own compile cost: its first call (`attr`: on a cache hit,
+    `hit_first_call_s`) less Dynamo alone's, over Dynamo alone's, within each process, then
+    the median over processes."""
     return statistics.median(
-        (r["tape"].first_call_s - r[DYNAMO_ALONE].first_call_s) / r[DYNAMO_ALONE].first_call_s
+        (getattr(r["tape"], attr) - r[DYNAMO_ALONE].first_call_s) / r[DYNAMO_ALONE].first_call_s
         for r in runs
     )
 
@@ -85,6 +89,7 @@ TARGETS = {
     "step": ("step tape/eager <= 1.00", 1.00),
     "step_dynamo": (f"step tape/{DYNAMO_ALONE} <= 1.02", 1.02),
     "compile": (f"tape compile cost/{DYNAMO_ALONE} first call <= 0.10 median, 0.25 worst", 0.25),
+    "hit": ("the same on a cache hit <= 0.02", 0.02),
     "saved": ("saved tape/aot_eager <= 1.00", 1.00),
 }
 
@@ -107,10 +112,12 @@ def targets_table(results: Results) -> str:
             verdict(step, TARGETS["step"][1], f"; {DYNAMO_ALONE} {alone:.3f}"),
             verdict(step / alone, TARGETS["step_dynamo"][1]),
             verdict(costs[-1], TARGETS["compile"][1]),
+            verdict(_compile_cost(runs, "hit_first_call_s"), TARGETS["hit"][1]),
             verdict(saved / reference if reference else 1.0, TARGETS["saved"][1]),
         ])  # fmt: skip
     if costs:
-        rows.append(["median over the models", "", "", verdict(statistics.median(costs), 0.10), ""])
+        median = verdict(statistics.median(costs), 0.10)
+        rows.append(["median over the models", "", "", median, "", ""])
     return _markdown(rows, ["model", *(column for column, _ in TARGETS.values())])
 
 
@@ -185,7 +192,9 @@ backward (seen by `torch.autograd.graph.saved_tensors_hooks`), parameters and ba
 "{DYNAMO_ALONE}" is `torch.compile` with Dynamo's own `eager` backend, which runs the captured
 graph as it is. Its first call is Dynamo's tracing and guards plus the kernels, which every
 backend's first call includes: the tape's own compile cost is its first call less Dynamo
-alone's, stated over Dynamo alone's. Its step and no_grad show what Dynamo's frame and guards
+alone's, stated over Dynamo alone's; "{CACHE_HIT}" is the tape's first call where the persistent
+compile cache has the graph (each compile after a reset, from a cache folder one compile
+filled), as a second process would find it. Its step and no_grad show what Dynamo's frame and guards
 cost per call on top of eager's kernels.
 
 Machine: {_cpu()}; {platform.system()} {platform.release()}; Python
