@@ -98,6 +98,7 @@ class ZooResult:
     fallback_ops: list[str] = field(default_factory=list)  # distinct op names
     breaks: list[str] = field(default_factory=list)  # "file:line: reason"
     run_as_python: list[str] = field(default_factory=list)  # frames Dynamo gave up on
+    recompiles: list[str] = field(default_factory=list)  # "frame: the guard that failed"
     step_s: dict[str, float] = field(default_factory=dict)  # backend -> median step
     first_call_s: dict[str, float] = field(default_factory=dict)  # backend -> median
     seconds: float = 0.0  # CPU time this model took in the sweep
@@ -319,6 +320,8 @@ def _record_tracked(result: ZooResult, tracked) -> None:
     for site in tracked.breaks:
         where = f"{site.filename.rsplit('/', 1)[-1]}:{site.lineno}"
         result.breaks.append(f"{where}: {one_line_of(site.reason)}")
+    for recompile in tracked.recompiles:
+        result.recompiles.append(f"{recompile.frame}: {one_line_of(recompile.reason)}")
     for split in tracked.skipped_frames:
         where = split.where.rsplit("/", 1)[-1]
         result.run_as_python.append(f"{split.frame} ({where}): {one_line_of(split.reason)}")

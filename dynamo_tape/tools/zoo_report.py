@@ -195,21 +195,27 @@ def details(r: ZooResult) -> str:
     for frame in r.run_as_python[:FRAMES_LISTED]:
         lines.append(f"  - frame run as Python: {frame}")
     if len(r.run_as_python) > FRAMES_LISTED:
-        lines.append(f"  - and {len(r.run_as_python) - FRAMES_LISTED} more frames run as Python")
+        more = len(r.run_as_python) - FRAMES_LISTED
+        lines.append(f"  - and {_count(more, 'more frame(s)')} run as Python")
+    for recompile in r.recompiles:
+        lines.append(f"  - recompiled {recompile}")
     t = r.tracked
     extra = [
-        f"{t[k]} {words}"
+        _count(t[k], words)
         for k, words in [
-            ("recompiles", "recompiles"),
-            ("graphs_not_on_tape", "graphs not on the tape"),
-            ("frames_skipped", "frames run as Python (one per compile)"),
-            ("recompile_limits", "recompile limits hit"),
+            ("graphs_not_on_tape", "graph(s) not on the tape"),
+            ("recompile_limits", "recompile limit(s) hit"),
         ]
         if t.get(k)
     ]
     if extra:
         lines.append("  - tape: " + ", ".join(extra))
     return "\n".join(lines)
+
+
+def _count(n: int, words: str) -> str:
+    """ "1 graph not on the tape", "2 graphs not on the tape" from "graph(s) not on the tape"."""
+    return f"{n} " + words.replace("(s)", "" if n == 1 else "s")
 
 
 def _versions() -> str:
@@ -292,12 +298,12 @@ draws them as eager does. float32, training mode.
 
 _TIMING_LEGEND = """Timings are CPU time of this one process (`time.process_time`).
 - step/...: the tape's training step (forward + backward, gradients reset to None) over
-  eager's, aot_eager's ("aot") and Dynamo alone's: medians over {rounds} rounds of the four copies'
-  steps interleaved one by one (`bench_measure`'s loop) on one batch, after training;
-- first (s): the tape's first call in seconds, compile included (Dynamo's and the backend's), then
-  one forward and backward, on a freshly built model after `torch.compiler.reset()`;
-  first/...: that over aot_eager's and Dynamo alone's, measured the same way ({first} per
-  backend, in the order {backends}). These first calls come after the model's
-  training run in the same process, so what a process does once per model (imports, caches
-  that `torch.compiler.reset()` keeps) is not in them: a fresh process's first call would
-  include that too."""
+  eager's, aot_eager's ("aot") and Dynamo alone's: medians over {rounds} rounds of the four
+  copies' steps interleaved one by one (`bench_measure`'s loop) on one batch, after training;
+- first (s): the tape's first call in seconds: compile (Dynamo's and the backend's), then one
+  forward and backward, on a freshly built model after `torch.compiler.reset()`; first/...:
+  that over aot_eager's and Dynamo alone's, measured the same way, in the order
+  {backends}; the median of {first} such call(s) per backend (`--first-calls N`). These
+  first calls come after the model's training run in the same process, so what a process
+  does once per model (imports, caches that `torch.compiler.reset()` keeps) is not in them: a
+  fresh process's first call would include that too."""
