@@ -1,5 +1,7 @@
 """`dynamo-tape bench [...]`: the benchmark (see tools/bench.py).
 
+`dynamo-tape zoo [...]`: the model zoo's parity sweep and timings (see tools/zoo.py).
+
 `dynamo-tape report SCRIPT [ARGS...] --out DIR`: run a script the way `python -m cProfile`
 does (as `__main__`, with its own argv and its folder first on sys.path), record every
 `backend="tape"` compile, and write DIR/<script>.md, .json and .html.
@@ -40,11 +42,16 @@ def main(argv: list[str] | None = None) -> int:
         help="SCRIPT and its arguments (or the module's); after `--`, all go to it as they are",
     )
     commands.add_parser("bench", help="benchmark eager, aot_eager and tape (its own --help)")
+    commands.add_parser("zoo", help="train the model zoo on eager and the tape (its own --help)")
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["bench"]:  # tools/bench.py parses its own arguments
         from .tools.bench import main as bench_main
 
         return bench_main(argv[1:])
+    if argv[:1] == ["zoo"]:  # so does tools/zoo.py
+        from .tools.zoo import main as zoo_main
+
+        return zoo_main(argv[1:])
     if argv[:1] != ["report"] or argv[1:2] in (["-h"], ["--help"]):
         parser.parse_args(argv)  # help, or the error of a command that is not ours
     options = argparse.Namespace(out="reports", backend_default=False)
