@@ -241,7 +241,9 @@ def first_calls(entry: ZooModel, batch, rounds: int, options=None) -> dict[str, 
             gc.collect()
             model = entry.make(SEED)
             start = _clock()
-            runner = Runner(backend, model, _compiled(model, backend, options))
+            # compiling, not loading what the training run stored in the compile cache
+            uncached = {**(options or {}), "cache": False}
+            runner = Runner(backend, model, _compiled(model, backend, uncached))
             _step(runner, batch)
             seconds[backend].append(_clock() - start)
             del runner, model
