@@ -4,7 +4,8 @@ The slow half is the sweep's parity: every zoo model trained 3 SGD steps eagerly
 `backend="tape"` (default options: ops without a rule of ours run as fallback ops) from the
 same weights on the same batches; the per-step losses, the final parameters and buffers and
 the last gradients agree within 1e-5 in float32 (`python -m pytest -m slow tests/test_zoo.py`).
-A model whose library does not import is skipped, with the reason.
+A model whose library does not import is skipped, with the reason; the models the tape is
+known to train differently (`KNOWN_WRONG`, with the cause) are expected failures.
 
 The default suite checks the registry (unique names, every available model builds and gives a
 finite scalar loss, the dropout variants draw masks and the others do not), the comparison,
@@ -21,6 +22,25 @@ from dynamo_tape.tools.zoo_models import FAMILIES, ZOO, ZooModel, key
 
 ENTRIES = pytest.mark.parametrize("entry", ZOO, ids=key)
 
+# Models the tape trains differently from eager, and why (found by the sweep; the tape is
+# not changed here). Strict: a model that starts to agree fails, to be taken off this list.
+KNOWN_WRONG = {
+    "torchvision/vit (tiny) +dropout": (
+        "dropout of a non-contiguous tensor (nn.MultiheadAttention's batch-first output): the "
+        "tape draws the mask with aten.bernoulli.p, which allocates it contiguous, where eager "
+        "fills empty_like(input) in its memory order, so the masks differ"
+    ),
+}
+
+
+def _parity_params() -> list:
+    params = []
+    for entry in ZOO:
+        reason = KNOWN_WRONG.get(key(entry))
+        marks = [pytest.mark.xfail(reason=reason, strict=True)] if reason else []
+        params.append(pytest.param(entry, id=key(entry), marks=marks))
+    return params
+
 
 def _available(entry):
     missing = entry.missing()
@@ -34,7 +54,7 @@ def _available(entry):
 
 
 @pytest.mark.slow
-@ENTRIES
+@pytest.mark.parametrize("entry", _parity_params())
 def test_zoo_model_trains_like_eager(entry):
     _available(entry)
     torch.set_num_threads(1)
@@ -58,6 +78,7 @@ def test_zoo_model_trains_like_eager(entry):
 def test_registry_names_are_unique_and_families_known():
     keys = [key(e) for e in ZOO]
     assert len(keys) == len(set(keys))
+    assert set(KNOWN_WRONG) <= set(keys)
     assert {e.family for e in ZOO} == set(FAMILIES)
     assert all(e.requires and e.config for e in ZOO)
     assert sum(not e.dropout for e in ZOO) >= 45
