@@ -194,6 +194,12 @@ def rematerialize(forward: Tape, bw: Backward, namer: Namer) -> Backward:
         outs = [None if v is None else renamed.setdefault(v, namer(v.meta)) for v in e.outputs]
         entries.append(_renamed(e, renamed, outputs=outs))
     entries += [_renamed(e, renamed) for e in bw.tape.entries]
+    return with_entries(bw, entries, renamed, {**bw.remade, **renamed})
+
+
+def with_entries(bw: Backward, entries: list, renamed: dict, remade: dict) -> Backward:
+    """`bw` running `entries` (some of them forward entries made again), its outputs renamed
+    by `renamed`: it reads, as saved values, what no entry makes and no cotangent is."""
     outputs = [renamed.get(v, v) if isinstance(v, Variable) else v for v in bw.tape.outputs]
     defined = {v for e in entries for v in e.outputs}
     cotangents = bw.tape.inputs[len(bw.saved) :]
@@ -202,7 +208,7 @@ def rematerialize(forward: Tape, bw: Backward, namer: Namer) -> Backward:
         if isinstance(v, Variable) and v not in defined and v not in cotangents
     ))  # fmt: skip
     tape = Tape(bw.tape.name, [*saved, *cotangents], entries, outputs)
-    return Backward(tape, saved, bw.cotangent_of, {**bw.remade, **renamed})
+    return Backward(tape, saved, bw.cotangent_of, remade)
 
 
 def _renamed(e: TapeEntry, renamed: dict, outputs=None) -> TapeEntry:

@@ -26,3 +26,25 @@ class Body(NamedTuple):
     # an op without a rule fails the compile where the options say so; not in the user's own
     # backward, which only a double backward differentiates
     strict: bool = True
+
+
+class RunsOneBody:
+    """For an op whose entry runs one body's tape (`self.body`, set by `take_bodies`) as
+    generated code, compiled on first use (`self._code`, None until then): the plain call, and
+    the call probed code makes (its `probed_call`: the body's probed code, execution.py)."""
+
+    _code = None
+
+    def __call__(self, *operands):
+        return list((self._code or self._compile()).fn(*operands))
+
+    def probed_call(self, *operands):
+        from .execution import run_body
+
+        return list(run_body(self._code or self._compile(), *operands))
+
+    def _compile(self):
+        from .codegen import compile_body
+
+        self._code = compile_body(self.body)
+        return self._code

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from . import record
 from .autodiff import backpropagate, depends_on
-from .bodies import Body
+from .bodies import Body, RunsOneBody
 from .custom_function import replay_into
 from .ir import Tape, Variable
 
 
-class Checkpointed:
+class Checkpointed(RunsOneBody):
     """The op of a checkpointed region's entry; see the module docstring."""
 
     name = "checkpoint"
@@ -35,7 +35,6 @@ class Checkpointed:
         self.kept: list[Variable] = []  # body Variables saved rather than recomputed
         # the saved random draws are read by the recompute, not differentiated through
         self.nondifferentiable_outputs = tuple(range(n_outputs, n_outputs + n_kept))
-        self._code = None
 
     def bodies_to_lower(self) -> list[Body]:
         return [] if self.body is not None else [Body(self.body_graph, "checkpoint")]
@@ -43,21 +42,6 @@ class Checkpointed:
     def take_bodies(self, tapes: list[Tape]) -> None:
         (self.body,) = tapes
         self.kept = list(self.body.outputs[self.n_outputs :])
-
-    def __call__(self, *operands):
-        return list((self._code or self._compile()).fn(*operands))
-
-    def probed_call(self, *operands):
-        """As probed code calls it (codegen.py): the body's probed code."""
-        from .execution import run_body
-
-        return list(run_body(self._code or self._compile(), *operands))
-
-    def _compile(self):
-        from .codegen import compile_body
-
-        self._code = compile_body(self.body)
-        return self._code
 
     def text(self) -> str:
         return f"# a torch.utils.checkpoint region, recomputed in the backward\n{self.body.text()}"

@@ -29,7 +29,7 @@ import heapq
 
 import torch
 
-from .autodiff import Backward, _renamed
+from .autodiff import Backward, _renamed, with_entries
 from .forms import BATCH_NORM_FUNCTIONAL, batch_only, mutates_unsaid
 from .ir import Namer, Tape, TapeEntry, Variable, is_random
 from .ops import aten, present
@@ -263,15 +263,7 @@ def _remade(bw: Backward, again: dict, kept: set, storages: _Storages, namer: Na
         need(e.inputs)
         entries.append(_renamed(e, renamed))
     need(bw.tape.outputs)
-    outputs = [renamed.get(v, v) if isinstance(v, Variable) else v for v in bw.tape.outputs]
-    defined = {v for e in entries for v in e.outputs}
-    cotangents = bw.tape.inputs[len(bw.saved) :]
-    saved = list(dict.fromkeys(
-        v for v in [*(i for e in entries for i in e.inputs), *outputs]
-        if isinstance(v, Variable) and v not in defined and v not in cotangents
-    ))  # fmt: skip
-    tape = Tape(bw.tape.name, [*saved, *cotangents], entries, outputs)
-    return Backward(tape, saved, bw.cotangent_of, renamed)
+    return with_entries(bw, entries, renamed, renamed)
 
 
 def _again(e: TapeEntry, renamed: dict, outputs: list) -> TapeEntry:

@@ -22,13 +22,13 @@ import torch.fx
 
 from . import record
 from . import torch_private as tp
-from .bodies import Body
+from .bodies import Body, RunsOneBody
 from .control_flow import differentiable, joint_tape, materialized, placed
 from .ir import Tape
 from .ops import aten
 
 
-class InvokeSubgraph:
+class InvokeSubgraph(RunsOneBody):
     """The op of every call of one `mark_compile_region` region; see the module docstring."""
 
     __name__ = "invoke_subgraph"
@@ -37,7 +37,6 @@ class InvokeSubgraph:
         self.graph = graph  # the region's ATen graph, made a tape by the lowering
         self.body: Tape | None = None
         self.name = name  # how its entries print: `v5:f64[4,4] = invoke_subgraph.subgraph_0 v0 v1`
-        self._code = None
         self._backwards: dict[tuple[int, ...], InvokeSubgraph] = {}  # per wrt
 
     @classmethod
@@ -51,21 +50,6 @@ class InvokeSubgraph:
 
     def take_bodies(self, tapes: list[Tape]) -> None:
         (self.body,) = tapes
-
-    def __call__(self, *operands):
-        return list((self._code or self._compile()).fn(*operands))
-
-    def probed_call(self, *operands):
-        """As probed code calls it (codegen.py): the body's probed code."""
-        from .execution import run_body
-
-        return list(run_body(self._code or self._compile(), *operands))
-
-    def _compile(self):
-        from .codegen import compile_body
-
-        self._code = compile_body(self.body)
-        return self._code
 
     def text(self) -> str:
         return f"# {self.name}: one tape, run by each of its calls\n{self.body.text()}"

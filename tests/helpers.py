@@ -264,3 +264,23 @@ class HuggingFaceGPT2(torch.nn.Module):
         return torch.nn.functional.cross_entropy(
             logits.reshape(-1, self.vocab), tokens[:, 1:].reshape(-1)
         )
+
+
+class Recorder:
+    """A probe (dynamo_tape/probes.py) keeping every call: (entry, inputs, outputs, phase)."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, entry, inputs, outputs, phase):
+        self.calls.append((entry, inputs, outputs, phase))
+
+    def lines(self, phase: str) -> list:
+        """The user lines of the entries shown in `phase`, in order."""
+        return [c[0].code for c in self.calls if c[3] == phase]
+
+    def phases(self) -> list:
+        return [c[3] for c in self.calls]
+
+    def ops(self, phase: str) -> list:
+        return [c[0].op for c in self.calls if c[3] == phase]

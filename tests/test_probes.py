@@ -5,6 +5,7 @@ NaN or an infinity was born, not where it shows."""
 
 import pytest
 import torch
+from helpers import Recorder
 from torch._dynamo.exc import BackendCompilerFailed
 
 import dynamo_tape
@@ -13,17 +14,6 @@ from dynamo_tape.tracker import last_compiled
 
 # anomaly mode warns with the forward traceback of the node whose backward raised: expected here
 pytestmark = pytest.mark.filterwarnings("ignore:Error detected in:UserWarning")
-
-
-class Recorder:
-    def __init__(self):
-        self.calls = []
-
-    def __call__(self, entry, inputs, outputs, phase):
-        self.calls.append((entry, inputs, outputs, phase))
-
-    def phases(self):
-        return [c[3] for c in self.calls]
 
 
 def _mlp(x, w):

@@ -7,6 +7,7 @@ profile times them, each body's function apart."""
 
 import pytest
 import torch
+from helpers import Recorder
 from torch.utils.checkpoint import checkpoint
 
 import dynamo_tape
@@ -17,24 +18,6 @@ from dynamo_tape.tracker import last_compiled
 
 # anomaly mode warns with the forward traceback of the node whose backward raised: expected here
 pytestmark = pytest.mark.filterwarnings("ignore:Error detected in:UserWarning")
-
-
-class Recorder:
-    def __init__(self):
-        self.calls = []
-
-    def __call__(self, entry, inputs, outputs, phase):
-        self.calls.append((entry, inputs, outputs, phase))
-
-    def lines(self, phase: str) -> list:
-        """The user lines of the entries shown in `phase`, in order."""
-        return [c[0].code for c in self.calls if c[3] == phase]
-
-    def phases(self) -> list:
-        return [c[3] for c in self.calls]
-
-    def ops(self, phase: str) -> list:
-        return [c[0].op for c in self.calls if c[3] == phase]
 
 
 def _compiled(fn, **options):
