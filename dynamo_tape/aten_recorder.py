@@ -232,7 +232,10 @@ class AtenRecorder(tp.TorchDispatchMode):
         ]
         aliases = [self._whole_aliases(target) for target in targets]
         with self:  # with the defaults the in-place call left out (`bernoulli_()`'s p)
-            out = functional(*positional, **keyword)
+            if func is aten.bernoulli_.float:
+                out = _bernoulli_in_memory_order(functional, positional, keyword)
+            else:
+                out = functional(*positional, **keyword)
         flat = list(out) if isinstance(out, tuple | list) else [out]
         for target, same, new in zip(targets, aliases, flat[n_returned:], strict=True):
             if (new.shape, new.dtype) != (target.shape, target.dtype):
@@ -242,3 +245,17 @@ class AtenRecorder(tp.TorchDispatchMode):
             if id(target) in self.inputs:
                 self.new_values[self.inputs[id(target)]] = new
         return tuple(flat[:n_returned]) if n_returned else targets[0]
+
+
+def _bernoulli_in_memory_order(functional, positional, keyword):
+    """`bernoulli_` fills its tensor in memory order and `bernoulli.p` allocates its result
+    contiguous, so for a permuted tensor (dropout's `empty_like` of a transposed input) the two
+    draw different masks. Drawing through a permute to memory order and back draws eager's mask,
+    in eager's layout."""
+    target, *rest = positional
+    order = sorted(range(target.dim()), key=lambda d: -target.stride(d))
+    in_memory = target.permute(order)
+    if target.is_contiguous() or not in_memory.is_contiguous():
+        return functional(target, *rest, **keyword)
+    back = [order.index(d) for d in range(target.dim())]
+    return functional(in_memory, *rest, **keyword).permute(back)

@@ -711,6 +711,27 @@ def test_dropout_uses_the_forward_mask_and_is_reproducible():
     assert not torch.equal(ours[0], run(compiled(dropout_layer), seed=1)[0])
 
 
+
+@pytest.mark.parametrize("order", [(1, 0, 2), (2, 0, 1)], ids=["transposed", "permuted"])
+def test_dropout_of_a_permuted_tensor_draws_eagers_mask_in_eagers_layout(order):
+    """Eager fills `empty_like(x)` in x's memory order (nn.MultiheadAttention's batch-first
+    output is such an x); the mask, the output's strides and the gradient are eager's."""
+
+    def fn(x, w):
+        return F.dropout((x @ w).permute(order), p=0.3, training=True) * 2
+
+    def run(f):
+        torch.manual_seed(0)
+        x, w = randn(4, 6, 5, seed=1).requires_grad_(), randn(5, 5, seed=2).requires_grad_()
+        out = f(x, w)
+        return out, torch.autograd.grad(out, [x, w], random_cotangents([out], 3)[0])
+
+    (ours, grads), (theirs, eager_grads) = run(compiled(fn)), run(fn)
+    assert ours.stride() == theirs.stride() and not theirs.is_contiguous()
+    assert torch.equal(ours, theirs)
+    assert all(map(torch.equal, grads, eager_grads))
+
+
 # --- no leaks -----------------------------------------------------------------------------
 
 

@@ -24,13 +24,7 @@ ENTRIES = pytest.mark.parametrize("entry", ZOO, ids=key)
 
 # Models the tape trains differently from eager, and why (found by the sweep; the tape is
 # not changed here). Strict: a model that starts to agree fails, to be taken off this list.
-KNOWN_WRONG = {
-    "torchvision/vit (tiny) +dropout": (
-        "dropout of a non-contiguous tensor (nn.MultiheadAttention's batch-first output): the "
-        "tape draws the mask with aten.bernoulli.p, which allocates it contiguous, where eager "
-        "fills empty_like(input) in its memory order, so the masks differ"
-    ),
-}
+KNOWN_WRONG: dict[str, str] = {}
 
 
 def _parity_params() -> list:
