@@ -711,7 +711,6 @@ def test_dropout_uses_the_forward_mask_and_is_reproducible():
     assert not torch.equal(ours[0], run(compiled(dropout_layer), seed=1)[0])
 
 
-
 @pytest.mark.parametrize("order", [(1, 0, 2), (2, 0, 1)], ids=["transposed", "permuted"])
 def test_dropout_of_a_permuted_tensor_draws_eagers_mask_in_eagers_layout(order):
     """Eager fills `empty_like(x)` in x's memory order (nn.MultiheadAttention's batch-first

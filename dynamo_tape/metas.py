@@ -1,0 +1,115 @@
+"""Outputs' metadata, without running a kernel, of the ATen ops whose fake-tensor propagation
+costs most of a compile.
+
+FakeTensorMode has no meta kernel for BatchNorm: at each new shape it runs torch's Python
+decomposition, some thirty ATen ops each dispatched again (here 6 to 10 ms a call, against
+0.1 to 1 ms for most ops), which was over half of lowering a ResNet and building its backward.
+`output_metas` gives the fake outputs FakeTensorMode would give, for the cases it takes: CPU
+tensors of one float dtype (float32, float64), contiguous or channels-last, concrete sizes;
+None for any other, and the fake mode runs the op as before. tests/test_metas.py holds each
+case against the kernel's outputs and FakeTensorMode's (which, unlike the kernel, also gives
+batch norm backward's grad_input where its output_mask leaves it out).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .ops import aten
+from .torch_private import FakeTensor, fake_empty_strided
+
+_DTYPES = (torch.float32, torch.float64)
+
+
+def output_metas(op, args, kwargs):
+    """The fake outputs of `op(*args, **kwargs)` on fake tensors, or None: not one of ours."""
+    make = _METAS.get(op)
+    if make is None or kwargs:
+        return None
+    return make(*args)
+
+
+def _layout_taken(x) -> bool:
+    """A CPU fake tensor of a float dtype, concrete sizes, contiguous or channels-last."""
+    if not (isinstance(x, FakeTensor) and x.device.type == "cpu" and x.dtype in _DTYPES):
+        return False
+    if not all(isinstance(s, int) for s in (*x.shape, *x.stride(), x.storage_offset())):
+        return False
+    if x.storage_offset() != 0:
+        return False
+    return x.is_contiguous() or (
+        x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
+    )
+
+
+def _channel_vectors(x, tensors) -> bool:
+    """Each of `tensors` (None allowed) a contiguous CPU fake vector of x's channels and dtype."""
+    return all(
+        t is None
+        or (
+            isinstance(t, FakeTensor)
+            and t.dtype == x.dtype
+            and t.device == x.device
+            and tuple(t.shape) == (x.shape[1],)
+            and t.stride() == (1,)
+        )  # fmt: skip
+        for t in tensors
+    )
+
+
+def _like(x):
+    return fake_empty_strided(x, x.shape, x.stride())
+
+
+def _vector(x, n: int):
+    return fake_empty_strided(x, (n,), (1,))
+
+
+def _normalized(x, vectors, statistics: bool):
+    """Batch norm's output, like x, and its saved mean and inverse std: x's channels where the
+    batch's statistics are computed, else empty."""
+    if x.dim() < 2 or not _layout_taken(x) or not _channel_vectors(x, vectors):
+        return None
+    n = x.shape[1] if statistics else 0
+    return _like(x), _vector(x, n), _vector(x, n)
+
+
+def _functional(x, weight, bias, running_mean, running_var, training, momentum, eps):
+    out = _normalized(x, (weight, bias, running_mean, running_var), training)
+    if out is None:
+        return None
+    return (*out, _like(running_mean), _like(running_var))
+
+
+def _no_training(x, weight, bias, running_mean, running_var, momentum, eps):
+    return _normalized(x, (weight, bias, running_mean, running_var), False)
+
+
+def _no_stats(x, weight, bias, training, momentum, eps):
+    return _normalized(x, (weight, bias), True) if training else None
+
+
+def _backward(g, x, weight, running_mean, running_var, save_mean, save_invstd, training, eps,
+              mask):  # fmt: skip
+    if x.dim() < 2 or not (_layout_taken(x) and _layout_taken(g)) or g.stride() != x.stride():
+        return None
+    if tuple(g.shape) != tuple(x.shape) or g.dtype != x.dtype:
+        return None
+    if weight is None and (mask[1] or mask[2]):
+        return None
+    if not _channel_vectors(x, (weight, running_mean, running_var)):
+        return None
+    vector = (lambda: _vector(x, x.shape[1])) if weight is not None else None
+    return (
+        _like(x) if mask[0] else None,
+        vector() if mask[1] else None,
+        vector() if mask[2] else None,
+    )
+
+
+_METAS = {
+    aten._native_batch_norm_legit_functional.default: _functional,
+    aten._native_batch_norm_legit_no_training.default: _no_training,
+    aten._native_batch_norm_legit.no_stats: _no_stats,
+    aten.native_batch_norm_backward.default: _backward,
+}
