@@ -55,22 +55,51 @@ def _cases():
             yield aten.native_batch_norm_backward.default, args
 
 
-CASES = list(_cases())
+def _more_cases():
+    """LayerNorm forward and backward (one and two normalized dims, with and without weights),
+    and the pointwise backward kernels, contiguous and channels-last."""
+    for dtype, (shape, normalized), affine in itertools.product(
+        (torch.float32, torch.float64),
+        [((2, 5, 8), [8]), ((2, 5, 8), [5, 8]), ((6, 4), [4])],
+        (True, False),
+    ):
+        x = torch.randn(shape, dtype=dtype)
+        w, b = (torch.randn(normalized, dtype=dtype),) * 2 if affine else (None, None)
+        yield aten.native_layer_norm.default, (x, normalized, w, b, 1e-5), {}
+        _, mean, rstd = aten.native_layer_norm.default(x, normalized, w, b, 1e-5)
+        for mask in ([True, affine, affine], [True, False, False], [False, affine, affine]):
+            args = (torch.randn_like(x), x, normalized, mean, rstd, w, b, mask)
+            yield aten.native_layer_norm_backward.default, args, {}
+    for dtype, channels_last in itertools.product((torch.float32, torch.float64), (False, True)):
+        x = torch.randn(2, 3, 4, 5, dtype=dtype)
+        if channels_last:
+            x = x.to(memory_format=torch.channels_last)
+        g = torch.randn_like(x)
+        for approximate in ("none", "tanh"):
+            yield aten.gelu_backward.default, (g, x), {"approximate": approximate}
+        yield aten.hardtanh_backward.default, (g, x, 0.0, 6.0), {}
+        yield aten.threshold_backward.default, (g, x, 0.0), {}
+
+
+CASES = [(op, args, {}) for op, args in _cases()] + list(_more_cases())
 
 
 def _faked(mode, args):
     return [mode.from_tensor(a) if isinstance(a, torch.Tensor) else a for a in args]
 
 
-@pytest.mark.parametrize("op, args", CASES, ids=[f"{op}-{i}" for i, (op, _) in enumerate(CASES)])
-def test_metas_are_the_fake_modes_and_the_kernels(op, args):
+@pytest.mark.parametrize(
+    "op, args, kwargs", CASES, ids=[f"{op}-{i}" for i, (op, *_) in enumerate(CASES)]
+)
+def test_metas_are_the_fake_modes_and_the_kernels(op, args, kwargs):
     mode = FakeTensorMode()
     fake_args = _faked(mode, args)
-    ours = output_metas(op, fake_args, {})
+    ours = output_metas(op, fake_args, kwargs)
     assert ours is not None, "a case metas.py takes"
+    ours = ours if isinstance(ours, tuple) else (ours,)
     with mode:
-        theirs = op(*fake_args)
-    real = op(*args)
+        theirs = op(*fake_args, **kwargs)
+    real = op(*args, **kwargs)
     assert _described(ours) == _described(real)  # the kernel's outputs: layout, dtype, shape
     assert all(t is None or (isinstance(t, FakeTensor) and t.fake_mode is mode) for t in ours)
     # the fake mode's, where the kernel gives a tensor (its batch norm backward also gives
