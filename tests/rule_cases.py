@@ -415,6 +415,12 @@ CASES_COMPLEX = [
     case(aten.unbind_copy.int, C(3, 4), 1),
     case(aten.as_strided.default, C(3, 4), [2, 3], [4, 1], 1),
     case(aten.as_strided_copy.default, C(3, 4), [3, 3], [1, 2]),
+    # reading x in order: a reshape, and a restride of size-1 dims (adaptive_avg_pool2d's 1x1
+    # output of a channels-last input); a transpose of as many elements is not in order
+    case(aten.as_strided.default, C(3, 4), [2, 6], [6, 1]),
+    case(aten.as_strided.default, C(4, 6, 1, 1), [4, 6, 1, 1], [6, 1, 6, 6], 0),
+    case(aten.as_strided.default, T(2, 3, 1, 1), [2, 3, 1, 1], [3, 1, 3, 3]),
+    case(aten.as_strided_copy.default, C(3, 4), [4, 3], [1, 4]),
     # matrix products
     case(aten.mm.default, C(3, 4), C(4, 5)),
     case(aten.addmm.default, C(3, 5), C(3, 4), C(4, 5)),

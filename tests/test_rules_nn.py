@@ -159,3 +159,26 @@ def test_hard_activations_stay_one_entry_each_way(activation, backward, inplace)
     forward = [e.op for e in compiled_graph.tape.entries if e.op is not aten.mul.Tensor]
     assert forward == [getattr(aten, activation.__name__).default]
     assert [e.op for e in plan.backward.tape.entries if e.op is not aten.mul.Tensor] == [backward]
+
+
+def test_global_average_pool_of_channels_last_is_a_reshape_back():
+    # adaptive_avg_pool2d(x, 1) of a channels-last x: eager's mean, then an as_strided that only
+    # restrides the 1x1 dims (ConvNeXt's head); its gradient is g, not a scatter into zeros
+    from dynamo_tape.tracker import last_compiled
+
+    def f(x):
+        return F.adaptive_avg_pool2d(x.permute(0, 3, 1, 2), 1)
+
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, 3, 5, dtype=torch.float64, generator=generator, requires_grad=True)
+    cotangent = torch.randn(2, 5, 1, 1, dtype=torch.float64, generator=generator)
+    compiled = torch.compile(f, backend="tape", options={"fallback": "error"})
+    ours, theirs = compiled(x), f(x)
+    assert ours.stride() == theirs.stride()
+    grads = [torch.autograd.grad(y, x, cotangent)[0] for y in (ours, theirs)]
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-12, atol=1e-12)
+    compiled_graph = last_compiled()
+    (plan,) = compiled_graph.plans.values()
+    assert aten.as_strided.default in [e.op for e in compiled_graph.tape.entries]
+    backward = [e.op for e in plan.backward.tape.entries]
+    assert aten.index_put.default not in backward and aten.new_zeros.default not in backward
