@@ -104,6 +104,7 @@ NONDIFFERENTIABLE_OUTPUTS = present(
         aten._native_batch_norm_legit.no_stats: (1, 2),
         aten._batch_norm_with_update_functional.default: (1, 2, 3, 4, 5),
         aten.native_layer_norm.default: (1, 2),
+        aten._weight_norm_interface.default: (1,),
         aten.native_dropout.default: (1,),
         aten.nll_loss_forward.default: (1,),
         aten.multilabel_margin_loss_forward.default: (1,),
