@@ -31,6 +31,7 @@ from . import (
     factorizations,
     fft,
     indexing,
+    libraries,
     linalg,
     losses,
     nn,
@@ -162,6 +163,8 @@ def lookup(entry, strict: bool):
     ):
         return None, "nondiff"
     rule = RULES.get(op)
+    if rule is None:  # another library's custom op, by name (rules/libraries.py)
+        rule = libraries.rule_for(op)
     complex_values = has_complex(entry)
     if rule is not None and (op in COMPLEX_SAFE or not complex_values):
         return (_real_where_real(rule) if complex_values else rule), "rule"
