@@ -415,6 +415,12 @@ CASES_COMPLEX = [
     case(aten.unbind_copy.int, C(3, 4), 1),
     case(aten.as_strided.default, C(3, 4), [2, 3], [4, 1], 1),
     case(aten.as_strided_copy.default, C(3, 4), [3, 3], [1, 2]),
+    # reading x in order: a reshape, and a restride of size-1 dims (adaptive_avg_pool2d's 1x1
+    # output of a channels-last input); a transpose of as many elements is not in order
+    case(aten.as_strided.default, C(3, 4), [2, 6], [6, 1]),
+    case(aten.as_strided.default, C(4, 6, 1, 1), [4, 6, 1, 1], [6, 1, 6, 6], 0),
+    case(aten.as_strided.default, T(2, 3, 1, 1), [2, 3, 1, 1], [3, 1, 3, 3]),
+    case(aten.as_strided_copy.default, C(3, 4), [4, 3], [1, 4]),
     # matrix products
     case(aten.mm.default, C(3, 4), C(4, 5)),
     case(aten.addmm.default, C(3, 5), C(3, 4), C(4, 5)),
@@ -515,6 +521,10 @@ NN_CASES = [
     case(aten.rrelu_with_noise_functional.default, A(3, 4), T(3, 4), 0.1, 0.3, False),
     case(aten._safe_softmax.default, T(3, 5), 1),
     case(aten.native_group_norm.default, T(2, 6, 4), T(6), T(6), 2, 6, 4, 3, 1e-5),
+    # weight_norm's fused kernel: norms over every dim but the first, or but the last
+    case(aten._weight_norm_interface.default, T(6, 4, 5), P(6, 1, 1)),
+    case(aten._weight_norm_interface.default, T(4, 3, 5), T(1, 1, 5), 2),
+    case(aten._weight_norm_interface.default, T(5, 3), P(5, 1), 0),
     case(aten.upsample_bilinear2d.default, T(1, 2, 3, 4), [5, 6], False),
     case(aten.upsample_bicubic2d.default, T(1, 2, 3, 4), [5, 6], True),
     case(aten.upsample_trilinear3d.default, T(1, 2, 2, 3, 3), [3, 4, 5], False),
@@ -602,6 +612,12 @@ def by_parts(op):
     return oracle
 
 
+def _weight_norm_backward_oracle(*args):
+    kernel = aten._weight_norm_interface_backward.default(*args)
+    twin = aten._weight_norm_differentiable_backward.default(*args)
+    return tuple(k.detach() + (t - t.detach()) for k, t in zip(kernel, twin, strict=True))
+
+
 # Complex-safe rules of ops whose complex values torch.autograd refuses ("does not support
 # automatic differentiation for outputs with complex dtype", or no formula at all: the
 # functional copy), checked against the same function written another way.
@@ -620,4 +636,8 @@ CASES_COMPLEX_ORACLE = [
     # (whose 1/6 is a float32 constant, in every dtype)
     (aten.hardsigmoid_backward.default, [T(3, 4), WIDE],
      lambda go, x: go * ((x > -3) & (x < 3)) * float(torch.tensor(1 / 6, dtype=torch.float32))),
+    # eager has no derivative for weight_norm's backward kernel: its double backward runs the
+    # kernel's differentiable twin (the kernel's values, the twin's gradients)
+    (aten._weight_norm_interface_backward.default,
+     [T(6, 4, 5), T(6, 4, 5), P(6, 1, 1), P(6, 1, 1), 0], _weight_norm_backward_oracle),
 ]  # fmt: skip

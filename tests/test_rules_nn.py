@@ -159,3 +159,87 @@ def test_hard_activations_stay_one_entry_each_way(activation, backward, inplace)
     forward = [e.op for e in compiled_graph.tape.entries if e.op is not aten.mul.Tensor]
     assert forward == [getattr(aten, activation.__name__).default]
     assert [e.op for e in plan.backward.tape.entries if e.op is not aten.mul.Tensor] == [backward]
+
+
+@pytest.fixture
+def weight_norm_whole(monkeypatch):
+    # _weight_norm_interface kept whole as aten_graph.KEEP_WHOLE keeps hardswish: its rule and
+    # its backward kernel's, through the backend (the table is cached: rebuilt both ways)
+    from dynamo_tape import aten_graph
+
+    whole = (*aten_graph.KEEP_WHOLE, aten._weight_norm_interface.default)
+    monkeypatch.setattr(aten_graph, "KEEP_WHOLE", tuple(dict.fromkeys(whole)))
+    aten_graph._decompositions.cache_clear()
+    yield
+    monkeypatch.undo()
+    aten_graph._decompositions.cache_clear()
+
+
+@pytest.mark.parametrize("dim", [0, 2], ids=["first_dim", "last_dim"])
+def test_weight_norm_whole_is_eager_one_entry_each_way(weight_norm_whole, dim):
+    # eager runs one kernel each way; decomposed, weight_norm ran 5 entries forward, 14 backward
+    from dynamo_tape.tracker import last_compiled
+
+    def f(v, g, x):  # as nn.utils.parametrizations.weight_norm, then a convolution
+        return F.conv1d(x, torch._weight_norm(v, g, dim))
+
+    generator = torch.Generator().manual_seed(0)
+    v = torch.randn(6, 4, 3, generator=generator, requires_grad=True)  # float32, as the models
+    g = torch.randn(6 if dim == 0 else 3, generator=generator)
+    g = g.reshape([6, 1, 1] if dim == 0 else [1, 1, 3]).requires_grad_()
+    x = torch.randn(2, 4, 9, generator=generator)
+    cotangent = torch.randn(2, 6, 7, generator=generator)
+    compiled = torch.compile(f, backend="tape", options={"fallback": "error"})
+    ours, theirs = compiled(v, g, x), f(v, g, x)
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
+    ours_grads, theirs_grads = (torch.autograd.grad(y, [v, g], cotangent) for y in (ours, theirs))
+    torch.testing.assert_close(ours_grads, theirs_grads, rtol=0, atol=0)  # eager's kernels
+    compiled_graph = last_compiled()
+    (plan,) = compiled_graph.plans.values()
+    ops = lambda tape: [e.op for e in tape.entries if "weight_norm" in str(e.op)]
+    assert ops(compiled_graph.tape) == [aten._weight_norm_interface.default]
+    assert ops(plan.backward.tape) == [aten._weight_norm_interface_backward.default]
+    assert len(compiled_graph.tape.entries) == 2  # _weight_norm_interface, convolution
+
+
+def test_weight_norm_whole_double_backward_is_eagers(weight_norm_whole):
+    # the backward kernel has no formula of its own: eager differentiates its differentiable twin
+    def f(v, g):
+        return torch._weight_norm(v, g, 0)
+
+    generator = torch.Generator().manual_seed(0)
+    v = torch.randn(5, 3, 2, dtype=torch.float64, generator=generator, requires_grad=True)
+    g = torch.randn(5, 1, 1, dtype=torch.float64, generator=generator, requires_grad=True)
+    cotangent = torch.randn(5, 3, 2, dtype=torch.float64, generator=generator)
+    outer = [torch.randn(5, 3, 2, dtype=torch.float64, generator=generator),
+             torch.randn(5, 1, 1, dtype=torch.float64, generator=generator)]  # fmt: skip
+    compiled = torch.compile(f, backend="tape", options={"fallback": "error"})
+
+    def second(fn):
+        first = torch.autograd.grad(fn(v, g), [v, g], cotangent, create_graph=True)
+        return torch.autograd.grad(first, [v, g], outer)
+
+    torch.testing.assert_close(second(compiled), second(f), rtol=1e-10, atol=1e-10)
+
+
+def test_global_average_pool_of_channels_last_is_a_reshape_back():
+    # adaptive_avg_pool2d(x, 1) of a channels-last x: eager's mean, then an as_strided that only
+    # restrides the 1x1 dims (ConvNeXt's head); its gradient is g, not a scatter into zeros
+    from dynamo_tape.tracker import last_compiled
+
+    def f(x):
+        return F.adaptive_avg_pool2d(x.permute(0, 3, 1, 2), 1)
+
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, 3, 5, dtype=torch.float64, generator=generator, requires_grad=True)
+    cotangent = torch.randn(2, 5, 1, 1, dtype=torch.float64, generator=generator)
+    compiled = torch.compile(f, backend="tape", options={"fallback": "error"})
+    ours, theirs = compiled(x), f(x)
+    assert ours.stride() == theirs.stride()
+    grads = [torch.autograd.grad(y, x, cotangent)[0] for y in (ours, theirs)]
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-12, atol=1e-12)
+    compiled_graph = last_compiled()
+    (plan,) = compiled_graph.plans.values()
+    assert aten.as_strided.default in [e.op for e in compiled_graph.tape.entries]
+    backward = [e.op for e in plan.backward.tape.entries]
+    assert aten.index_put.default not in backward and aten.new_zeros.default not in backward

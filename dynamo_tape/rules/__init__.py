@@ -31,6 +31,7 @@ from . import (
     factorizations,
     fft,
     indexing,
+    libraries,
     linalg,
     losses,
     nn,
@@ -104,6 +105,7 @@ NONDIFFERENTIABLE_OUTPUTS = present(
         aten._native_batch_norm_legit.no_stats: (1, 2),
         aten._batch_norm_with_update_functional.default: (1, 2, 3, 4, 5),
         aten.native_layer_norm.default: (1, 2),
+        aten._weight_norm_interface.default: (1,),
         aten.native_dropout.default: (1,),
         aten.nll_loss_forward.default: (1,),
         aten.multilabel_margin_loss_forward.default: (1,),
@@ -161,6 +163,8 @@ def lookup(entry, strict: bool):
     ):
         return None, "nondiff"
     rule = RULES.get(op)
+    if rule is None:  # another library's custom op, by name (rules/libraries.py)
+        rule = libraries.rule_for(op)
     complex_values = has_complex(entry)
     if rule is not None and (op in COMPLEX_SAFE or not complex_values):
         return (_real_where_real(rule) if complex_values else rule), "rule"

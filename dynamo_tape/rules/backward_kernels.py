@@ -6,6 +6,7 @@ per argument. Each kernel is linear in its first argument `go`, the cotangent it
 from ..ops import aten
 from ..record import both, call, reshape, where, zeros_like
 from .conjugate import conj
+from .fallback import autograd_vjp
 from .helpers import self_adjoint
 
 
@@ -18,6 +19,13 @@ def hardswish_backward_rule(g, y, go, x):  # y = go (x / 3 + 1/2) where -3 < x <
     # derivatives.yaml: d/dx is g go / 3 strictly inside (-3, 3), 0 elsewhere
     inside = both(x > -3, x < 3)
     return (call(aten.hardswish_backward.default, g, x), where(inside, g * go / 3, 0))
+
+
+def weight_norm_backward_rule(g, y, go, v, magnitude, norms, dim):
+    # eager has no formula for the kernel: its double backward differentiates
+    # _weight_norm_differentiable_backward, the same function in differentiable ops
+    op = aten._weight_norm_differentiable_backward.default
+    return autograd_vjp(op, g, y, go, v, magnitude, norms, dim)
 
 
 def max_pool2d_backward_rule(g, y, go, x, kernel, stride, padding, dilation, ceil_mode, indices):
@@ -55,6 +63,7 @@ RULES = {
     aten.silu_backward.default: silu_backward_rule,
     aten.native_dropout_backward.default: self_adjoint(aten.native_dropout_backward.default),
     aten.max_pool2d_with_indices_backward.default: max_pool2d_backward_rule,
+    aten._weight_norm_interface_backward.default: weight_norm_backward_rule,
     # the views they undo
     aten.slice_backward.default: lambda g, y, go, sizes, dim, start, end, step: (
         g.slice(dim, start, end, step),

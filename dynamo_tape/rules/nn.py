@@ -58,6 +58,18 @@ def layer_norm(g, y, x, normalized_shape, w, b, eps):  # y: (out, mean, rstd)
     return (gx, None, gw, gb)
 
 
+def weight_norm_rule(g, y, v, magnitude, dim=0):
+    # y: (w, norm), w = v magnitude / norm, norm = ||v|| over every dim but `dim`. Eager's
+    # formula (derivatives.yaml) reads w's cotangent only: none goes through norm
+    if g[0] is None:
+        return ()
+    if not (v.meta.is_contiguous() and magnitude.meta.is_contiguous()):  # the kernel reads
+        return autograd_vjp(aten._weight_norm_interface.default, g, y, v, magnitude, dim)  # flat
+    # so it does grad_w: eager hands it grad.contiguous(), a cotangent's strides are not known
+    go = g[0].contiguous()
+    return tuple(call(aten._weight_norm_interface_backward.default, go, v, magnitude, y[1], dim))
+
+
 def group_norm_rule(g, y, x, weight, bias, n, c, hxw, group, eps):
     if g[1] is not None or g[2] is not None:  # the statistics' gradients: rare, left to torch
         return autograd_vjp(
@@ -142,6 +154,9 @@ RULES = {
     aten._native_batch_norm_legit.no_stats: batch_norm_no_stats,
     aten.native_layer_norm.default: layer_norm,
     aten.native_group_norm.default: group_norm_rule,
+    # weight_norm's fused kernel, whole: one entry each way where its decomposition ran 5
+    # forward and 14 backward (wav2vec2's positional convolution)
+    aten._weight_norm_interface.default: weight_norm_rule,
     aten._softmax.default: _softmax(aten._softmax_backward_data.default),  # y (g - sum(g y))
     aten._safe_softmax.default: _softmax(aten._softmax_backward_data.default),
     aten._log_softmax.default: _softmax(aten._log_softmax_backward_data.default),  # g - e^y sum(g)

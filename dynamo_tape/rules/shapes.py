@@ -4,6 +4,8 @@ return one cotangent per argument. Expansions need no work here: the engine sums
 back to each input's shape. All are linear and blind to the values: right for complex values
 as they are."""
 
+import math
+
 import torch
 
 from ..ops import aten
@@ -49,11 +51,28 @@ def _storage_positions(x, size, stride, offset):
     return positions.as_strided(size, stride, offset or 0)
 
 
+def _reads_in_order(size, stride) -> bool:
+    """Whether strides `stride` lay out `size` row-major, dims of size 1 aside: an as_strided
+    of a contiguous x with them (offset 0, as many elements) is x.reshape(size)."""
+    if not all(type(n) is int for n in (*size, *stride)):
+        return False  # symbolic: the general rule
+    expected = 1
+    for n, s in reversed(list(zip(size, stride, strict=True))):
+        if n != 1 and s != expected:
+            return False
+        expected *= n
+    return True
+
+
 def as_strided_rule(op):
     def rule(g, y, x, size, stride, offset=None):
         meta = x.meta
         if not meta.is_contiguous() or meta.storage_offset() != 0:  # rare: left to torch
             return autograd_vjp(op, g, y, x, size, stride, offset)
+        if not offset and _reads_in_order(size, stride) and math.prod(size) == meta.numel():
+            # a reshape, or a restride of size-1 dims (adaptive_avg_pool2d's 1x1 output of a
+            # channels-last input): g reshaped back, not a scatter of 7 entries
+            return (reshape(g, meta.shape),)
         flat = g.new_zeros([meta.numel()])
         # (reshapes recorded as such: record.reshape would read through g's own reshapes)
         where_read = call(aten.reshape.default, _storage_positions(x, size, stride, offset), [-1])
