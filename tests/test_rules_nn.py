@@ -161,23 +161,10 @@ def test_hard_activations_stay_one_entry_each_way(activation, backward, inplace)
     assert [e.op for e in plan.backward.tape.entries if e.op is not aten.mul.Tensor] == [backward]
 
 
-@pytest.fixture
-def weight_norm_whole(monkeypatch):
-    # _weight_norm_interface kept whole as aten_graph.KEEP_WHOLE keeps hardswish: its rule and
-    # its backward kernel's, through the backend (the table is cached: rebuilt both ways)
-    from dynamo_tape import aten_graph
-
-    whole = (*aten_graph.KEEP_WHOLE, aten._weight_norm_interface.default)
-    monkeypatch.setattr(aten_graph, "KEEP_WHOLE", tuple(dict.fromkeys(whole)))
-    aten_graph._decompositions.cache_clear()
-    yield
-    monkeypatch.undo()
-    aten_graph._decompositions.cache_clear()
-
-
 @pytest.mark.parametrize("dim", [0, 2], ids=["first_dim", "last_dim"])
-def test_weight_norm_whole_is_eager_one_entry_each_way(weight_norm_whole, dim):
-    # eager runs one kernel each way; decomposed, weight_norm ran 5 entries forward, 14 backward
+def test_weight_norm_whole_is_eager_one_entry_each_way(dim):
+    # kept whole (aten_graph.KEEP_WHOLE): one kernel each way, as eager; decomposed, weight_norm
+    # ran 5 entries forward, 14 backward
     from dynamo_tape.tracker import last_compiled
 
     def f(v, g, x):  # as nn.utils.parametrizations.weight_norm, then a convolution
@@ -202,7 +189,7 @@ def test_weight_norm_whole_is_eager_one_entry_each_way(weight_norm_whole, dim):
     assert len(compiled_graph.tape.entries) == 2  # _weight_norm_interface, convolution
 
 
-def test_weight_norm_whole_double_backward_is_eagers(weight_norm_whole):
+def test_weight_norm_whole_double_backward_is_eagers():
     # the backward kernel has no formula of its own: eager differentiates its differentiable twin
     def f(v, g):
         return torch._weight_norm(v, g, 0)
