@@ -42,21 +42,6 @@ def _layout_taken(x) -> bool:
     )
 
 
-def _channel_vectors(x, tensors) -> bool:
-    """Each of `tensors` (None allowed) a contiguous CPU fake vector of x's channels and dtype."""
-    return all(
-        t is None
-        or (
-            isinstance(t, FakeTensor)
-            and t.dtype == x.dtype
-            and t.device == x.device
-            and tuple(t.shape) == (x.shape[1],)
-            and t.stride() == (1,)
-        )  # fmt: skip
-        for t in tensors
-    )
-
-
 def _contiguous_strides(shape) -> tuple:
     strides, step = [], 1
     for size in reversed(shape):
@@ -76,7 +61,7 @@ def _vector(x, n: int):
 def _normalized(x, vectors, statistics: bool):
     """Batch norm's output, like x, and its saved mean and inverse std: x's channels where the
     batch's statistics are computed, else empty."""
-    if x.dim() < 2 or not _layout_taken(x) or not _channel_vectors(x, vectors):
+    if x.dim() < 2 or not _layout_taken(x) or not _vectors_of(x, x.shape[1:2], vectors):
         return None
     n = x.shape[1] if statistics else 0
     return _like(x), _vector(x, n), _vector(x, n)
@@ -105,7 +90,7 @@ def _backward(g, x, weight, running_mean, running_var, save_mean, save_invstd, t
         return None
     if weight is None and (mask[1] or mask[2]):
         return None
-    if not _channel_vectors(x, (weight, running_mean, running_var)):
+    if not _vectors_of(x, x.shape[1:2], (weight, running_mean, running_var)):
         return None
     vector = (lambda: _vector(x, x.shape[1])) if weight is not None else None
     return (
@@ -131,16 +116,15 @@ def _pointwise_backward(g, x, *scalars, **options):
 
 
 def _vectors_of(x, shape, tensors) -> bool:
-    """Each of `tensors` (None allowed) a contiguous fake tensor of `shape` and x's dtype."""
+    """Each of `tensors` (None allowed) a contiguous fake tensor of `shape` and x's dtype and
+    device (BatchNorm's: vectors of x's channels; LayerNorm's: of its normalized shape)."""
     return all(
         t is None
         or (
             isinstance(t, FakeTensor)
-            and t.dtype == x.dtype
-            and t.device == x.device
-            and tuple(t.shape) == tuple(shape)
+            and (t.dtype, t.device, tuple(t.shape)) == (x.dtype, x.device, tuple(shape))
             and t.is_contiguous()
-        )  # fmt: skip
+        )
         for t in tensors
     )
 

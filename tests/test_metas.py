@@ -123,38 +123,15 @@ def _not_taken():
     yield "mixed weights", functional, (x, c.double(), c, c, c, True, 0.1, 1e-5)
     mean, invstd = torch.zeros(3), torch.ones(3)
     backward = aten.native_batch_norm_backward.default
-    yield (
-        "grad of another layout",
-        backward,
-        (
-            torch.randn(2, 3, 4, 5).to(memory_format=torch.channels_last),
-            x,
-            c,
-            None,
-            None,
-            mean,
-            invstd,
-            True,
-            1e-5,
-            [True, True, True],
-        ),
-    )
-    yield (
-        "no weight, its grad asked",
-        backward,
-        (
-            x,
-            x,
-            None,
-            None,
-            None,
-            mean,
-            invstd,
-            True,
-            1e-5,
-            [True, True, False],
-        ),
-    )
+    cl = torch.randn(2, 3, 4, 5).to(memory_format=torch.channels_last)
+    statistics = (mean, invstd, True, 1e-5)
+    yield "grad of another layout", backward, (cl, x, c, None, None, *statistics, [True] * 3)
+    no_weight = (x, x, None, None, None, *statistics, [True, True, False])
+    yield "no weight, its grad asked", backward, no_weight
+    layer_norm = aten.native_layer_norm.default
+    yield "layer norm, transposed", layer_norm, (x.transpose(2, 3), [4], None, None, 1e-5)
+    yield "layer norm, weight of another shape", layer_norm, (x, [5], c, None, 1e-5)
+    yield "gelu's grad of another layout", aten.gelu_backward.default, (cl, x)
 
 
 NOT_TAKEN = list(_not_taken())
