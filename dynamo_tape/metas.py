@@ -7,8 +7,7 @@ ATen ops each dispatched again (here 6 to 50 ms a call, against 0.1 to 1 ms for 
 BatchNorm that was over half of lowering a ResNet and building its backward. `output_metas`
 gives the fake outputs FakeTensorMode would give, for the cases it takes: CPU tensors of one
 float dtype (float32, float64), contiguous or channels-last (LayerNorm: contiguous), concrete
-sizes;
-None for any other, and the fake mode runs the op as before. tests/test_metas.py holds each
+sizes; None for any other, and the fake mode runs the op as before. tests/test_metas.py holds each
 case against the kernel's outputs and FakeTensorMode's (which, unlike the kernel, also gives
 batch norm backward's grad_input where its output_mask leaves it out).
 """
@@ -84,19 +83,16 @@ def _no_stats(x, weight, bias, training, momentum, eps):
 
 def _backward(g, x, weight, running_mean, running_var, save_mean, save_invstd, training, eps,
               mask):  # fmt: skip
-    if x.dim() < 2 or not (_layout_taken(x) and _layout_taken(g)) or g.stride() != x.stride():
-        return None
-    if tuple(g.shape) != tuple(x.shape) or g.dtype != x.dtype:
+    if x.dim() < 2 or not _same_layout(g, x):
         return None
     if weight is None and (mask[1] or mask[2]):
         return None
     if not _vectors_of(x, x.shape[1:2], (weight, running_mean, running_var)):
         return None
-    vector = (lambda: _vector(x, x.shape[1])) if weight is not None else None
     return (
         _like(x) if mask[0] else None,
-        vector() if mask[1] else None,
-        vector() if mask[2] else None,
+        _vector(x, x.shape[1]) if mask[1] else None,
+        _vector(x, x.shape[1]) if mask[2] else None,
     )
 
 

@@ -48,11 +48,11 @@ def versions(tensors) -> list:
 foreach_copy_ = torch._foreach_copy_  # copy_ of many tensors in one call
 
 
-def fake_empty_strided(like, shape, stride, dtype=None):
-    """A fake tensor of `like`'s fake mode and device, made without a dispatch: a meta tensor
+def fake_empty_strided(like, shape, stride):
+    """A fake tensor of `like`'s fake mode, device and dtype, made without a dispatch: a meta tensor
     wrapped the way the fake mode wraps a kernel's outputs (`new_empty_strided` goes through the
     fake mode's dispatch and cache, 0.4 ms a call)."""
-    meta = torch.empty_strided(shape, stride, dtype=dtype or like.dtype, device="meta")
+    meta = torch.empty_strided(shape, stride, dtype=like.dtype, device="meta")
     mode = like.fake_mode
     return mode.fake_tensor_converter.from_meta_and_device(mode, meta, like.device)
 
