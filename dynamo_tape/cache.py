@@ -38,6 +38,7 @@ import argparse
 import collections
 import dataclasses
 import functools
+import gc
 import hashlib
 import importlib
 import io
@@ -56,7 +57,7 @@ import torch
 from . import torch_private as tp
 from .codegen import CompiledTape, compile_source
 from .config import Config
-from .dynamo_graph import input_name, module_root
+from .dynamo_graph import module_root
 from .ir import Namer, Variable
 from .lower import Lowered
 from .probes import Probes
@@ -259,12 +260,12 @@ def graph_key(graph: torch.fx.GraphModule, inputs: list, config: Config) -> str:
         raise NotCacheable("inputs do not match the graph's placeholders")
     storages: dict[int, int] = {}
     for node, x in zip(placeholders, inputs, strict=True):
-        parts.append(f"input {input_name(node, root)} {tp.input_source(node)} {_value(x)}")
-        parts.append(f"  traced {_value(node.meta.get('example_value', node.meta.get('val')))}")
-        if isinstance(x, torch.Tensor):
-            parts.append(f"  storage {storages.setdefault(tp.storage_id(x), len(storages))}")
-    for node in graph.graph.nodes:
-        parts.append(_node_text(graph, node))
+        # what input_name reads (the placeholder's target is in its node's text below)
+        source = f"{node.meta.get('attribute')} {tp.input_source(node)}"
+        traced = _value(node.meta.get("example_value", node.meta.get("val")))
+        storage = storages.setdefault(tp.storage_id(x), len(storages)) if _is_tensor(x) else ""
+        parts.append(f"input {source} {_value(x)}\n  traced {traced}\n  storage {storage}")
+    parts += map(_node_text, graph.graph.nodes)
     text = "\n".join(parts)
     if os.environ.get("DYNAMO_TAPE_CACHE_KEYS"):  # what the key hashes, for finding a miss
         with open(os.environ["DYNAMO_TAPE_CACHE_KEYS"], "a") as f:
@@ -290,40 +291,51 @@ def _global_flags() -> str:
     return f"sdp {sdp} deterministic {torch.are_deterministic_algorithms_enabled()}"
 
 
+_TENSORS = (torch.Tensor, torch.nn.Parameter, FakeTensor, torch.nn.Buffer)
+_SYMBOLS = (torch.SymInt, torch.SymFloat, torch.SymBool)
+
+
+def _is_tensor(x) -> bool:
+    return type(x) in _TENSORS or isinstance(x, torch.Tensor)
+
+
 def _value(x) -> str:
     """An input, or Dynamo's traced value of it: all the compile reads of it."""
+    kind = type(x)
+    if kind in _TENSORS:
+        offset = x.storage_offset()
+        if x._has_symbolic_sizes_strides or type(offset) is not int:
+            raise NotCacheable("symbolic sizes")
+        if kind is not FakeTensor and tp.is_functorch_wrapped(x):
+            raise NotCacheable("a functorch-wrapped input")
+        if x.layout is not torch.strided or x.is_conj() or x.is_neg():
+            raise NotCacheable("a tensor input of another layout, or with its conj/neg bit set")
+        return (f"{x.dtype} {x.device} {x.shape} {x.stride()} {offset} "
+                f"grad={x.requires_grad} leaf={x.is_leaf} {kind.__name__}")  # fmt: skip
     if x is None:
         return "None"
-    if isinstance(x, torch.SymInt | torch.SymFloat | torch.SymBool):
-        raise NotCacheable("symbolic sizes")
-    if isinstance(x, bool | int | float):
+    if kind in (bool, int, float):
         return repr(x)
-    if not isinstance(x, torch.Tensor):
-        raise NotCacheable(f"an input of type {type(x).__name__}")
-    if type(x) not in (torch.Tensor, torch.nn.Parameter, FakeTensor, torch.nn.Buffer):
-        raise NotCacheable(f"a tensor subclass input ({type(x).__name__})")
-    if tp.is_functorch_wrapped(x):
-        raise NotCacheable("a functorch-wrapped input")
-    if x.layout is not torch.strided or x.is_conj() or x.is_neg():
-        raise NotCacheable("a tensor input of another layout, or with its conj/neg bit set")
-    sizes = (*x.shape, *x.stride(), x.storage_offset())
-    if any(isinstance(s, torch.SymInt) for s in sizes):
+    if isinstance(x, _SYMBOLS):
         raise NotCacheable("symbolic sizes")
-    return (f"{x.dtype} {x.device} {tuple(x.shape)} {x.stride()} {x.storage_offset()} "
-            f"grad={x.requires_grad} leaf={x.is_leaf} {type(x).__name__}")  # fmt: skip
+    if isinstance(x, torch.Tensor):
+        raise NotCacheable(f"a tensor subclass input ({kind.__name__})")
+    raise NotCacheable(f"an input of type {kind.__name__}")
 
 
 _PLAIN_TARGETS = (types.BuiltinFunctionType, types.MethodDescriptorType,
                   types.WrapperDescriptorType, OpOverload)  # fmt: skip
 _TORCH_FUNCTIONS = ("torch.", "torch", "math", "operator", "builtins", "_operator")
+_TARGET_TEXT: dict = {}  # a call's target -> its text in a key, for the ones keyed so far
 
 
-def _node_text(graph, node: torch.fx.Node) -> str:
-    target = node.target
-    if node.op == "call_function":
+def _target_text(target) -> str:
+    """What a call_function node calls, by its module and name; NotCacheable for a function
+    that is not torch's (or Python's) own, whose code the releases keyed do not fix."""
+    text = _TARGET_TEXT.get(target)
+    if text is None:
         module = getattr(target, "__module__", None) or ""
-        # torch's (and Python's) own functions: what they do is fixed by the releases keyed.
-        # A Python function only where its module holds it by its name (max_pool2d, made by
+        # a Python function only where its module holds it by its name (max_pool2d, made by
         # boolean_dispatch), not one made at run time around the user's code
         plain = isinstance(target, _PLAIN_TARGETS) or (
             isinstance(target, types.FunctionType)
@@ -331,30 +343,27 @@ def _node_text(graph, node: torch.fx.Node) -> str:
         )
         if not plain or not module.startswith(_TORCH_FUNCTIONS):
             raise NotCacheable(f"a call of {getattr(target, '__qualname__', target)!r}")
-        target_text = f"{module}.{getattr(target, '__qualname__', target)}"
-    elif node.op == "call_module":
-        raise NotCacheable(f"a call of module {target}")
-    elif node.op == "get_attr":
-        raise NotCacheable(f"an attribute read ({target}) that is no parameter or buffer")
+        text = _TARGET_TEXT[target] = f"{module}.{getattr(target, '__qualname__', target)}"
+    return text
+
+
+def _node_text(node: torch.fx.Node) -> str:
+    op = node.op
+    if op == "call_function":
+        target = _target_text(node.target)
+    elif op == "call_module":
+        raise NotCacheable(f"a call of module {node.target}")
+    elif op == "get_attr":
+        raise NotCacheable(f"an attribute read ({node.target}) that is no parameter or buffer")
     else:
-        target_text = str(target)
-    args = _arg_text((node.args, node.kwargs))
-    return "\n".join([
-        f"{node.op} {node.name} {target_text} {args}",
-        f"  stack {node.meta.get('stack_trace')}",
-        f"  modules {_module_stack(node)}",
-        f"  value {_output_text(node)}" if node.op != "placeholder" else "",
-    ])  # fmt: skip
-
-
-def _module_stack(node) -> str:
-    # keyed by the modules' ids: their paths (and classes) only, which is what module_of reads
-    stack = node.meta.get("nn_module_stack") or {}
-    return repr([tuple(map(_class_text, v)) if isinstance(v, tuple) else v for v in stack.values()])
-
-
-def _class_text(x) -> str:
-    return f"{x.__module__}.{x.__qualname__}" if isinstance(x, type) else str(x)
+        target = str(node.target)
+    meta = node.meta
+    # the modules it ran in by their paths and classes (repr names a class by module and
+    # qualname), not by their ids; what module_of reads
+    modules = repr(list((meta.get("nn_module_stack") or {}).values()))
+    value = f"\n  value {_output_text(node)}" if op != "placeholder" else ""
+    return (f"{op} {node.name} {target} {_arg_text((node.args, node.kwargs))}\n"
+            f"  stack {meta.get('stack_trace')}\n  modules {modules}{value}")  # fmt: skip
 
 
 def _output_text(node) -> str:
@@ -362,9 +371,9 @@ def _output_text(node) -> str:
     values = value if isinstance(value, list | tuple) else [value]
     found = []
     for v in values:
-        if isinstance(v, torch.Tensor):
-            found.append(_value(v) + f" view={v._is_view()}")
-        elif isinstance(v, torch.SymInt | torch.SymFloat | torch.SymBool):
+        if type(v) in _TENSORS or isinstance(v, torch.Tensor):
+            found.append(f"{_value(v)} view={v._is_view()}")
+        elif isinstance(v, _SYMBOLS):
             raise NotCacheable("symbolic sizes")
         else:
             found.append(type(v).__name__)
@@ -556,7 +565,16 @@ class _Context:
 
 
 def loads(payload: bytes) -> CompiledGraph:
-    return _Unpickler(io.BytesIO(payload)).load()
+    # an entry is thousands of objects (Variables, their specs, entries), all alive: collecting
+    # cycles among them as they are made only scans them again and again (in a process Dynamo
+    # has just filled, 2-3 ms of a 5 ms load)
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _Unpickler(io.BytesIO(payload)).load()
+    finally:
+        if collecting:
+            gc.enable()
 
 
 class _Spec:
