@@ -17,7 +17,11 @@ def test_report_has_each_table_with_a_row_per_model():
     )
     assert set(run) == {*backends, bench_measure.DYNAMO_ALONE}
     assert all(s.step_s > 0 and s.inference_s > 0 and s.first_call_s > 0 for s in run.values())
-    assert run["tape"].hit_first_call_s > 0  # the tape again, its graphs from the cache
+    hit = run["tape"].hit  # the tape again, its graphs from the cache, beside Dynamo alone
+    assert hit.first_call_s > 0 and hit.alone_first_call_s > 0
+    # the time inside the backend is part of the first call
+    assert 0 < hit.backend_s < hit.first_call_s
+    assert 0 < run["tape"].backend_s < run["tape"].first_call_s
     # the model is the same and the tape saves what eager saves for it
     assert run["tape"].saved_bytes == run["eager"].saved_bytes > 0
 
@@ -42,7 +46,8 @@ def test_report_has_each_table_with_a_row_per_model():
 def test_processes_combine_as_the_median_of_their_own_ratios():
     def process(eager, tape, aot_first, tape_first):
         def summary(step, first):
-            return bench_measure.Summary(step, 2 * step, first, 100)
+            hit = bench_measure.CacheHit(first, 0.5, 0.005)
+            return bench_measure.Summary(step, 2 * step, first, 100, 0.1 * first, hit)
 
         return {
             "eager": summary(eager, 1.0),
@@ -58,9 +63,12 @@ def test_processes_combine_as_the_median_of_their_own_ratios():
     assert abs(bench_report._first_call_ratio(runs, "tape") - 0.6) < 1e-12
     # the tape's own cost over Dynamo alone's first call: 0.6, 3.8, 1.0
     assert abs(bench_report._compile_cost(runs) - 1.0) < 1e-12
+    assert abs(bench_report._in_backend(runs) - 0.2) < 1e-12  # 0.16, 0.48, 0.2
+    assert abs(bench_report._in_backend_on_hit(runs) - 0.01) < 1e-12
+    assert abs(bench_report._hit_cost(runs) - 1.0) < 1e-12  # (0.8, 2.4, 1.0) less 0.5, over it
     table = bench_report.targets_table({"m": runs})
     row = table.splitlines()[2]
-    assert "yes (0.900;" in row and "no (1.000)" in row
+    assert "yes (0.900;" in row and "no (1.000)" in row and "yes (0.010 in the backend" in row
 
 
 def test_probes_table_times_the_step_with_each_probe_option():

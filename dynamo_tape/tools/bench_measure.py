@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from ..backend import tape as tape_backend
 from .bench_models import Model, WideMLP, classification_batch
 
 BACKENDS = ["eager", "aot_eager", "tape"]
@@ -39,7 +40,8 @@ class Runner:
     inference_s: list[float] = field(default_factory=list)
     saved_bytes: int = 0
     parameters: list = field(default_factory=list)
-    hit_first_call_s: float = 0.0  # the tape's: its first call on a cache hit
+    backend_s: float = 0.0  # the tape's: CPU time inside the backend (compiling) in its first call
+    hit: CacheHit | None = None  # the tape's: its first calls on a cache hit
 
     def __post_init__(self):
         self.parameters = list(self.model.parameters())
@@ -49,13 +51,32 @@ class Runner:
 CACHE_HIT = "tape, cache hit"
 
 
-def _compile(model: nn.Module, backend: str):
+@dataclass
+class CacheHit:
+    """The tape's first calls on a cache hit, interleaved with Dynamo alone's (medians)."""
+
+    first_call_s: float  # the tape's first call, its graphs loaded from the cache
+    alone_first_call_s: float  # Dynamo alone's, in the same rounds
+    backend_s: float  # CPU time inside the tape backend (keying and loading) in that first call
+
+
+def _compile(model: nn.Module, backend: str, spent: list[float]):
+    """`model` compiled for `backend`; for the tape, the CPU time each call of the backend
+    takes (Dynamo calls it once per graph) is appended to `spent`."""
     if backend == "eager":
         return model
-    if backend == "tape":  # the first call measures compiling, not loading from the cache
-        return torch.compile(model, backend="tape", options={"cache": False})
-    if backend == CACHE_HIT:
-        return torch.compile(model, backend="tape")
+    if backend in ("tape", CACHE_HIT):
+        # the first call measures compiling, not loading from the cache; CACHE_HIT loads
+        options = {"cache": False} if backend == "tape" else None
+
+        def timed_tape(gm, example_inputs):
+            start = _clock()
+            try:
+                return tape_backend(gm, example_inputs, options=options)
+            finally:
+                spent.append(_clock() - start)
+
+        return torch.compile(model, backend=timed_tape)
     return torch.compile(model, backend="eager" if backend == DYNAMO_ALONE else backend)
 
 
@@ -68,10 +89,12 @@ def _step(runner: Runner, batch):
 def _first_call(spec: Model, backend: str, batch) -> Runner:
     torch.manual_seed(0)
     model = spec.make()
+    spent: list[float] = []
     start = _clock()
-    runner = Runner(backend, model, _compile(model, backend))
+    runner = Runner(backend, model, _compile(model, backend, spent))
     _step(runner, batch)
     runner.first_call_s = _clock() - start
+    runner.backend_s = sum(spent)
     return runner
 
 
@@ -126,6 +149,7 @@ def bench_model(spec: Model, backends, rounds: int, budget_s: float) -> dict[str
     torch.compiler.reset()
     runners = {}
     first_calls: dict[str, list[float]] = {b: [] for b in (*backends, DYNAMO_ALONE)}
+    in_backend: list[float] = []
     for _ in range(rounds):
         for backend in first_calls:
             torch.compiler.reset()
@@ -133,7 +157,9 @@ def bench_model(spec: Model, backends, rounds: int, budget_s: float) -> dict[str
             gc.collect()  # no backend pays for collecting another's garbage
             runners[backend] = _first_call(spec, backend, batch)
             first_calls[backend].append(runners[backend].first_call_s)
-    hits = _cache_hit_first_calls(spec, batch, rounds) if "tape" in backends else []
+            if backend == "tape":
+                in_backend.append(runners[backend].backend_s)
+    hit = _cache_hit_first_calls(spec, batch, rounds) if "tape" in backends else None
     for backend, runner in runners.items():
         runner.first_call_s = statistics.median(first_calls[backend])
         _step(runner, batch)  # compiles again (after the resets above) outside the hooks
@@ -151,8 +177,9 @@ def bench_model(spec: Model, backends, rounds: int, budget_s: float) -> dict[str
             for _ in range(repeat):
                 for runner in runners.values():
                     runner.inference_s.append(_timed(lambda r=runner: r.fn(*batch)))
-    if hits:
-        runners["tape"].hit_first_call_s = statistics.median(hits)
+    if "tape" in runners:
+        runners["tape"].backend_s = statistics.median(in_backend)
+        runners["tape"].hit = hit
     for runner in runners.values():  # keep the numbers, let the models and graphs go
         runner.model = runner.fn = None
         runner.parameters = []
@@ -161,28 +188,34 @@ def bench_model(spec: Model, backends, rounds: int, budget_s: float) -> dict[str
     return runners
 
 
-def _cache_hit_first_calls(spec: Model, batch, rounds: int) -> list[float]:
+def _cache_hit_first_calls(spec: Model, batch, rounds: int) -> CacheHit:
     """The tape's first call, `rounds` times, each after a `torch.compiler.reset()`, loading its
     graphs from a cache folder of its own that one compile filled first (as a second process
-    would find them)."""
+    would find them), each round beside a first call of Dynamo alone's."""
     before = os.environ.get("DYNAMO_TAPE_CACHE_DIR")
     with tempfile.TemporaryDirectory() as folder:
         os.environ["DYNAMO_TAPE_CACHE_DIR"] = folder
         try:
             torch.compiler.reset()
             _first_call(spec, CACHE_HIT, batch)  # compiles and stores
-            hits = []
+            calls: dict[str, list[Runner]] = {DYNAMO_ALONE: [], CACHE_HIT: []}
             for _ in range(rounds):
-                torch.compiler.reset()
-                gc.collect()
-                hits.append(_first_call(spec, CACHE_HIT, batch).first_call_s)
+                for backend, done in calls.items():
+                    torch.compiler.reset()
+                    gc.collect()
+                    done.append(_first_call(spec, backend, batch))
         finally:
             if before is None:
                 del os.environ["DYNAMO_TAPE_CACHE_DIR"]
             else:
                 os.environ["DYNAMO_TAPE_CACHE_DIR"] = before
     torch.compiler.reset()
-    return hits
+    hits = calls[CACHE_HIT]
+    return CacheHit(
+        statistics.median(r.first_call_s for r in hits),
+        statistics.median(r.first_call_s for r in calls[DYNAMO_ALONE]),
+        statistics.median(r.backend_s for r in hits),
+    )
 
 
 def _interleaved_steps(runners: dict, batch, repeat: int) -> None:
@@ -237,7 +270,12 @@ class Summary:
     inference_s: float
     first_call_s: float
     saved_bytes: int
-    hit_first_call_s: float = 0.0  # the tape's: its first call on a cache hit
+    backend_s: float = 0.0  # the tape's: CPU time inside its backend in its first call
+    hit: CacheHit | None = None  # the tape's: its first calls on a cache hit
+
+    def __post_init__(self):  # read back from JSON (bench.py's processes): a dict
+        if isinstance(self.hit, dict):
+            self.hit = CacheHit(**self.hit)
 
 
 def summarize(runners: dict[str, Runner]) -> dict[str, Summary]:
@@ -247,7 +285,8 @@ def summarize(runners: dict[str, Runner]) -> dict[str, Summary]:
             statistics.median(r.inference_s),
             r.first_call_s,
             r.saved_bytes,
-            r.hit_first_call_s,
+            r.backend_s,
+            r.hit,
         )
         for backend, r in runners.items()
     }
