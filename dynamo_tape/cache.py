@@ -38,7 +38,6 @@ import argparse
 import collections
 import dataclasses
 import functools
-import gc
 import hashlib
 import importlib
 import io
@@ -565,16 +564,7 @@ class _Context:
 
 
 def loads(payload: bytes) -> CompiledGraph:
-    # an entry is thousands of objects (Variables, their specs, entries), all alive: collecting
-    # cycles among them as they are made only scans them again and again (in a process Dynamo
-    # has just filled, 2-3 ms of a 5 ms load)
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        return _Unpickler(io.BytesIO(payload)).load()
-    finally:
-        if collecting:
-            gc.enable()
+    return _Unpickler(io.BytesIO(payload)).load()
 
 
 class _Spec:
