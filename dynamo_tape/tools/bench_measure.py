@@ -60,9 +60,10 @@ class CacheHit:
     backend_s: float  # CPU time inside the tape backend (keying and loading) in that first call
 
 
-def _compile(model: nn.Module, backend: str, spent: list[float]):
+def _compile(model: nn.Module, backend: str, spent: list[float] | None = None):
     """`model` compiled for `backend`; for the tape, the CPU time each call of the backend
-    takes (Dynamo calls it once per graph) is appended to `spent`."""
+    takes (Dynamo calls it once per graph) is appended to `spent` where given."""
+    spent = [] if spent is None else spent
     if backend == "eager":
         return model
     if backend in ("tape", CACHE_HIT):
