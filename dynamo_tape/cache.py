@@ -262,7 +262,9 @@ def graph_key(graph: torch.fx.GraphModule, inputs: list, config: Config) -> str:
         # what input_name reads (the placeholder's target is in its node's text below)
         source = f"{node.meta.get('attribute')} {tp.input_source(node)}"
         traced = _value(node.meta.get("example_value", node.meta.get("val")))
-        storage = storages.setdefault(tp.storage_id(x), len(storages)) if _is_tensor(x) else ""
+        storage = ""
+        if isinstance(x, torch.Tensor):
+            storage = storages.setdefault(tp.storage_id(x), len(storages))
         parts.append(f"input {source} {_value(x)}\n  traced {traced}\n  storage {storage}")
     parts += map(_node_text, graph.graph.nodes)
     text = "\n".join(parts)
@@ -292,10 +294,6 @@ def _global_flags() -> str:
 
 _TENSORS = (torch.Tensor, torch.nn.Parameter, FakeTensor, torch.nn.Buffer)
 _SYMBOLS = (torch.SymInt, torch.SymFloat, torch.SymBool)
-
-
-def _is_tensor(x) -> bool:
-    return type(x) in _TENSORS or isinstance(x, torch.Tensor)
 
 
 def _value(x) -> str:
@@ -370,7 +368,7 @@ def _output_text(node) -> str:
     values = value if isinstance(value, list | tuple) else [value]
     found = []
     for v in values:
-        if type(v) in _TENSORS or isinstance(v, torch.Tensor):
+        if isinstance(v, torch.Tensor):
             found.append(f"{_value(v)} view={v._is_view()}")
         elif isinstance(v, _SYMBOLS):
             raise NotCacheable("symbolic sizes")
