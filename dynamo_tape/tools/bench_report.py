@@ -74,10 +74,14 @@ def saved_table(results: Results, backends) -> str:
     return _markdown(rows, ["model", *backends])
 
 
-def _over_alone(runs: list[dict[str, Summary]], part) -> float:
-    """`part(run)` over Dynamo alone's first call, within each process, then the median over
-    processes."""
-    return statistics.median(part(r) / r[DYNAMO_ALONE].first_call_s for r in runs)
+def _over_alone(runs: list[dict[str, Summary]], part, on_hit: bool = False) -> float:
+    """`part(run)` over Dynamo alone's first call (`on_hit`: Dynamo alone's in the cache-hit
+    rounds), within each process, then the median over processes."""
+
+    def alone(r):
+        return r["tape"].hit.alone_first_call_s if on_hit else r[DYNAMO_ALONE].first_call_s
+
+    return statistics.median(part(r) / alone(r) for r in runs)
 
 
 def _compile_cost(runs: list[dict[str, Summary]]) -> float:
@@ -92,19 +96,15 @@ def _in_backend(runs: list[dict[str, Summary]]) -> float:
 
 def _hit_cost(runs: list[dict[str, Summary]]) -> float:
     """The tape's first call on a cache hit less Dynamo alone's in the same rounds, over it."""
-    return statistics.median(
-        (r["tape"].hit.first_call_s - r["tape"].hit.alone_first_call_s)
-        / r["tape"].hit.alone_first_call_s
-        for r in runs
+    return _over_alone(
+        runs, lambda r: r["tape"].hit.first_call_s - r["tape"].hit.alone_first_call_s, on_hit=True
     )
 
 
 def _in_backend_on_hit(runs: list[dict[str, Summary]]) -> float:
     """The CPU time a cache hit's first call spent inside the tape backend (keying the graph,
     loading the entry), over Dynamo alone's first call in the same rounds."""
-    return statistics.median(
-        r["tape"].hit.backend_s / r["tape"].hit.alone_first_call_s for r in runs
-    )
+    return _over_alone(runs, lambda r: r["tape"].hit.backend_s, on_hit=True)
 
 
 # (column, limit): the targets the table checks, model by model
