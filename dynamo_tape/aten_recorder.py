@@ -24,7 +24,7 @@ from . import torch_private as tp
 from .dynamo_graph import symbolic
 from .forms import functional_form, mutates_unsaid
 from .ir import is_random
-from .metas import output_metas
+from .metas import fake_call
 from .ops import aten
 from .record import normalize
 from .subclasses import Boundary, boundary_of
@@ -198,9 +198,7 @@ class AtenRecorder(tp.TorchDispatchMode):
             return self._functionalized(func, args, kwargs)
         if mutates_unsaid(func):
             raise NotRecordable
-        out = output_metas(func, args, kwargs)
-        if out is None:
-            out = func(*args, **kwargs)
+        out = fake_call(func, args, kwargs)
         flat = out if isinstance(out, tuple | list) else (out,)
         if any(symbolic(o) for o in flat) or torch.Tag.data_dependent_output in func.tags:
             raise NotRecordable  # sizes or values known only at run time: make_fx's

@@ -28,6 +28,13 @@ def output_metas(op, args, kwargs):
     return None if make is None else make(*args, **kwargs)
 
 
+def fake_call(op, args, kwargs):
+    """`op(*args, **kwargs)` on fake tensors: the outputs' metadata made here where this module
+    takes the call, else the op run under the fake mode."""
+    out = output_metas(op, args, kwargs)
+    return op(*args, **kwargs) if out is None else out
+
+
 def _layout_taken(x) -> bool:
     """A CPU fake tensor of a float dtype, concrete sizes, contiguous or channels-last."""
     if not (isinstance(x, FakeTensor) and x.device.type == "cpu" and x.dtype in _DTYPES):

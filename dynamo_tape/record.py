@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .ir import Namer, Tape, TapeEntry, Variable
-from .metas import output_metas
+from .metas import fake_call
 from .ops import aten
 from .torch_private import OpOverload, schema, tree_map
 
@@ -101,9 +101,7 @@ def call(op, *args, **kwargs):
     rec = current()
     args, kwargs = normalize(op, args, kwargs)
     meta_args, meta_kwargs = metas((args, kwargs))
-    out = output_metas(op, meta_args, meta_kwargs)
-    if out is None:
-        out = op(*meta_args, **meta_kwargs)
+    out = fake_call(op, meta_args, meta_kwargs)
     several = isinstance(out, tuple | list)
     outputs = [
         rec.namer(m) if isinstance(m, torch.Tensor) else None for m in (out if several else [out])
