@@ -427,7 +427,7 @@ class _Pickler(pickle.Pickler):
         if isinstance(obj, torch.Tensor):
             if kind not in (torch.Tensor, torch.nn.Parameter) or tp.is_functorch_wrapped(obj):
                 raise NotCacheable(f"a {kind.__name__} in the tape")
-            return NotImplemented  # a real constant: torch's own pickling
+            return _constant, (_saved(obj),)  # a real constant
         if isinstance(obj, torch.SymInt | torch.SymFloat | torch.SymBool):
             raise NotCacheable("symbolic sizes")
         if isinstance(obj, OpOverload):
@@ -620,6 +620,19 @@ class _RestoredVariable(Variable):
 def _variable(name, meta, label):
     cls = _RestoredVariable if type(meta) is _Spec else Variable
     return cls(name, meta, label)
+
+
+def _saved(t: torch.Tensor) -> bytes:
+    """A real tensor of the tape (a constant) as `torch.save` writes it: dtype, device, sizes,
+    strides, offset and requires_grad kept; two constants sharing a storage load as two."""
+    buffer = io.BytesIO()
+    torch.save(t, buffer)
+    return buffer.getvalue()
+
+
+def _constant(data: bytes) -> torch.Tensor:
+    with tp.outside_tracing():  # loaded inside the backend, where Dynamo's fake mode is ambient
+        return torch.load(io.BytesIO(data), weights_only=True)
 
 
 def _op(name: str, overload: str):

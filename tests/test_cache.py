@@ -339,3 +339,21 @@ def test_a_graph_compiled_without_grad_hits(cache_dir):
         again = torch.compile(model, backend="tape")(x)
     assert cache.last_outcome == "hit" and dynamo_tape.last_tapes() == tapes
     assert torch.equal(first, again)
+
+
+def test_a_graph_holding_a_real_constant_hits(cache_dir):
+    # `torch.tensor(...)` in the function is a real tensor in the tape (Llama's tiny config
+    # holds one); loaded inside the backend, where Dynamo's fake mode is ambient, it must come
+    # back real, on its device, with its values
+    def f(x):
+        return (x * torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)).sum()
+
+    x = torch.randn(3, dtype=torch.float64, requires_grad=True)
+    outcomes = []
+    for _ in range(2):
+        torch._dynamo.reset()
+        loss = torch.compile(f, backend="tape")(x)
+        (grad,) = torch.autograd.grad(loss, x)
+        outcomes.append(cache.last_outcome)
+        assert torch.equal(loss, f(x)) and torch.equal(grad, torch.tensor([1.0, 2.0, 3.0]).double())
+    assert outcomes == ["miss", "hit"]

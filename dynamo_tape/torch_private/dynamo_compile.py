@@ -260,6 +260,14 @@ def trace_artifact(name: str, payload_fn, compile_id) -> None:
 
 
 @contextlib.contextmanager
+def outside_tracing():
+    """Inside the block, torch sees no Dynamo compile under way (no TracingContext): `torch.load`
+    inside a backend otherwise finds Dynamo's fake mode and loads meta tensors."""
+    with torch._guards.tracing(None):
+        yield
+
+
+@contextlib.contextmanager
 def default_backend(backend):
     """Inside the block, `torch.compile()` calls that name no backend use `backend` (None: leave
     torch's default as it is)."""
