@@ -2,6 +2,8 @@
 targets a run met, and numbers from several processes are combined as medians of each
 process's own ratios. Timings are not asserted (a benchmark is not a test)."""
 
+import torch
+
 from dynamo_tape.tools import bench_measure, bench_models, bench_report
 
 
@@ -91,3 +93,18 @@ def test_probes_table_times_the_step_with_each_probe_option():
         {spec.name: [run]}, bench_measure.BACKENDS, 1, "test", (spec.name, [steps])
     )
     assert text.split("\n## ")[-1].startswith("Probes: the step with each probe option (tiny MLP)")
+
+
+def test_the_model_zoo_entries_run_or_say_why_not():
+    found, missing = bench_models.zoo_models()
+    names = {m.name.removesuffix(" (model zoo)") for m in found} | {
+        n.removesuffix(" (model zoo)") for n in missing
+    }
+    assert names == set(bench_models.ZOO_MODELS)
+    assert all(why for why in missing.values())
+    for spec in found[:1]:  # builds, and its forward on its batch is a loss to train
+        model = spec.make()
+        loss = model(*spec.batch(model, torch.Generator().manual_seed(0)))
+        assert loss.dim() == 0 and loss.requires_grad
+    text = bench_report._missing_part({"lib/model (model zoo)": "lib does not import"})
+    assert text.strip() == "Not run here: lib/model (model zoo): lib does not import."

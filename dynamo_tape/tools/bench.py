@@ -36,8 +36,9 @@ from .bench_measure import (
     summarize,
     warm_up,
 )
-from .bench_models import MODELS
+from .bench_models import MODELS, zoo_models
 from .bench_report import probes_table, report, steady_table
+from .zoo import _quiet_transformers
 
 
 def main(argv=None):
@@ -74,7 +75,7 @@ def main(argv=None):
         command += " --inductor"
     if args.probes:
         command += " --probes"
-    text = report(results, backends, args.rounds, command, probes)
+    text = report(results, backends, args.rounds, command, probes, _chosen(args)[1])
     if args.out:
         with open(args.out, "w") as f:
             f.write(text)
@@ -82,15 +83,25 @@ def main(argv=None):
     return 0
 
 
+def _chosen(args):
+    """The models `--models` picks (all by default), and those of them the model zoo cannot
+    build here, with why."""
+    found, missing = zoo_models()
+
+    def picked(name):
+        wanted = args.models.split(",") if args.models else [""]
+        return any(w.strip().lower() in name.lower() for w in wanted)
+
+    return [m for m in (*MODELS, *found) if picked(m.name)], {
+        name: why for name, why in missing.items() if picked(name)
+    }
+
+
 def _in_this_process(backends, args):
     """Each chosen model's summaries per backend; with `--probes`, (model, the step with each
     probe option) for one of them, else None."""
-    chosen = [
-        m
-        for m in MODELS
-        if not args.models
-        or any(s.strip().lower() in m.name.lower() for s in args.models.split(","))
-    ]
+    chosen, _ = _chosen(args)
+    _quiet_transformers()
     torch.set_num_threads(1)
     warm_up([*backends, DYNAMO_ALONE])
     results = {}

@@ -1,6 +1,8 @@
 """The benchmark's models, each with how to make its batch: a deep narrow MLP (per-op overhead
-shows) and a wide one (the ATen kernels dominate), defined here, and a tiny GPT-2 and a small
-ResNet CNN from the example models (`examples/models.py`)."""
+shows) and a wide one (the ATen kernels dominate), defined here, a tiny GPT-2 and a small
+ResNet CNN from the example models (`examples/models.py`), and some of the model zoo's
+(`zoo_models.py`: transformers and torchvision models with tiny configs) where their library
+imports."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .examples import models as zoo
+from .zoo_models import ZOO, key
 
 
 class DeepMLP(nn.Module):
@@ -78,3 +81,30 @@ MODELS = [
         ),
     ),
 ]
+
+
+# the model zoo's entries the benchmark runs too (all of them: `dynamo-tape zoo`)
+ZOO_MODELS = ("transformers/BERT", "transformers/GPT-2", "transformers/Llama",
+              "torchvision/resnet18")  # fmt: skip
+
+
+def zoo_models() -> tuple[list[Model], dict[str, str]]:
+    """The entries of ZOO_MODELS as benchmark models, and for those whose library does not
+    import here, the reason (name -> why)."""
+    found, missing = [], {}
+    for entry in ZOO:
+        name = key(entry)
+        if name not in ZOO_MODELS:
+            continue
+        why = entry.missing()
+        if why is not None:
+            missing[f"{name} (model zoo)"] = why
+            continue
+        found.append(
+            Model(
+                f"{name} (model zoo)",
+                lambda entry=entry: entry.make(0),
+                lambda model, generator, entry=entry: entry.batch(generator),
+            )
+        )
+    return found, missing

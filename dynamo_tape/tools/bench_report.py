@@ -197,8 +197,14 @@ one option: `detect_anomaly` (every entry's outputs checked for NaN and infinity
 
 
 def report(
-    results: Results, backends, rounds: int, command: str, probes: tuple | None = None
+    results: Results,
+    backends,
+    rounds: int,
+    command: str,
+    probes: tuple | None = None,
+    missing: dict[str, str] | None = None,
 ) -> str:
+    """The whole report; `missing`: models that could not be built here, with why."""
     n = len(next(iter(results.values())))
     processes = f"{n} fresh processes one after the other" if n > 1 else "one process"
     return f"""# Benchmarks
@@ -228,10 +234,16 @@ way) does not blur. Dynamo alone's step and no_grad show what Dynamo's frame and
 per call on top of eager's kernels.
 
 Machine: {_cpu()}; {platform.system()} {platform.release()}; Python
-{platform.python_version()}; torch {torch.__version__}.
+{platform.python_version()}; torch {torch.__version__}.{_missing_part(missing)}
 
 {tables(results, backends)}
 {_INDUCTOR_NOTE if "inductor" in backends else ""}{_probes_part(probes)}"""
+
+
+def _missing_part(missing) -> str:
+    if not missing:
+        return ""
+    return "\n\nNot run here: " + "; ".join(f"{name}: {why}" for name, why in missing.items()) + "."
 
 
 def _probes_part(probes) -> str:
