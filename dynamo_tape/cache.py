@@ -8,7 +8,8 @@ sources with their compiled code objects (marshalled), exec'd again on load. Var
 tensors are stored as plain specs (shape, strides, offset, dtype, device, requires_grad, which
 storage) and become fake tensors again, in a fake mode of the loaded graph's own, only when
 something reads them (printing a tape, building a plan for other inputs, a double backward):
-running the loaded code reads none.
+running the loaded code reads none. Real tensors the tape holds (constants) are stored as
+`torch.save` writes them.
 
 The key is a hash of everything the compile reads: torch's version, Python's, pyproject.toml
 (the project's version) and a hash of the package's source files (an edited checkout never
