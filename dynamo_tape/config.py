@@ -43,8 +43,9 @@ OPTIONS = {
         "make saved values again in the backward, by chains of cheap entries (views, pointwise "
         "ops and activations, LayerNorm, BatchNorm, max pooling; never a matmul, a convolution "
         "or a random op) from other saved values, until the bytes saved for backward are at "
-        "most this fraction of the default's (memory.py); None or 1: save what the backward "
-        "reads; 0: make again all that can be",
+        "most this fraction of those of all the backward reads (memory.py); None or 1: the "
+        "default's, values of views and pointwise entries that only pointwise entries of the "
+        "backward read; 0: make again all that can be",
     ),
     "cache": (
         (True, False),

@@ -1,6 +1,20 @@
-"""The memory budget (`options={"memory_budget": x}`, in the spirit of AOTAutograd's
-`activation_memory_budget`): saved values the backward makes again, from other saved values
-or the forward's inputs, by chains of cheap entries, instead of the forward keeping them.
+"""Saved values the backward makes again, from other saved values or the forward's inputs, by
+chains of cheap entries, instead of the forward keeping them: by default, and further under
+the memory budget (`options={"memory_budget": x}`, in the spirit of AOTAutograd's
+`activation_memory_budget`).
+
+By default (and at a budget of 1), much as AOTAutograd's min-cut partitioner does for
+`aot_eager`:
+a saved value that views and pointwise entries make from other saved values, and that the
+backward reads only in pointwise entries (through views), is made again, where that frees
+bytes. Nothing new is saved in its place: an input the forward would not keep (one the
+caller changes in place afterwards, or made under inference mode) stays unkept. A value a matmul or
+a reduction of the backward reads is kept: eager keeps it too, and making it again would cost
+a pass over memory the backward then spends anyway. On transformers' GPT-2 this is its
+tanh-GELU's intermediates, made again from the MLP's first Linear.
+
+Under a budget below 1, more: chains of every cheap kind, until the saved bytes are at most
+`budget` times those of all the backward reads (what is saved with nothing made again).
 
 Bytes are counted as the project measures them (tools/bench_measure.py `saved_bytes`): once
 per storage, so a view costs what its base costs and is freed only with every other saved
@@ -10,22 +24,22 @@ Variables' metas, symbolic ones by their hints; a value of unknown size is never
 
 Cheap: views (free), pointwise ops and activations (one pass over memory), LayerNorm,
 BatchNorm and max pooling (a few passes: measured at a few percent of the step on the
-project's GPT and ResNet). Never a matmul or convolution, a random op (it would draw new
-numbers), an op that writes an argument, or an op without a rule of ours (the generic
-fallback). The forward tape is functional, so a value is never changed after it is made:
-any saved value, or any input, is a safe start of a chain; the chains' starts join the saved
-values, which re-inplacing then leaves alone.
+project's GPT and ResNet; under a budget only). Never a matmul or convolution, a random op
+(it would draw new numbers), an op that writes an argument, or an op without a rule of ours
+(the generic fallback). The forward tape is functional, so a value is never changed after it
+is made: any saved value, or any input, is a safe start of a chain; the chains' starts join
+the saved values, which re-inplacing then leaves alone.
 
 The choice is greedy: each round takes the saved storage whose chain frees the most bytes
 per byte the chain's entries read and write (entries already made again for an earlier
-choice cost nothing), until the saved bytes are at most `budget` times those of the default,
-or nothing more can be freed. Each entry made again runs in the backward just before the
-first entry that reads it.
+choice cost nothing), until the saved bytes reach the target or nothing more can be freed.
+Each entry made again runs in the backward just before the first entry that reads it.
 """
 
 from __future__ import annotations
 
 import heapq
+import math
 
 import torch
 
@@ -126,46 +140,126 @@ class _Storages:
 
 
 def budget_memory(
-    forward: Tape, bw: Backward, namer: Namer, budget: float, mutated: set
+    forward: Tape, bw: Backward, namer: Namer, budget: float | None, mutated: set
 ) -> Backward:
-    """`bw` with saved values made again in the backward until the saved bytes are at most
-    `budget` times `bw`'s (see the module docstring). `mutated`: the inputs the graph writes."""
-    if budget >= 1:
+    """`bw` with saved values made again in the backward (see the module docstring): the
+    default's, and under a `budget` below 1 more, until the saved bytes are at most `budget`
+    times those of all the backward reads. `mutated`: the inputs the graph writes."""
+    greedy = _Greedy(forward, bw, mutated)
+    everything = greedy.total
+    greedy.run(0.0, _POINTWISE, greedy.read_pointwise, new_starts=False)
+    if budget is not None and budget < 1:
+        greedy.run(budget * everything, math.inf, lambda group: True, new_starts=True)
+    if not greedy.remade_by:
         return bw
-    storages = _Storages(forward, mutated)
-    returned = {v for v in forward.outputs if isinstance(v, Variable)}
-    held: dict[Variable, set[Variable]] = {}  # root -> the saved values in it
-    for v in bw.saved:
-        if v.is_tensor:
-            held.setdefault(storages.root(v), set()).add(v)
-    sizes = {r: storages.bytes(r) or 0 for r in held}
-    total = sum(sizes.values())
-    target = budget * total
-    remade_by: dict[TapeEntry, None] = {}  # entries made again, in the order they were chosen
-    available = set(bw.remade)  # forward values the backward has without their being saved
-    kept = set(bw.saved)
+    return _remade(bw, greedy.remade_by, greedy.kept, greedy.storages, namer)
 
-    def choice(root):
+
+_POINTWISE = 1.0  # the default makes again views and pointwise entries only
+
+
+class _Greedy:
+    """The saved storages, and the entries chosen to make values again in their place."""
+
+    def __init__(self, forward: Tape, bw: Backward, mutated: set):
+        self.storages = storages = _Storages(forward, mutated)
+        self.returned = {v for v in forward.outputs if isinstance(v, Variable)}
+        self.held: dict[Variable, set[Variable]] = {}  # root -> the saved values in it
+        for v in bw.saved:
+            if v.is_tensor:
+                self.held.setdefault(storages.root(v), set()).add(v)
+        self.sizes = {r: storages.bytes(r) or 0 for r in self.held}
+        self.total = sum(self.sizes.values())
+        self.remade_by: dict[TapeEntry, None] = {}  # entries made again, in the order chosen
+        self.available = set(bw.remade)  # forward values the backward has without saving them
+        self.kept = set(bw.saved)
+        self.readers: dict[Variable, list[TapeEntry]] = {}
+        for e in bw.tape.entries:
+            for v in e.inputs:
+                self.readers.setdefault(v, []).append(e)
+        self.read_by_outputs = {v for v in bw.tape.outputs if isinstance(v, Variable)}
+
+    def read_pointwise(self, group) -> bool:
+        """Whether the backward reads the values only in pointwise entries (through views):
+        made again, they cost no more memory than saved; read by a matmul, they would be."""
+
+        def pointwise(v) -> bool:
+            if v in self.read_by_outputs:
+                return False
+            for e in self.readers.get(v, ()):
+                factor = cost_factor(e)
+                if factor == 0.0:
+                    if not all(pointwise(out) for out in e.outputs if out is not None):
+                        return False
+                elif factor != _POINTWISE:
+                    return False
+            return True
+
+        return all(pointwise(v) for v in group)
+
+    def run(self, target: float, limit: float, readers_allow, new_starts: bool) -> None:
+        """Take choices, best first, until the saved bytes are at most `target` or none is
+        left: chains of entries costing at most `limit` per byte, for groups of saved values
+        `readers_allow` admits, from new saved values too where `new_starts`."""
+        heap = []
+        for k, root in enumerate(self.held):
+            found = self.choice(root, limit, readers_allow, new_starts)
+            if found is not None:
+                heap.append((-_score(found), k, root))
+        heapq.heapify(heap)
+        while heap and self.total > target:
+            _, k, root = heapq.heappop(heap)
+            found = self.choice(root, limit, readers_allow, new_starts)  # earlier choices change it
+            if found is None:
+                continue
+            if heap and _score(found) < -heap[0][0] - 1e-12:
+                heapq.heappush(heap, (-_score(found), k, root))
+                continue
+            self.take(root, found)
+
+    def take(self, root, found) -> None:
+        _, _, entries, starts = found
+        self.kept -= self.held.pop(root)
+        self.total -= self.sizes.pop(root)
+        for s in starts:
+            self.kept.add(s)
+            r = self.storages.root(s)
+            if r not in self.held:
+                self.sizes[r] = self.storages.bytes(r) or 0
+                self.total += self.sizes[r]
+            self.held.setdefault(r, set()).add(s)
+        self.remade_by.update(dict.fromkeys(entries))
+        for e in entries:
+            self.available.update(v for v in _made_again(e) if v is not None)
+
+    def choice(self, root, limit, readers_allow, new_starts):  # noqa: C901 - one walk up
         """(bytes freed, cost, entries, new saved values) of no longer saving storage `root`,
-        or None where it cannot be made again or frees nothing."""
-        group = held.get(root)
-        if not group or sizes.get(root, 0) <= 0 or root in storages.inputs:
+        or None where it cannot be made again or frees nothing. Without `new_starts`, only
+        from what is saved already."""
+        storages, kept = self.storages, self.kept
+        group = self.held.get(root)
+        if not group or self.sizes.get(root, 0) <= 0 or root in storages.inputs:
             return None
-        if group & returned or root in returned:  # the caller holds it anyway
+        if group & self.returned or root in self.returned:  # the caller holds it anyway
+            return None
+        if not readers_allow(group):
             return None
         entries: dict[TapeEntry, None] = {}
         starts: set[Variable] = set()
 
         def reach(v) -> bool:
-            if v in storages.inputs or (v in kept and v not in group) or v in available:
+            if (v in kept and v not in group) or v in self.available:
                 return True
+            if v in storages.inputs:  # saved in its place, at no cost
+                return new_starts
             e = storages.made_by.get(v)
             if e is None:
                 return False
-            if e in entries or e in remade_by:
+            if e in entries or e in self.remade_by:
                 return True
-            if cost_factor(e) is None or v not in _made_again(e):
-                if v in group:
+            factor = cost_factor(e)
+            if factor is None or factor > limit or v not in _made_again(e):
+                if v in group or not new_starts:
                     return False
                 starts.add(v)  # saved in its place
                 return True
@@ -183,12 +277,12 @@ def budget_memory(
             return None
         # starts sharing a storage not saved yet cost it once
         added = 0
-        for r in start_roots - set(held):
+        for r in start_roots - set(self.held):
             b = storages.bytes(r)
             if b is None:
                 return None
             added += b
-        freed = sizes[root] - added
+        freed = self.sizes[root] - added
         if freed <= 0:
             return None
         cost = 0.0
@@ -199,40 +293,10 @@ def budget_memory(
             cost += cost_factor(e) * sum(read_written)
         return freed, cost, list(entries), starts
 
-    def score(found) -> float:
-        freed, cost, _, _ = found
-        return freed / (cost + 1.0)
 
-    heap = []
-    for k, root in enumerate(held):
-        found = choice(root)
-        if found is not None:
-            heap.append((-score(found), k, root))
-    heapq.heapify(heap)
-    while heap and total > target:
-        _, k, root = heapq.heappop(heap)
-        found = choice(root)  # again: earlier choices change what it frees and costs
-        if found is None:
-            continue
-        if heap and score(found) < -heap[0][0] - 1e-12:
-            heapq.heappush(heap, (-score(found), k, root))
-            continue
-        freed, _, entries, starts = found
-        kept -= held.pop(root)
-        total -= sizes.pop(root)
-        for s in starts:
-            kept.add(s)
-            r = storages.root(s)
-            if r not in held:
-                sizes[r] = storages.bytes(r) or 0
-                total += sizes[r]
-            held.setdefault(r, set()).add(s)
-        remade_by.update(dict.fromkeys(entries))
-        for e in entries:
-            available.update(v for v in _made_again(e) if v is not None)
-    if not remade_by:
-        return bw
-    return _remade(bw, remade_by, kept, storages, namer)
+def _score(found) -> float:
+    freed, cost, _, _ = found
+    return freed / (cost + 1.0)
 
 
 def _remade(bw: Backward, again: dict, kept: set, storages: _Storages, namer: Namer) -> Backward:

@@ -195,11 +195,12 @@ class CompiledGraph:
         remade = rematerialize(tape, bw, lowered.namer)
         program.then(backward_name, "rematerialized", remade.tape, bw.tape)
         bw = remade
-        if self.memory_budget is not None:
-            mutated = {tape.inputs[i] for i in lowered.mutations}
-            budgeted = budget_memory(tape, bw, lowered.namer, self.memory_budget, mutated)
-            program.then(backward_name, "memory budget", budgeted.tape, bw.tape)
-            bw = budgeted
+        mutated = {tape.inputs[i] for i in lowered.mutations}
+        budgeted = budget_memory(tape, bw, lowered.namer, self.memory_budget, mutated)
+        budget = self.memory_budget
+        step = "memory budget" if budget is not None and budget < 1 else "recomputed"
+        program.then(backward_name, step, budgeted.tape, bw.tape)
+        bw = budgeted
         recompute = _recompute(lowered, bw)
         read_later = {*bw.saved, *(tape.inputs[i] for i in recompute.checked + recompute.copied)}
         forward, copy_back = reinplace(

@@ -266,12 +266,12 @@ def test_the_backward_frees_each_saved_tensor_after_its_last_use():
         if phase == "backward":
             alive.append(sum(ref() is not None for ref in saved))
 
-    def chain(x, w):
+    def chain(x, w):  # matmuls: their products are saved, not made again (memory.py)
         for _ in range(4):
-            x = (x * w).sin()
+            x = (x @ w).sin()
         return x.sum()
 
-    x, w = torch.randn(64), torch.randn(64, requires_grad=True)
+    x, w = torch.randn(8, 8), torch.randn(8, 8, requires_grad=True)
     compiled = torch.compile(chain, backend="tape", options={"probe": probe})
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         loss = compiled(x, w)
