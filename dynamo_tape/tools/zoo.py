@@ -15,7 +15,8 @@ Per model:
 - timings (unless `--no-timing`), CPU time of this process, one thread: the training step
   (forward + backward) of the four trained copies, interleaved step by step over `--rounds`
   rounds (bench_measure's loop), medians; and the first call (compile + first forward and
-  backward) of the tape, aot_eager and Dynamo alone, each after `torch.compiler.reset()`.
+  backward) of the tape, aot_eager and Dynamo alone, each after `torch.compiler.reset()`;
+  and the bytes each copy saves for backward (bench_measure's `saved_bytes`).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from .bench_measure import (
     _interleaved_steps,
     _step,
     _steps_per_round,
+    saved_bytes,
     warm_up,
 )
 from .zoo_models import ZooModel, key, select
@@ -101,6 +103,7 @@ class ZooResult:
     recompiles: list[str] = field(default_factory=list)  # "frame: the guard that failed"
     step_s: dict[str, float] = field(default_factory=dict)  # backend -> median step
     first_call_s: dict[str, float] = field(default_factory=dict)  # backend -> median
+    saved_bytes: dict[str, int] = field(default_factory=dict)  # backend -> saved for backward
     seconds: float = 0.0  # CPU time this model took in the sweep
 
     @property
@@ -289,6 +292,9 @@ def run_model(entry: ZooModel, steps=3, options=None, timing=True, rounds=5, bud
         working = {b: t for b, t in trained.items() if not runs[b].error}
         batch = entry.batch(torch.Generator().manual_seed(SEED + 1))
         result.step_s = time_steps(working, batch, rounds, budget_s)
+        result.saved_bytes = {
+            b: saved_bytes(Runner(b, model, fn), batch) for b, (model, fn) in working.items()
+        }
         del working, trained, runs
         backends_ok = [b for b in FIRST_CALLS if b in result.step_s]
         if backends_ok == FIRST_CALLS:

@@ -23,7 +23,7 @@ VERDICTS = ["exact", WITHIN, "WRONG", "ERROR", "skipped"]
 PARITY_HEADERS = ["model", "params", "verdict", "largest diff", "aot_eager", "graphs", "breaks",
                   "fallbacks"]  # fmt: skip
 TIMING_HEADERS = ["model", "step/eager", "step/aot", "step/Dynamo", "first (s)", "first/aot",
-                  "first/Dynamo"]  # fmt: skip
+                  "first/Dynamo", "saved/aot"]  # fmt: skip
 FRAMES_LISTED = 4  # a model's frames run as Python listed in Details (the rest counted)
 # the kinds of value a largest difference can be in, as the parity table shortens them
 KINDS = {"loss": "loss", "parameter": "param", "buffer": "buffer", "gradient": "grad"}
@@ -85,6 +85,7 @@ def timing_row(r: ZooResult) -> list[str]:
         _fmt(f.get("tape")),
         _fmt(_ratio(f, "tape", "aot_eager")),
         _fmt(_ratio(f, "tape", DYNAMO_ALONE)),
+        _fmt(_ratio(r.saved_bytes, "tape", "aot_eager")),
     ]
 
 
@@ -157,6 +158,15 @@ def summary(results: list[ZooResult], timing: bool) -> str:
             f"- step slower than eager's (tape/eager above 1.00): {len(slower)} of {len(timed)}"
             + (": " + ", ".join(f"{r.key} {x:.2f}" for r, x in slower)) * bool(slower)
         )
+        saved = [(r, _ratio(r.saved_bytes, "tape", "aot_eager")) for r in timed]
+        saved = [(r, x) for r, x in saved if x is not None]
+        more = [(r, x) for r, x in saved if x > 1.0]
+        lines.append(
+            f"- bytes saved for backward, tape/aot_eager: median {_median(x for _, x in saved)}; "
+            f"above 1.00 on {len(more)} of {len(saved)}"
+            + (": " + ", ".join(f"{r.key} {x:.2f}" for r, x in more))
+            * bool(more)
+        )
     return "\n".join(_bullet(line[2:]) for line in lines)
 
 
@@ -190,6 +200,9 @@ def details(r: ZooResult) -> str:
         )
     if r.fallback_ops:
         lines.append(f"  - fallback ops: {', '.join(r.fallback_ops)}")
+    if r.saved_bytes:
+        saved = ", ".join(f"{b} {n / 1024:.1f}" for b, n in r.saved_bytes.items())
+        lines.append(f"  - saved for backward (KiB): {saved}")
     for site in r.breaks:
         lines.append(f"  - graph break at {site}")
     for frame in r.run_as_python[:FRAMES_LISTED]:
@@ -306,4 +319,7 @@ _TIMING_LEGEND = """Timings are CPU time of this one process (`time.process_time
   {backends}; the median of {first} such call(s) per backend (`--first-calls N`). These
   first calls come after the model's training run in the same process, so what a process
   does once per model (imports, caches that `torch.compiler.reset()` keeps) is not in them: a
-  fresh process's first call would include that too."""
+  fresh process's first call would include that too.
+- saved/aot: the bytes the tape's autograd graph keeps for one step's backward (distinct
+  storages `saved_tensors_hooks` sees, the parameters' and the batch's left out:
+  `bench_measure.saved_bytes`) over aot_eager's, measured the same way (bytes in Details)."""
