@@ -4,14 +4,15 @@ the memory budget (`options={"memory_budget": x}`, in the spirit of AOTAutograd'
 `activation_memory_budget`).
 
 By default (and at a budget of 1), much as AOTAutograd's min-cut partitioner does for
-`aot_eager`:
-a saved value that views and pointwise entries make from other saved values, and that the
-backward reads only in pointwise entries (through views), is made again, where that frees
-bytes. Nothing new is saved in its place: an input the forward would not keep (one the
-caller changes in place afterwards, or made under inference mode) stays unkept. A value a matmul or
-a reduction of the backward reads is kept: eager keeps it too, and making it again would cost
-a pass over memory the backward then spends anyway. On transformers' GPT-2 this is its
-tanh-GELU's intermediates, made again from the MLP's first Linear.
+`aot_eager`: a saved value that views and pointwise entries make from other saved values, and
+that the backward reads only in pointwise entries (through views), is made again, where that
+frees bytes. Nothing new is saved in its place: an input the forward would not keep (one the
+caller changes in place afterwards, or made under inference mode) stays unkept. A value a
+matmul or a reduction of the backward reads is kept, as the min-cut partitioner keeps what its
+backward needs materialized anyway: on the benchmark's deep MLP, making each GELU's output
+again (the next Linear's weight gradient reads it) took its step from 1.07 to 1.13 of eager's,
+and `aot_eager` keeps them too. On transformers' GPT-2 the default makes its tanh-GELU's
+intermediates again from the MLP's first Linear.
 
 Under a budget below 1, more: chains of every cheap kind, until the saved bytes are at most
 `budget` times those of all the backward reads (what is saved with nothing made again).
@@ -180,8 +181,7 @@ class _Greedy:
         self.read_by_outputs = {v for v in bw.tape.outputs if isinstance(v, Variable)}
 
     def read_pointwise(self, group) -> bool:
-        """Whether the backward reads the values only in pointwise entries (through views):
-        made again, they cost no more memory than saved; read by a matmul, they would be."""
+        """Whether the backward reads the values only in pointwise entries (through views)."""
 
         def pointwise(v) -> bool:
             if v in self.read_by_outputs:
