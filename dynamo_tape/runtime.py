@@ -196,8 +196,8 @@ class CompiledGraph:
         program.then(backward_name, "rematerialized", remade.tape, bw.tape)
         bw = remade
         mutated = {tape.inputs[i] for i in lowered.mutations}
-        budgeted = budget_memory(tape, bw, lowered.namer, self.memory_budget, mutated)
         budget = self.memory_budget
+        budgeted = budget_memory(tape, bw, lowered.namer, budget, mutated)
         step = "memory budget" if budget is not None and budget < 1 else "recomputed"
         program.then(backward_name, step, budgeted.tape, bw.tape)
         bw = budgeted
